@@ -1,0 +1,90 @@
+//! `/api/backup/{id}`: delete, recycle/restore, download; `/api/recycle_bin`.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use futures_util::stream;
+use serde_json::json;
+
+use super::{attachment, block, delete_files, json_body, method_not_allowed, ok, resource};
+use crate::error::{Error, Result};
+use crate::model::fields::Fields;
+use crate::service::backups::Download;
+use crate::state::AppState;
+use crate::store::tarstream::{self, ChannelWriter};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/backup/{id}")
+            .route(web::patch().to(edit))
+            .route(web::delete().to(delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(resource("/backup/{id}/download", web::get().to(download)))
+    .service(
+        web::resource("/recycle_bin")
+            .route(web::get().to(recycle_bin))
+            .route(web::delete().to(clear_recycle_bin))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn edit(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse> {
+    let body = json_body(&body)?;
+    let recycled = Fields::of(&body)?.required("is_recycled", Fields::boolean)?;
+    let svc = state.service.clone();
+    block(move || svc.set_recycled(&id, recycled)).await?;
+    Ok(ok(json!({})))
+}
+
+async fn delete(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse> {
+    let files = delete_files(&body)?;
+    let svc = state.service.clone();
+    block(move || svc.delete_backup(&id, files)).await?;
+    Ok(ok(json!({})))
+}
+
+async fn recycle_bin(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let svc = state.service.clone();
+    let backups = block(move || svc.recycle_bin()).await?;
+    Ok(ok(json!({"backups": backups})))
+}
+
+async fn clear_recycle_bin(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse> {
+    let files = delete_files(&body)?;
+    let svc = state.service.clone();
+    let n = block(move || svc.clear_recycle_bin(files)).await?;
+    Ok(ok(json!({"deleted": n})))
+}
+
+/// Streams the backup: the file itself, or a tar of the tree built while it is sent.
+async fn download(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
+    let svc = state.service.clone();
+    match block(move || svc.download(&id)).await? {
+        Download::File { path, size, filename } => {
+            let file = tokio::fs::File::open(&path).await.map_err(|e| Error::io("open", &path, e))?;
+            let body = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+            Ok(HttpResponse::Ok()
+                .content_type("application/octet-stream")
+                .insert_header((header::CONTENT_DISPOSITION, attachment(&filename)))
+                .no_chunking(size)
+                .streaming(body))
+        }
+        Download::Tree { files, filename, mtime } => {
+            let (tx, rx) = tokio::sync::mpsc::channel(tarstream::CHANNEL_DEPTH);
+            let store = state.service.store.clone();
+            let header = attachment(&filename);
+            tokio::task::spawn_blocking(move || {
+                let out = ChannelWriter::new(tx.clone());
+                if let Err(e) = tarstream::write_tar(&store, &files, mtime, out) {
+                    tracing::warn!("download of {filename} stopped: {e}");
+                    ChannelWriter::new(tx).fail(e);
+                }
+            });
+            let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+            Ok(HttpResponse::Ok()
+                .content_type("application/x-tar")
+                .insert_header((header::CONTENT_DISPOSITION, header))
+                .streaming(body))
+        }
+    }
+}

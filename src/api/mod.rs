@@ -1,0 +1,196 @@
+//! The JSON API under `/api`, compatible with Backup-chan's clients.
+//!
+//! Every reply is JSON with `success`; failures carry `message`. Handlers parse, make one hop
+//! to a blocking thread into `Service`, and render. A middleware turns any non-JSON error the
+//! framework itself produces (unknown route, wrong method, oversized body) into that shape.
+
+mod backups;
+mod jobs;
+mod misc;
+mod seq;
+mod targets;
+mod uploads;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::{Value, json};
+
+use crate::apikey::Access;
+use crate::error::Error;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api")
+            .wrap(from_fn(require_key))
+            .wrap(from_fn(json_errors))
+            .app_data(web::PayloadConfig::new(1 << 20))
+            .configure(targets::routes)
+            .configure(uploads::routes)
+            .configure(seq::routes)
+            .configure(backups::routes)
+            .configure(jobs::routes)
+            .configure(misc::routes)
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn not_found() -> Result<HttpResponse, Error> {
+    Err(Error::not_found("No such API endpoint"))
+}
+
+/// A path with one method; any other method gets a JSON 405.
+pub(crate) fn resource(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path).route(route).default_service(web::to(method_not_allowed))
+}
+
+/// Answers a known path with an unsupported method.
+pub(crate) async fn method_not_allowed() -> HttpResponse {
+    error_body(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this endpoint")
+}
+
+/// Guards every `/api` route with the API key, when one exists.
+async fn require_key(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let Some(state) = state else {
+        return Err(Error::internal("application state missing").into());
+    };
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match state.apikey.check(header) {
+        Ok(Access::Allowed) => Ok(next.call(req).await?.map_into_boxed_body()),
+        Ok(Access::Unauthorized) => Ok(req.into_response(error_body(StatusCode::UNAUTHORIZED, "Unauthorized"))),
+        Ok(Access::Forbidden) => Ok(req.into_response(error_body(StatusCode::FORBIDDEN, "Invalid API key"))),
+        Err(e) => {
+            tracing::error!("API key check failed: {e}");
+            Ok(req.into_response(error_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The API key file cannot be read; see the log",
+            )))
+        }
+    }
+}
+
+/// Rewrites framework errors (text or empty bodies) as `{"success": false, "message": ...}`.
+async fn json_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let res = match next.call(req).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(err) => {
+            let resp = err.error_response();
+            return Err(actix_web::error::InternalError::from_response(err, to_json_error(resp).await).into());
+        }
+    };
+    let is_json =
+        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if res.status().as_u16() < 400 || is_json {
+        return Ok(res);
+    }
+    let (req, resp) = res.into_parts();
+    Ok(ServiceResponse::new(req, to_json_error(resp).await))
+}
+
+async fn to_json_error(resp: HttpResponse) -> HttpResponse {
+    let status = resp.status();
+    let body = actix_web::body::to_bytes(resp.into_body()).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    let message = if text.is_empty() || text.len() > 500 {
+        status.canonical_reason().unwrap_or("Error").to_string()
+    } else {
+        text
+    };
+    error_body(status, &message)
+}
+
+fn error_body(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"success": false, "message": message}))
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        error_body(self.status_code(), &self.to_string())
+    }
+}
+
+/// `{"success": true}` plus the given fields.
+pub(crate) fn ok(fields: Value) -> HttpResponse {
+    let mut body = json!({"success": true});
+    if let (Some(out), Value::Object(extra)) = (body.as_object_mut(), fields) {
+        out.extend(extra);
+    }
+    HttpResponse::Ok().json(body)
+}
+
+/// Runs a service call on a blocking thread.
+pub(crate) async fn block<T: Send + 'static>(
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> Result<T, Error> {
+    crate::jobs::worker::blocking(f).await
+}
+
+/// A JSON object body; an empty body counts as `{}` (clients send none on some calls).
+pub(crate) fn json_body(body: &web::Bytes) -> Result<Value, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| Error::bad(format!("Request body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Error::bad("Request body must be a JSON object"));
+    }
+    Ok(value)
+}
+
+/// `delete_files` from a DELETE body: required, a boolean.
+pub(crate) fn delete_files(body: &web::Bytes) -> Result<bool, Error> {
+    let value = json_body(body)?;
+    let fields = crate::model::fields::Fields::of(&value)?;
+    fields.required("delete_files", crate::model::fields::Fields::boolean)
+}
+
+/// Query pairs, percent-decoded but with `+` kept as a plus (the clients do not encode it).
+pub(crate) fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    req.query_string()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// A non-negative integer query parameter.
+pub(crate) fn query_count(req: &HttpRequest, key: &str) -> Result<Option<u64>, Error> {
+    match query_pairs(req).into_iter().rev().find(|(k, _)| k == key) {
+        None => Ok(None),
+        Some((_, v)) if v.trim().is_empty() => Ok(None),
+        Some((_, v)) => v
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| Error::bad(format!("Parameter '{key}' must be a non-negative integer"))),
+    }
+}
+
+/// `attachment; filename="..."` with a name the client can write as is: ASCII, no separators.
+pub(crate) fn attachment(name: &str) -> HeaderValue {
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
+    let safe = safe.trim_start_matches('.');
+    let safe = if safe.is_empty() { "backup" } else { safe };
+    HeaderValue::from_str(&format!("attachment; filename=\"{safe}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"backup\""))
+}

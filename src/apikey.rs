@@ -1,0 +1,140 @@
+//! The API key: `apikey.json` `{"key":"bakch-<64 hex>"}` in the data folder, mode 0600.
+//! No file means an open API (Backup-chan's rule). The server re-reads the file when it changes,
+//! so `bakch newapikey` takes effect without a restart; keys are compared in constant time.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::store::atomic;
+
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    key: String,
+}
+
+/// A fresh key in the only shape the official client accepts.
+pub fn generate() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("bakch-{hex}")
+}
+
+/// `bakch newapikey`: writes a new key and returns it; refuses to replace one unless `overwrite`.
+pub fn create(path: &Path, overwrite: bool) -> Result<String, String> {
+    if path.exists() && !overwrite {
+        return Err(format!(
+            "{} already exists; pass --overwrite (-o) to replace the key (clients using the old key will be refused)",
+            path.display()
+        ));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let key = generate();
+    let json = serde_json::to_string(&KeyFile { key: key.clone() }).map_err(|e| e.to_string())?;
+    atomic::write_file(path, json.as_bytes(), 0o600).map_err(|e| e.to_string())?;
+    Ok(key)
+}
+
+/// Verdict on a request's `Authorization` header.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Access {
+    Allowed,
+    /// No header, or not a Bearer token.
+    Unauthorized,
+    /// A Bearer token that is not the key.
+    Forbidden,
+}
+
+/// The current key, re-read when the file changes.
+pub struct ApiKey {
+    path: PathBuf,
+    cached: Mutex<Option<(Stamp, Option<String>)>>,
+}
+
+/// What identifies one version of the key file.
+type Stamp = Option<(u64, i64, i64, u64)>;
+
+impl ApiKey {
+    pub fn new(path: PathBuf) -> ApiKey {
+        ApiKey { path, cached: Mutex::new(None) }
+    }
+
+    /// The key, `None` when there is no key file. A file that cannot be read or parsed is an
+    /// error: bakch then refuses every request rather than opening up.
+    pub fn current(&self) -> Result<Option<String>, String> {
+        let stamp: Stamp = match std::fs::metadata(&self.path) {
+            Ok(m) => Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("cannot read {}: {e}", self.path.display())),
+        };
+        let mut cached = self.cached.lock().map_err(|_| "api key cache poisoned".to_string())?;
+        if let Some((s, key)) = cached.as_ref()
+            && *s == stamp
+        {
+            return Ok(key.clone());
+        }
+        let key = match stamp {
+            None => None,
+            Some(_) => Some(read_key(&self.path)?),
+        };
+        *cached = Some((stamp, key.clone()));
+        Ok(key)
+    }
+
+    /// Checks an `Authorization` header value against the key.
+    pub fn check(&self, header: Option<&str>) -> Result<Access, String> {
+        let Some(key) = self.current()? else { return Ok(Access::Allowed) };
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return Ok(Access::Unauthorized);
+        };
+        if bool::from(token.trim().as_bytes().ct_eq(key.as_bytes())) {
+            Ok(Access::Allowed)
+        } else {
+            Ok(Access::Forbidden)
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+}
+
+fn read_key(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: KeyFile =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a valid key file: {e}", path.display()))?;
+    if file.key.trim().is_empty() {
+        return Err(format!("{} holds an empty key", path.display()));
+    }
+    Ok(file.key.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_shape_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apikey.json");
+        let api = ApiKey::new(path.clone());
+        assert_eq!(api.check(None).unwrap(), Access::Allowed);
+        let key = create(&path, false).unwrap();
+        assert!(key.starts_with("bakch-") && key.len() == 70);
+        assert!(key[6..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(create(&path, false).is_err());
+        assert_eq!(api.check(None).unwrap(), Access::Unauthorized);
+        assert_eq!(api.check(Some("Basic x")).unwrap(), Access::Unauthorized);
+        assert_eq!(api.check(Some("Bearer nope")).unwrap(), Access::Forbidden);
+        assert_eq!(api.check(Some(&format!("Bearer {key}"))).unwrap(), Access::Allowed);
+        let mode = std::fs::metadata(&path).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}

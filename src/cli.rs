@@ -1,0 +1,73 @@
+//! Command line: `serve` (the default), `newapikey`, `passwd`.
+//!
+//! Every serve flag is optional and also read from a `BAKCH_*` variable; a value given here
+//! overrides the config file (see `config.rs` for the order).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "bakch", version, about = "A self-hosted backup appliance that speaks the Backup-chan API")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Data folder: database, store, recycle bin, logs, API key [default: ./data]
+    #[arg(long, env = "BAKCH_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file [default: <data-dir>/config.toml when present]
+    #[arg(long, env = "BAKCH_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default when no command is given)
+    Serve(ServeArgs),
+    /// Create the API key file (apikey.json) and print the key
+    Newapikey(NewApiKeyArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:5050]
+    #[arg(long, env = "BAKCH_BIND")]
+    pub bind: Option<String>,
+    /// Number of job workers [default: 2]
+    #[arg(long, env = "BAKCH_WORKERS")]
+    pub workers: Option<usize>,
+    /// Targets per page in GET /api/target [default: 10]
+    #[arg(long, env = "BAKCH_PAGE_SIZE")]
+    pub page_size: Option<usize>,
+    /// Log filter, e.g. "info" or "bakch=debug" [default: info]
+    #[arg(long, env = "BAKCH_LOG")]
+    pub log: Option<String>,
+    /// Allow listening beyond loopback with no API key (anyone on the network gets in)
+    #[arg(long, env = "BAKCH_INSECURE_OPEN_API")]
+    pub insecure_open_api: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NewApiKeyArgs {
+    /// Replace an existing key
+    #[arg(short, long)]
+    pub overwrite: bool,
+}
+
+impl ServeArgs {
+    /// The serve options when no subcommand was given: only the `BAKCH_*` variables apply.
+    pub fn default_from_env() -> ServeArgs {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Only::try_parse_from(["bakch"]).map(|o| o.serve).unwrap_or_default()
+    }
+}

@@ -1,0 +1,139 @@
+//! Runtime configuration, built once at start-up.
+//!
+//! Order of precedence, lowest first: built-in defaults, the TOML file (`--config`, else
+//! `<data-dir>/config.toml` when present), `BAKCH_*` variables, then flags. [`Config::load`]
+//! validates the result so that a bad value stops bakch with a clear message before it serves.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::{GlobalArgs, ServeArgs};
+
+/// Scheduled jobs and their default cron schedules (seconds first, UTC).
+pub const DEFAULT_SCHEDULES: &[(&str, &str)] =
+    &[("recycle_job", "0 0 * * * *"), ("stale_seq_upload_job", "0 */10 * * * *")];
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub bind: SocketAddr,
+    pub workers: usize,
+    pub page_size: usize,
+    pub log: String,
+    pub insecure_open_api: bool,
+    /// Cron schedule per scheduled job name.
+    pub schedules: BTreeMap<String, String>,
+    /// A sequential upload idle for longer than this is purged.
+    pub seq_upload_timeout_secs: u64,
+}
+
+/// The shape of the TOML file; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    bind: Option<String>,
+    workers: Option<usize>,
+    page_size: Option<usize>,
+    log: Option<String>,
+    insecure_open_api: Option<bool>,
+    seq_upload_timeout_secs: Option<u64>,
+    #[serde(default)]
+    schedules: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Layers defaults, file, environment and flags; fails with a message meant for the user.
+    pub fn load(global: &GlobalArgs, serve: &ServeArgs) -> Result<Config, String> {
+        let default_data = global.data_dir.clone().unwrap_or_else(|| PathBuf::from("data"));
+        let file_path = match &global.config {
+            Some(p) => Some(p.clone()),
+            None => {
+                let p = default_data.join("config.toml");
+                p.is_file().then_some(p)
+            }
+        };
+        let file = match &file_path {
+            Some(p) => read_file_config(p)?,
+            None => FileConfig::default(),
+        };
+
+        let data_dir = global.data_dir.clone().or(file.data_dir).unwrap_or(default_data);
+        let bind = serve.bind.clone().or(file.bind).unwrap_or_else(|| "127.0.0.1:5050".to_string());
+        let bind: SocketAddr =
+            bind.parse().map_err(|_| format!("bind address '{bind}' is not an IP:port such as 127.0.0.1:5050"))?;
+        let workers = serve.workers.or(file.workers).unwrap_or(2);
+        if !(1..=64).contains(&workers) {
+            return Err(format!("workers must be between 1 and 64, got {workers}"));
+        }
+        let page_size = serve.page_size.or(file.page_size).unwrap_or(10);
+        if !(1..=1000).contains(&page_size) {
+            return Err(format!("page_size must be between 1 and 1000, got {page_size}"));
+        }
+        let mut schedules: BTreeMap<String, String> =
+            DEFAULT_SCHEDULES.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect();
+        for (name, cron) in file.schedules {
+            if !schedules.contains_key(&name) {
+                let known: Vec<&str> = DEFAULT_SCHEDULES.iter().map(|(n, _)| *n).collect();
+                return Err(format!("unknown scheduled job '{name}' in [schedules]; known: {}", known.join(", ")));
+            }
+            schedules.insert(name, cron);
+        }
+        for (name, cron) in &schedules {
+            parse_cron(cron).map_err(|e| format!("schedule of {name} ('{cron}') is not valid: {e}"))?;
+        }
+        let data_dir = absolute(&data_dir)?;
+        Ok(Config {
+            data_dir,
+            bind,
+            workers,
+            page_size,
+            log: serve.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+            insecure_open_api: serve.insecure_open_api || file.insecure_open_api.unwrap_or(false),
+            schedules,
+            seq_upload_timeout_secs: file.seq_upload_timeout_secs.unwrap_or(3600),
+        })
+    }
+
+    /// The data folder of a command that does not serve (`newapikey`).
+    pub fn data_dir_only(global: &GlobalArgs) -> Result<PathBuf, String> {
+        Config::load(global, &ServeArgs::default()).map(|c| c.data_dir)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("bakch.sqlite3")
+    }
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+    pub fn apikey_path(&self) -> PathBuf {
+        apikey_path(&self.data_dir)
+    }
+}
+
+/// Where the API key lives inside a data folder.
+pub fn apikey_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("apikey.json")
+}
+
+/// Parses a cron schedule the way the scheduler does (six fields, seconds first).
+pub fn parse_cron(cron: &str) -> Result<croner::Cron, String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(cron)
+        .map_err(|e| e.to_string())
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {} is not valid: {e}", path.display()))
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("cannot resolve data folder {}: {e}", path.display()))
+}

@@ -1,0 +1,150 @@
+//! Backup rows and their files. Only `complete` rows are ever listed.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::Result;
+use crate::model::backup::{Backup, BackupFile};
+
+const COLUMNS: &str = "id, target_id, created_at, manual, is_recycled, filesize, hash, hash_mismatch, name";
+
+fn from_row(r: &Row) -> rusqlite::Result<Backup> {
+    let created: String = r.get(2)?;
+    let created_at = DateTime::parse_from_rfc3339(&created)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?;
+    Ok(Backup {
+        id: r.get(0)?,
+        target_id: r.get(1)?,
+        created_at,
+        manual: r.get(3)?,
+        is_recycled: r.get(4)?,
+        filesize: r.get(5)?,
+        hash: r.get(6)?,
+        hash_mismatch: r.get(7)?,
+        name: r.get(8)?,
+    })
+}
+
+fn query(c: &Connection, filter: &str, args: impl rusqlite::Params) -> Result<Vec<Backup>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM backups WHERE state = 'complete' AND {filter} ORDER BY created_at DESC, id"
+    ))?;
+    let rows = stmt.query_map(args, from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records a backup that is being placed; it stays hidden until [`mark_complete`].
+pub fn insert_pending(c: &Connection, b: &Backup, files: &[BackupFile]) -> Result<()> {
+    c.execute(
+        &format!("INSERT INTO backups ({COLUMNS}, state) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,'pending')"),
+        params![
+            b.id,
+            b.target_id,
+            crate::time::iso(b.created_at),
+            b.manual,
+            b.is_recycled,
+            b.filesize,
+            b.hash,
+            b.hash_mismatch,
+            b.name
+        ],
+    )?;
+    let mut stmt =
+        c.prepare_cached("INSERT INTO backup_files (backup_id, path, blob, size, mode) VALUES (?1,?2,?3,?4,?5)")?;
+    for f in files {
+        stmt.execute(params![b.id, f.path, f.blob, f.size, f.mode])?;
+    }
+    Ok(())
+}
+
+pub fn mark_complete(c: &Connection, id: &str) -> Result<()> {
+    c.execute("UPDATE backups SET state = 'complete' WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// A backup and whether it is still pending, whatever its state.
+pub fn find_any(c: &Connection, id: &str) -> Result<Option<(Backup, bool)>> {
+    let sql = format!("SELECT {COLUMNS}, state FROM backups WHERE id = ?1");
+    Ok(c.query_row(&sql, [id], |r| Ok((from_row(r)?, r.get::<_, String>(9)? == "pending"))).optional()?)
+}
+
+pub fn find(c: &Connection, id: &str) -> Result<Option<Backup>> {
+    Ok(query(c, "id = ?1", [id])?.pop())
+}
+
+pub fn for_target(c: &Connection, target_id: &str) -> Result<Vec<Backup>> {
+    query(c, "target_id = ?1", [target_id])
+}
+
+pub fn recycled(c: &Connection) -> Result<Vec<Backup>> {
+    query(c, "is_recycled = 1", [])
+}
+
+/// Pending rows left by a crash: (backup, target id).
+pub fn pending(c: &Connection) -> Result<Vec<Backup>> {
+    let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM backups WHERE state = 'pending'"))?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn files(c: &Connection, backup_id: &str) -> Result<Vec<BackupFile>> {
+    let mut stmt =
+        c.prepare_cached("SELECT path, blob, size, mode FROM backup_files WHERE backup_id = ?1 ORDER BY path")?;
+    let rows = stmt.query_map([backup_id], |r| {
+        Ok(BackupFile { path: r.get(0)?, blob: r.get(1)?, size: r.get(2)?, mode: r.get(3)? })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn set_place(c: &Connection, id: &str, is_recycled: bool, name: &str) -> Result<()> {
+    c.execute("UPDATE backups SET is_recycled = ?2, name = ?3 WHERE id = ?1", params![id, is_recycled, name])?;
+    Ok(())
+}
+
+pub fn delete(c: &Connection, id: &str) -> Result<()> {
+    c.execute("DELETE FROM backups WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Whether a backup of this target (other than `except_id`) already uses `name` in the same place.
+pub fn name_used(c: &Connection, target_id: &str, name: &str, recycled: bool, except_id: &str) -> Result<bool> {
+    // The recycle bin is one folder shared by all targets; a target folder is its own.
+    let sql = "SELECT EXISTS(SELECT 1 FROM backups WHERE is_recycled = ?1 AND name = ?2 AND id <> ?3
+               AND (?1 = 1 OR target_id = ?4))";
+    Ok(c.query_row(sql, params![recycled, name, except_id, target_id], |r| r.get(0))?)
+}
+
+/// Totals over complete backups: (count, logical bytes) for active and recycled ones.
+pub struct Totals {
+    pub active_count: i64,
+    pub active_bytes: i64,
+    pub recycled_count: i64,
+    pub recycled_bytes: i64,
+}
+
+pub fn totals(c: &Connection) -> Result<Totals> {
+    Ok(c.query_row(
+        "SELECT COALESCE(SUM(is_recycled = 0), 0), COALESCE(SUM(CASE WHEN is_recycled = 0 THEN filesize END), 0),
+                COALESCE(SUM(is_recycled = 1), 0), COALESCE(SUM(CASE WHEN is_recycled = 1 THEN filesize END), 0)
+         FROM backups WHERE state = 'complete'",
+        [],
+        |r| {
+            Ok(Totals {
+                active_count: r.get(0)?,
+                active_bytes: r.get(1)?,
+                recycled_count: r.get(2)?,
+                recycled_bytes: r.get(3)?,
+            })
+        },
+    )?)
+}
+
+/// Bytes of distinct blobs that backups refer to: what the store really holds for them.
+pub fn distinct_blob_bytes(c: &Connection) -> Result<i64> {
+    Ok(c.query_row(
+        "SELECT COALESCE(SUM(size), 0) FROM (SELECT blob, MAX(size) AS size FROM backup_files GROUP BY blob)",
+        [],
+        |r| r.get(0),
+    )?)
+}

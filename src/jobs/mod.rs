@@ -1,0 +1,4 @@
+//! Running jobs: a fixed pool of workers over the durable queue, and the scheduler.
+
+pub mod scheduler;
+pub mod worker;

@@ -1,0 +1,69 @@
+//! Job workers: claim the oldest IDLE job in a transaction, run it on a blocking thread (a panic
+//! ends that job in ERROR, not the worker), record the outcome. Woken by a `Notify` on enqueue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::db;
+use crate::error::{Error, Result};
+use crate::service::Service;
+
+/// Fallback wake-up, in case a notification was missed.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// Spawns `count` workers; called once at start-up.
+pub fn spawn_workers(service: Arc<Service>, count: usize) {
+    for n in 0..count {
+        let service = service.clone();
+        tokio::spawn(async move {
+            tracing::debug!("job worker {n} started");
+            loop {
+                match run_next(&service).await {
+                    Ok(true) => continue,
+                    Ok(false) => {
+                        let _ = tokio::time::timeout(IDLE_POLL, service.job_ready.notified()).await;
+                    }
+                    Err(e) => {
+                        tracing::error!("job worker {n}: {e}");
+                        let _ = tokio::time::timeout(IDLE_POLL, service.job_ready.notified()).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Runs one job if there is one; returns whether it found one.
+async fn run_next(service: &Arc<Service>) -> Result<bool> {
+    let svc = service.clone();
+    let claimed = blocking(move || {
+        let mut c = svc.conn()?;
+        db::with_tx(&mut c, |tx| db::jobs::claim(tx))
+    })
+    .await?;
+    let Some(job) = claimed else { return Ok(false) };
+    tracing::info!("job {} ({}) started, attempt {}", job.id, job.kind, job.attempts);
+    let svc = service.clone();
+    let (kind, payload) = (job.kind.clone(), job.payload.clone());
+    let outcome = match tokio::task::spawn_blocking(move || svc.run_job(&kind, &payload)).await {
+        Ok(result) => result,
+        Err(e) => Err(Error::internal(format!("the job crashed: {e}"))),
+    };
+    let error = outcome.err().map(|e| e.to_string());
+    match &error {
+        None => tracing::info!("job {} ({}) finished", job.id, job.kind),
+        Some(e) => tracing::error!("job {} ({}) failed: {e}", job.id, job.kind),
+    }
+    let svc = service.clone();
+    blocking(move || {
+        let mut c = svc.conn()?;
+        db::with_tx(&mut c, |tx| db::jobs::finish(tx, job.id, error.as_deref()))
+    })
+    .await?;
+    Ok(true)
+}
+
+/// Runs blocking work off the async executor.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(format!("background task failed: {e}")))?
+}

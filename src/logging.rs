@@ -1,0 +1,69 @@
+//! Logs go to stdout and to a daily file in `<data>/logs`, which `/api/log` reads back.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::error::{Error, IoContext, Result};
+
+const PREFIX: &str = "bakch";
+const SUFFIX: &str = "log";
+/// The most of a log file `/api/log` reads; older lines are in the file itself.
+const MAX_READ: u64 = 8 << 20;
+
+/// Starts logging; keep the guard alive so the file writer flushes.
+pub fn init(log_dir: &Path, filter: &str) -> std::result::Result<WorkerGuard, String> {
+    std::fs::create_dir_all(log_dir).map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix(PREFIX)
+        .filename_suffix(SUFFIX)
+        .max_log_files(30)
+        .build(log_dir)
+        .map_err(|e| format!("cannot open log file in {}: {e}", log_dir.display()))?;
+    let (file_writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = EnvFilter::try_new(filter).map_err(|e| format!("log filter '{filter}' is not valid: {e}"))?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer())
+        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(file_writer))
+        .try_init()
+        .map_err(|e| format!("cannot start logging: {e}"))?;
+    Ok(guard)
+}
+
+/// The last `tail` lines (all when 0) of the newest log file.
+pub fn tail(log_dir: &Path, tail: usize) -> Result<String> {
+    let Some(path) = newest(log_dir)? else { return Ok(String::new()) };
+    let mut file = std::fs::File::open(&path).ctx("open", &path)?;
+    let len = file.metadata().ctx("inspect", &path)?.len();
+    let start = len.saturating_sub(MAX_READ);
+    file.seek(SeekFrom::Start(start)).ctx("read", &path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ctx("read", &path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // Cut mid-line.
+    }
+    let from = if tail == 0 { 0 } else { lines.len().saturating_sub(tail) };
+    Ok(lines[from..].join("\n"))
+}
+
+fn newest(log_dir: &Path) -> Result<Option<PathBuf>> {
+    let entries = match std::fs::read_dir(log_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read folder", log_dir, e)),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(PREFIX)))
+        .collect();
+    files.sort();
+    Ok(files.pop())
+}

@@ -1,0 +1,86 @@
+//! bakch: a self-hosted backup appliance that speaks the Backup-chan API.
+//!
+//! `main` parses the command line, loads the config and wires the parts together; nothing else.
+
+#![forbid(unsafe_code)]
+
+mod api;
+mod apikey;
+mod cli;
+mod config;
+mod db;
+mod error;
+mod jobs;
+mod logging;
+mod model;
+mod service;
+mod state;
+mod store;
+mod time;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use actix_web::{App, HttpServer, web};
+use clap::Parser;
+
+use crate::cli::{Cli, Command, GlobalArgs, ServeArgs};
+use crate::config::Config;
+use crate::service::Service;
+use crate::state::AppState;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Newapikey(args)) => new_api_key(&cli.global, args.overwrite),
+        Some(Command::Serve(args)) => serve(&cli.global, &args),
+        None => serve(&cli.global, &ServeArgs::default_from_env()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("bakch: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn new_api_key(global: &GlobalArgs, overwrite: bool) -> Result<(), String> {
+    let data_dir = Config::data_dir_only(global)?;
+    let path = config::apikey_path(&data_dir);
+    let key = apikey::create(&path, overwrite)?;
+    println!("New API key written to {}:", path.display());
+    println!("{key}");
+    Ok(())
+}
+
+fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<(), String> {
+    let config = Config::load(global, args)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create data folder {}: {e}", config.data_dir.display()))?;
+    let key = apikey::ApiKey::new(config.apikey_path());
+    if !config.bind.ip().is_loopback() && !key.exists() && !config.insecure_open_api {
+        return Err(format!(
+            "refusing to listen on {} with no API key: anyone on the network could read and delete backups. \
+             Run `bakch newapikey` first, or bind to 127.0.0.1, or pass --insecure-open-api if you really mean it",
+            config.bind
+        ));
+    }
+    let _log_guard = logging::init(&config.log_dir(), &config.log)?;
+    tracing::info!("bakch {} starting; data folder {}", env!("CARGO_PKG_VERSION"), config.data_dir.display());
+    let service = Arc::new(Service::open(config.clone()).map_err(|e| e.to_string())?);
+    service.recover().map_err(|e| format!("start-up recovery failed: {e}"))?;
+    actix_web::rt::System::new().block_on(run(service, key))
+}
+
+async fn run(service: Arc<Service>, key: apikey::ApiKey) -> Result<(), String> {
+    let config = service.config.clone();
+    jobs::worker::spawn_workers(service.clone(), config.workers);
+    let scheduler = jobs::scheduler::Scheduler::start(service.clone()).await.map_err(|e| e.to_string())?;
+    let state = web::Data::new(AppState { service, scheduler, apikey: key });
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
+        .bind(config.bind)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    tracing::info!("listening on http://{}", config.bind);
+    server.run().await.map_err(|e| format!("server stopped: {e}"))
+}

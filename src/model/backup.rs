@@ -1,0 +1,77 @@
+//! Backups and the files they hold.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+
+/// A finished backup as listed by the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    pub id: String,
+    pub target_id: String,
+    #[serde(serialize_with = "iso8601")]
+    pub created_at: DateTime<Utc>,
+    pub manual: bool,
+    pub is_recycled: bool,
+    /// Logical size: the sum of its files' sizes.
+    pub filesize: i64,
+    /// blake3 of the whole content (see [`content_hash`]).
+    pub hash: String,
+    pub hash_mismatch: bool,
+    /// File or folder name inside the target's location (or the recycle bin).
+    #[serde(skip)]
+    pub name: String,
+}
+
+/// One file of a backup: where it sits inside the backup and which blob holds its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BackupFile {
+    /// Relative path with '/' separators; for a single-file backup, its file name.
+    pub path: String,
+    pub blob: String,
+    pub size: i64,
+    pub mode: u32,
+}
+
+/// `2025-07-11T12:57:17+00:00`, the form the official server sends.
+pub fn iso8601<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Secs, false))
+}
+
+/// The hash of a whole backup. A single file's backup hash is its blob hash; a tree's is the
+/// blake3 of its sorted `path NUL blob NUL size LF` lines, so the same tree gives the same hash.
+pub fn content_hash(files: &[BackupFile], single: bool) -> String {
+    if single && files.len() == 1 {
+        return files[0].blob.clone();
+    }
+    let mut sorted: Vec<&BackupFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut h = blake3::Hasher::new();
+    for f in sorted {
+        h.update(f.path.as_bytes());
+        h.update(b"\0");
+        h.update(f.blob.as_bytes());
+        h.update(b"\0");
+        h.update(f.size.to_string().as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, blob: &str) -> BackupFile {
+        BackupFile { path: path.into(), blob: blob.into(), size: 1, mode: 0o644 }
+    }
+
+    #[test]
+    fn tree_hash_ignores_order_but_not_paths() {
+        let a = content_hash(&[file("a", "1"), file("b", "2")], false);
+        let b = content_hash(&[file("b", "2"), file("a", "1")], false);
+        let c = content_hash(&[file("a", "2"), file("b", "1")], false);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(content_hash(&[file("x", "blobhash")], true), "blobhash");
+    }
+}

@@ -1,0 +1,120 @@
+//! Reading typed fields out of a JSON object with the contract's error messages
+//! (`Parameter 'name' required`, `Parameter 'x' must be ...`).
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// A JSON object whose fields are read one by one.
+pub struct Fields<'a>(&'a Map<String, Value>);
+
+impl<'a> Fields<'a> {
+    /// Fails unless the body is a JSON object.
+    pub fn of(value: &'a Value) -> Result<Fields<'a>> {
+        value.as_object().map(Fields).ok_or_else(|| Error::bad("Request body must be a JSON object"))
+    }
+
+    /// True when the key is present (even as null).
+    pub fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// Present and not null.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn required<T>(&self, key: &str, read: fn(&Self, &str) -> Result<Option<T>>) -> Result<T> {
+        read(self, key)?.ok_or_else(|| required(key))
+    }
+
+    pub fn string(&self, key: &str) -> Result<Option<String>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Error::bad(format!("Parameter '{key}' must be a string"))),
+        }
+    }
+
+    /// A non-negative integer; integral floats (`3.0`) and digit strings are accepted.
+    pub fn count(&self, key: &str) -> Result<Option<i64>> {
+        let bad = || Error::bad(format!("Parameter '{key}' must be a non-negative integer"));
+        let n = match self.get(key) {
+            None => return Ok(None),
+            Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => i,
+                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+                _ => return Err(bad()),
+            },
+            Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| bad())?,
+            Some(_) => return Err(bad()),
+        };
+        if n < 0 {
+            return Err(bad());
+        }
+        Ok(Some(n))
+    }
+
+    /// A boolean; also `0`/`1` and the strings the Python clients send.
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::Number(n)) if n.as_i64() == Some(0) => Ok(Some(false)),
+            Some(Value::Number(n)) if n.as_i64() == Some(1) => Ok(Some(true)),
+            Some(Value::String(s)) => {
+                parse_bool(s).map(Some).ok_or_else(|| Error::bad(format!("Parameter '{key}' must be true or false")))
+            }
+            Some(_) => Err(Error::bad(format!("Parameter '{key}' must be true or false"))),
+        }
+    }
+
+    /// A list of strings.
+    pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
+        let bad = || Error::bad(format!("Parameter '{key}' must be a list of strings"));
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+/// The error for a missing field, worded as the official server does.
+pub fn required(key: &str) -> Error {
+    Error::bad(format!("Parameter '{key}' required"))
+}
+
+/// `0/1/true/false/True/False` (and yes/no, on/off) as sent by forms and the Python clients.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_typed_fields_and_names_the_bad_one() {
+        let v = json!({"n": 3, "f": 2.0, "s": "x", "b": "True", "neg": -1, "l": ["a", 1]});
+        let f = Fields::of(&v).unwrap();
+        assert_eq!(f.count("n").unwrap(), Some(3));
+        assert_eq!(f.count("f").unwrap(), Some(2));
+        assert_eq!(f.string("s").unwrap().as_deref(), Some("x"));
+        assert_eq!(f.boolean("b").unwrap(), Some(true));
+        assert_eq!(f.count("missing").unwrap(), None);
+        assert!(f.count("neg").unwrap_err().to_string().contains("'neg'"));
+        assert!(f.strings("l").is_err());
+        assert_eq!(f.required("missing", Fields::string).unwrap_err().to_string(), "Parameter 'missing' required");
+        assert!(Fields::of(&json!([1])).is_err());
+    }
+}

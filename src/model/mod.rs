@@ -1,0 +1,6 @@
+//! The domain: targets, backups, jobs, and their rules. No I/O here.
+
+pub mod backup;
+pub mod fields;
+pub mod retention;
+pub mod target;

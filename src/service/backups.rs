@@ -1,0 +1,128 @@
+//! Single backups: delete, recycle and restore, download; the recycle bin.
+
+use std::path::{Path, PathBuf};
+
+use super::{Service, is_single};
+use crate::db;
+use crate::error::{Error, Result};
+use crate::model::backup::{Backup, BackupFile};
+use crate::model::target::Target;
+use crate::store::place;
+
+/// What a download streams.
+pub enum Download {
+    /// A single file (its blob), with its size.
+    File { path: PathBuf, size: u64, filename: String },
+    /// A tar of the tree, built on the fly.
+    Tree { files: Vec<BackupFile>, filename: String, mtime: u64 },
+}
+
+impl Service {
+    pub fn delete_backup(&self, id: &str, delete_files: bool) -> Result<()> {
+        let c = self.conn()?;
+        let backup = self.backup(&c, id)?;
+        let target = self.target(&c, &backup.target_id)?;
+        drop(c);
+        self.delete_backup_of(&target, &backup, delete_files)
+    }
+
+    /// Removes the row, then (if asked) the files. Other backups' files are separate names, so
+    /// they are never touched; shared bytes live on in the store.
+    pub(super) fn delete_backup_of(&self, target: &Target, backup: &Backup, delete_files: bool) -> Result<()> {
+        let mut c = self.conn()?;
+        db::with_tx(&mut c, |tx| db::backups::delete(tx, &backup.id))?;
+        if delete_files {
+            place::remove_path(&self.backup_path(target, backup))?;
+        }
+        tracing::info!("deleted backup {} of target '{}', files deleted: {delete_files}", backup.id, target.name);
+        Ok(())
+    }
+
+    /// Moves a backup into the recycle bin (`true`) or back to its target folder (`false`).
+    pub fn set_recycled(&self, id: &str, recycled: bool) -> Result<()> {
+        let mut c = self.conn()?;
+        let backup = self.backup(&c, id)?;
+        if backup.is_recycled == recycled {
+            return Ok(());
+        }
+        let target = self.target(&c, &backup.target_id)?;
+        let dest_dir = self.place_path(&target, recycled, "");
+        let (base, ext) = split_suffix(&backup.name, is_single(&target));
+        let name = place::free_name(&base, &ext, |n| {
+            Ok(dest_dir.join(n).exists() || db::backups::name_used(&c, &target.id, n, recycled, &backup.id)?)
+        })?;
+        let from = self.backup_path(&target, &backup);
+        let to = dest_dir.join(&name);
+        let files = db::backups::files(&c, &backup.id)?;
+        let staging = place::staging_path(&dest_dir, &backup.id);
+        place::relocate(&self.store, &files, &from, &to, &staging, is_single(&target))?;
+        db::with_tx(&mut c, |tx| db::backups::set_place(tx, &backup.id, recycled, &name))?;
+        tracing::info!(
+            "{} backup {} of target '{}'",
+            if recycled { "recycled" } else { "restored" },
+            backup.id,
+            target.name
+        );
+        Ok(())
+    }
+
+    pub fn recycle_bin(&self) -> Result<Vec<Backup>> {
+        db::backups::recycled(&*self.conn()?)
+    }
+
+    /// Deletes every recycled backup of every target.
+    pub fn clear_recycle_bin(&self, delete_files: bool) -> Result<usize> {
+        let c = self.conn()?;
+        let backups = db::backups::recycled(&c)?;
+        let mut n = 0;
+        for b in &backups {
+            let target = self.target(&c, &b.target_id)?;
+            self.delete_backup_of(&target, b, delete_files)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// What to send for `GET /api/backup/{id}/download`.
+    pub fn download(&self, id: &str) -> Result<Download> {
+        let c = self.conn()?;
+        let backup = self.backup(&c, id)?;
+        let target = self.target(&c, &backup.target_id)?;
+        let files = db::backups::files(&c, &backup.id)?;
+        for f in &files {
+            if !self.store.blob_path(&f.blob).exists() {
+                return Err(Error::internal(format!(
+                    "backup {id} cannot be downloaded: the stored content of '{}' is missing",
+                    f.path
+                )));
+            }
+        }
+        if is_single(&target) {
+            let f = files.into_iter().next().ok_or_else(|| Error::internal(format!("backup {id} has no file")))?;
+            return Ok(Download::File {
+                path: self.store.blob_path(&f.blob),
+                size: f.size as u64,
+                filename: backup.name,
+            });
+        }
+        Ok(Download::Tree {
+            files,
+            filename: format!("{}.tar", backup.name),
+            mtime: backup.created_at.timestamp().max(0) as u64,
+        })
+    }
+}
+
+/// Splits a placed name into (base, extension) so a renamed copy keeps its extension.
+fn split_suffix(name: &str, single: bool) -> (String, String) {
+    if !single {
+        return (name.to_string(), String::new());
+    }
+    let ext = super::uploads::extension(name);
+    (name[..name.len() - ext.len()].to_string(), ext)
+}
+
+/// The parent folder of a path, for staging beside it.
+pub fn parent_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("/"))
+}

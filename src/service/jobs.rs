@@ -1,0 +1,46 @@
+//! What each job does: queued jobs by kind, scheduled jobs by name.
+
+use super::Service;
+use super::uploads::{UPLOAD_JOB, UploadJob};
+use crate::db::{self, jobs::JobRow};
+use crate::error::{Error, Result};
+
+/// Scheduled jobs: (name, display name). Their schedules come from the config.
+pub const SCHEDULED: &[(&str, &str)] =
+    &[("recycle_job", "Recycle old backups"), ("stale_seq_upload_job", "Purge stale sequential uploads")];
+
+/// The display name of a queued job kind.
+pub fn display_name(kind: &str) -> &'static str {
+    match kind {
+        UPLOAD_JOB => "Process uploaded backup",
+        _ => "Job",
+    }
+}
+
+impl Service {
+    /// Runs one queued job.
+    pub fn run_job(&self, kind: &str, payload: &str) -> Result<()> {
+        match kind {
+            UPLOAD_JOB => {
+                let job: UploadJob = serde_json::from_str(payload)
+                    .map_err(|e| Error::internal(format!("job payload cannot be read: {e}")))?;
+                self.run_upload(&job)
+            }
+            other => Err(Error::internal(format!("unknown job kind '{other}'"))),
+        }
+    }
+
+    /// Runs one scheduled job by name; returns its outcome line.
+    pub fn run_scheduled(&self, name: &str) -> Result<String> {
+        match name {
+            "recycle_job" => self.run_retention(),
+            "stale_seq_upload_job" => self.purge_stale_seq_uploads(),
+            other => Err(Error::not_found(format!("No scheduled job named '{other}'"))),
+        }
+    }
+
+    /// The newest queued jobs, for `/api/jobs`.
+    pub fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRow>> {
+        db::jobs::recent(&*self.conn()?, limit)
+    }
+}

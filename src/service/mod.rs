@@ -1,0 +1,70 @@
+//! The one door to the database and the store. Every operation the API (and later the web UI)
+//! offers is a synchronous method here, called once per request from a blocking thread, so the
+//! ordering that keeps disk and database consistent lives in one place.
+
+pub mod backups;
+pub mod jobs;
+pub mod recovery;
+pub mod retention;
+pub mod seq;
+pub mod stats;
+pub mod targets;
+pub mod uploads;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::db::{self, Conn, Pool};
+use crate::error::{Error, Result};
+use crate::model::backup::Backup;
+use crate::model::target::{Target, TargetType};
+use crate::store::Store;
+
+/// Shared by every handler and job worker.
+pub struct Service {
+    pub config: Config,
+    pub pool: Pool,
+    pub store: Store,
+    /// Wakes job workers when a job is queued.
+    pub job_ready: Arc<Notify>,
+}
+
+impl Service {
+    pub fn open(config: Config) -> Result<Service> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io("create data folder", &config.data_dir, e))?;
+        let store = Store::open(&config.data_dir)?;
+        let pool = db::open(&config.db_path(), (config.workers as u32 + 8).min(32))?;
+        Ok(Service { config, pool, store, job_ready: Arc::new(Notify::new()) })
+    }
+
+    pub fn conn(&self) -> Result<Conn> {
+        Ok(self.pool.get()?)
+    }
+
+    /// A target by id or alias, or a 404.
+    pub fn target(&self, c: &rusqlite::Connection, id_or_alias: &str) -> Result<Target> {
+        db::targets::find(c, id_or_alias)?.ok_or_else(|| Error::not_found(format!("Target '{id_or_alias}' not found")))
+    }
+
+    /// A listed backup by id, or a 404.
+    pub fn backup(&self, c: &rusqlite::Connection, id: &str) -> Result<Backup> {
+        db::backups::find(c, id)?.ok_or_else(|| Error::not_found(format!("Backup '{id}' not found")))
+    }
+
+    /// Where a backup's files are: in its target's folder, or in the recycle bin.
+    pub fn backup_path(&self, target: &Target, backup: &Backup) -> PathBuf {
+        self.place_path(target, backup.is_recycled, &backup.name)
+    }
+
+    pub fn place_path(&self, target: &Target, recycled: bool, name: &str) -> PathBuf {
+        if recycled { self.store.recycle_bin.join(name) } else { PathBuf::from(&target.location).join(name) }
+    }
+}
+
+/// Whether backups of this target are single files.
+pub fn is_single(target: &Target) -> bool {
+    target.target_type == TargetType::Single
+}

@@ -1,0 +1,41 @@
+//! `recycle_job`: applies each target's retention rule to its active backups.
+
+use super::Service;
+use crate::db;
+use crate::error::Result;
+use crate::model::retention::{self, Rule};
+use crate::model::target::{RecycleAction, RecycleCriteria};
+use crate::time;
+
+impl Service {
+    /// Runs retention over every target; returns a one-line outcome.
+    pub fn run_retention(&self) -> Result<String> {
+        let targets = db::targets::all(&*self.conn()?)?;
+        let (mut recycled, mut deleted, mut failed) = (0, 0, 0);
+        for target in targets.iter().filter(|t| t.recycle_criteria != RecycleCriteria::None) {
+            let backups = db::backups::for_target(&*self.conn()?, &target.id)?;
+            let active: Vec<(&str, _)> =
+                backups.iter().filter(|b| !b.is_recycled).map(|b| (b.id.as_str(), b.created_at)).collect();
+            let rule = Rule {
+                criteria: target.recycle_criteria,
+                value: target.recycle_value,
+                min_backups: target.min_backups,
+            };
+            for id in retention::select(rule, &active, time::now()) {
+                let outcome = match target.recycle_action {
+                    RecycleAction::Recycle => self.set_recycled(id, true).map(|_| recycled += 1),
+                    RecycleAction::Delete => self.delete_backup(id, true).map(|_| deleted += 1),
+                };
+                if let Err(e) = outcome {
+                    failed += 1;
+                    tracing::error!("retention of backup {id} in target '{}' failed: {e}", target.name);
+                }
+            }
+        }
+        let outcome = format!("recycled {recycled}, deleted {deleted}, failed {failed}");
+        if recycled + deleted + failed > 0 {
+            tracing::info!("recycle_job: {outcome}");
+        }
+        Ok(outcome)
+    }
+}

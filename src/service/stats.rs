@@ -1,0 +1,39 @@
+//! Totals for `/api/stats`.
+
+use serde::Serialize;
+
+use super::Service;
+use crate::db;
+use crate::error::Result;
+
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub program_version: &'static str,
+    pub total_target_size: i64,
+    pub total_recycle_bin_size: i64,
+    pub total_targets: i64,
+    pub total_backups: i64,
+    pub total_recycled_backups: i64,
+    /// Bytes the store really holds for all backups (each distinct content once).
+    pub disk_used: i64,
+    /// Logical size of all backups minus `disk_used`.
+    pub dedup_saved: i64,
+}
+
+impl Service {
+    pub fn stats(&self) -> Result<Stats> {
+        let c = self.conn()?;
+        let t = db::backups::totals(&c)?;
+        let used = db::backups::distinct_blob_bytes(&c)?;
+        Ok(Stats {
+            program_version: env!("CARGO_PKG_VERSION"),
+            total_target_size: t.active_bytes,
+            total_recycle_bin_size: t.recycled_bytes,
+            total_targets: db::targets::count(&c)?,
+            total_backups: t.active_count,
+            total_recycled_backups: t.recycled_count,
+            disk_used: used,
+            dedup_saved: (t.active_bytes + t.recycled_bytes - used).max(0),
+        })
+    }
+}

@@ -1,0 +1,279 @@
+//! Uploads: accepting the spooled bytes durably (job row committed before the reply), and the
+//! upload job that turns them into a visible backup.
+//!
+//! Crash order inside the job: blobs are in the store -> row inserted `pending` -> files built
+//! in a staging name and renamed into place -> row marked `complete`. A re-run after a crash
+//! finds the row and finishes or redoes it, so the job is idempotent.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Service, is_single};
+use crate::db;
+use crate::error::{Error, Result};
+use crate::model::backup::{Backup, BackupFile, content_hash};
+use crate::model::target::{Target, expand_name_template};
+use crate::store::blob::Spooled;
+use crate::store::{archive, place};
+use crate::time;
+
+/// Job kind of uploads, as listed by `/api/jobs`.
+pub const UPLOAD_JOB: &str = "upload_job";
+
+/// What an upload job builds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UploadJob {
+    pub target_id: String,
+    /// Chosen when the upload was accepted, so a re-run builds the same backup.
+    pub backup_id: String,
+    pub created_at: String,
+    pub manual: bool,
+    pub source: Source,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// Files already stored as blobs (for a single-file target, one file named as uploaded).
+    Files { files: Vec<BackupFile> },
+    /// An archive kept in the uploads folder, unpacked by the job.
+    Archive { file: String, name: String },
+}
+
+/// One received file part.
+pub struct Part {
+    pub filename: String,
+    pub spooled: Spooled,
+}
+
+impl Service {
+    /// Records an upload whose bytes are on disk and fsynced; returns the job id once the job
+    /// row is committed.
+    pub fn accept_upload(&self, target_id: &str, manual: bool, parts: Vec<Part>) -> Result<i64> {
+        let mut c = self.conn()?;
+        let target = self.target(&c, target_id)?;
+        if parts.is_empty() {
+            return Err(Error::bad("Parameter 'backup_file' required"));
+        }
+        if is_single(&target) && parts.len() > 1 {
+            return Err(Error::bad(format!(
+                "Target '{}' takes single files; {} files were sent",
+                target.name,
+                parts.len()
+            )));
+        }
+        let archive_kind =
+            if !is_single(&target) && parts.len() == 1 { archive::kind_of(&parts[0].filename) } else { None };
+        let backup_id = uuid::Uuid::new_v4().to_string();
+        let source = if archive_kind.is_some() {
+            let part = parts.into_iter().next().ok_or_else(|| Error::internal("upload part vanished"))?;
+            let file = format!("{backup_id}.upload");
+            part.spooled.keep_in(&self.store.uploads, &file)?;
+            Source::Archive { file, name: part.filename }
+        } else {
+            let mut files = Vec::with_capacity(parts.len());
+            for part in parts {
+                let path = clean_file_name(&part.filename);
+                if files.iter().any(|f: &BackupFile| f.path == path) {
+                    return Err(Error::bad(format!("Two uploaded files are both named '{path}'")));
+                }
+                let size = part.spooled.size as i64;
+                let blob = part.spooled.into_blob(&self.store)?;
+                files.push(BackupFile { path, blob, size, mode: 0o644 });
+            }
+            Source::Files { files }
+        };
+        let job =
+            UploadJob { target_id: target.id.clone(), backup_id, created_at: time::iso(time::now()), manual, source };
+        let id = self.enqueue_upload(&mut c, &job)?;
+        tracing::info!("accepted upload for target '{}' as job {id}", target.name);
+        Ok(id)
+    }
+
+    pub(super) fn enqueue_upload(&self, c: &mut rusqlite::Connection, job: &UploadJob) -> Result<i64> {
+        let payload = serde_json::to_string(job).map_err(|e| Error::internal(e.to_string()))?;
+        let id = db::with_tx(c, |tx| db::jobs::enqueue(tx, UPLOAD_JOB, &payload))?;
+        self.job_ready.notify_one();
+        Ok(id)
+    }
+
+    /// The upload job. On failure, anything it placed is rolled back and the spooled archive
+    /// removed; the job row keeps the reason.
+    pub fn run_upload(&self, job: &UploadJob) -> Result<()> {
+        let result = self.build_backup(job);
+        if result.is_err() {
+            if let Err(e) = self.roll_back_pending(&job.backup_id) {
+                tracing::error!("could not roll back backup {}: {e}", job.backup_id);
+            }
+            self.drop_spooled_archive(job);
+        }
+        result
+    }
+
+    fn build_backup(&self, job: &UploadJob) -> Result<()> {
+        let mut c = self.conn()?;
+        let target = db::targets::find(&c, &job.target_id)?
+            .ok_or_else(|| Error::not_found("the target was deleted before the upload was processed"))?;
+        if let Some((existing, pending)) = db::backups::find_any(&c, &job.backup_id)? {
+            let dest = self.backup_path(&target, &existing);
+            let staging = place::staging_path(super::backups::parent_of(&dest), &existing.id);
+            if !pending {
+                self.drop_spooled_archive(job);
+                return Ok(());
+            }
+            if dest.exists() && !staging.exists() {
+                // The crash came after the rename: only the flag is missing.
+                db::with_tx(&mut c, |tx| db::backups::mark_complete(tx, &existing.id))?;
+                self.drop_spooled_archive(job);
+                return Ok(());
+            }
+            self.roll_back_pending(&job.backup_id)?;
+        }
+        let (files, ext) = match &job.source {
+            Source::Files { files } => {
+                for f in files {
+                    if !self.store.blob_path(&f.blob).exists() {
+                        return Err(Error::internal(format!(
+                            "the uploaded content of '{}' is missing from the store",
+                            f.path
+                        )));
+                    }
+                }
+                let ext = if is_single(&target) {
+                    files.first().map(|f| extension(&f.path)).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                (files.clone(), ext)
+            }
+            Source::Archive { file, name } => {
+                let path = self.store.uploads.join(file);
+                let kind = archive::kind_of(name).ok_or_else(|| Error::bad(format!("'{name}' is not an archive")))?;
+                if !path.exists() {
+                    return Err(Error::internal(format!("the uploaded archive '{name}' is missing")));
+                }
+                (archive::extract(&self.store, &path, kind)?, String::new())
+            }
+        };
+        let created_at: DateTime<Utc> = time::parse_iso(&job.created_at).unwrap_or_else(time::now);
+        let base = expand_name_template(&target.name_template, &job.backup_id, created_at, job.manual);
+        let location = Path::new(&target.location);
+        std::fs::create_dir_all(location)
+            .map_err(|e| Error::internal(format!("target folder {} cannot be created: {e}", location.display())))?;
+        let name = place::free_name(&base, &ext, |n| {
+            Ok(location.join(n).exists() || db::backups::name_used(&c, &target.id, n, false, &job.backup_id)?)
+        })?;
+        let backup = Backup {
+            id: job.backup_id.clone(),
+            target_id: target.id.clone(),
+            created_at,
+            manual: job.manual,
+            is_recycled: false,
+            filesize: files.iter().map(|f| f.size).sum(),
+            hash: content_hash(&files, is_single(&target)),
+            hash_mismatch: false,
+            name: name.clone(),
+        };
+        db::with_tx(&mut c, |tx| db::backups::insert_pending(tx, &backup, &files))?;
+        let dest = location.join(&name);
+        let staging = place::staging_path(location, &backup.id);
+        let mode = place::materialize(&self.store, &files, &dest, &staging, is_single(&target))?;
+        if mode == place::LinkMode::Copy {
+            tracing::warn!(
+                "target '{}': {} is on another filesystem than the store; files were copied, not hard-linked",
+                target.name,
+                location.display()
+            );
+        }
+        db::with_tx(&mut c, |tx| db::backups::mark_complete(tx, &backup.id))?;
+        self.drop_spooled_archive(job);
+        tracing::info!("backup {} of target '{}' is complete at {}", backup.id, target.name, dest.display());
+        Ok(())
+    }
+
+    /// Removes a pending backup's row and any files it placed.
+    pub(super) fn roll_back_pending(&self, backup_id: &str) -> Result<()> {
+        let mut c = self.conn()?;
+        let Some((backup, pending)) = db::backups::find_any(&c, backup_id)? else {
+            return Ok(());
+        };
+        if !pending {
+            return Ok(());
+        }
+        if let Some(target) = db::targets::find(&c, &backup.target_id)? {
+            let dest = self.backup_path(&target, &backup);
+            place::remove_path(&place::staging_path(super::backups::parent_of(&dest), &backup.id))?;
+            place::remove_path(&dest)?;
+        }
+        db::with_tx(&mut c, |tx| db::backups::delete(tx, backup_id))
+    }
+
+    fn drop_spooled_archive(&self, job: &UploadJob) {
+        if let Source::Archive { file, .. } = &job.source {
+            let path = self.store.uploads.join(file);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("could not remove {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// Ensures a target exists before its upload body is read.
+    pub fn target_for_upload(&self, id: &str) -> Result<Target> {
+        self.target(&*self.conn()?, id)
+    }
+}
+
+/// The name a client gave a file, reduced to one safe path component.
+pub fn clean_file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("").replace('\0', "");
+    match last.trim() {
+        "" | "." | ".." => "upload".to_string(),
+        n => n.to_string(),
+    }
+}
+
+/// A file's extension as kept on a single-file backup: `.tar.gz` and friends count as one.
+pub fn extension(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    for compound in [".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2", ".tar.lz4", ".tar.lzma"] {
+        if lower.ends_with(compound) && lower.len() > compound.len() {
+            return name[name.len() - compound.len()..].to_string();
+        }
+    }
+    match name.rfind('.') {
+        Some(0) | None => String::new(),
+        Some(i) => {
+            let ext = &name[i..];
+            if ext.len() <= 12 && ext[1..].chars().all(|c| c.is_ascii_alphanumeric()) && ext.len() > 1 {
+                ext.to_string()
+            } else {
+                String::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions() {
+        assert_eq!(extension("db.sql"), ".sql");
+        assert_eq!(extension("site.tar.gz"), ".tar.gz");
+        assert_eq!(extension("README"), "");
+        assert_eq!(extension(".bashrc"), "");
+        assert_eq!(extension("a.b c"), "");
+    }
+
+    #[test]
+    fn file_names_lose_their_folders() {
+        assert_eq!(clean_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_file_name("C:\\x\\y.txt"), "y.txt");
+        assert_eq!(clean_file_name(".."), "upload");
+    }
+}

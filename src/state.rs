@@ -1,0 +1,13 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use crate::apikey::ApiKey;
+use crate::jobs::scheduler::Scheduler;
+use crate::service::Service;
+
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub scheduler: Arc<Scheduler>,
+    pub apikey: ApiKey,
+}

@@ -1,0 +1,226 @@
+//! Unpacking an uploaded archive into blobs, refusing anything that could escape the backup.
+//!
+//! Entries stream straight into blobs (never whole in memory). Accepted: regular files and
+//! folders; hard links to files seen earlier in the same archive. Refused with a clear error:
+//! absolute paths, `..`, links that point outside. Skipped with a log line: symlinks inside the
+//! tree, devices and fifos (a backup here is plain files).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use super::Store;
+use super::blob::put_reader;
+use super::place::safe_relative;
+use crate::error::{Error, IoContext, Result};
+use crate::model::backup::BackupFile;
+
+/// Archive formats bakch unpacks, known by file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tar,
+    TarGz,
+    TarXz,
+    TarZst,
+    Zip,
+}
+
+/// The archive kind of a file name, if it names one.
+pub fn kind_of(name: &str) -> Option<Kind> {
+    let n = name.to_ascii_lowercase();
+    let ends = |s: &str| n.ends_with(s);
+    if ends(".tar.gz") || ends(".tgz") {
+        Some(Kind::TarGz)
+    } else if ends(".tar.xz") || ends(".txz") {
+        Some(Kind::TarXz)
+    } else if ends(".tar.zst") || ends(".tar.zstd") || ends(".tzst") {
+        Some(Kind::TarZst)
+    } else if ends(".tar") {
+        Some(Kind::Tar)
+    } else if ends(".zip") {
+        Some(Kind::Zip)
+    } else {
+        None
+    }
+}
+
+/// The files of the archive at `path`, each stored as a blob.
+pub fn extract(store: &Store, path: &Path, kind: Kind) -> Result<Vec<BackupFile>> {
+    let file = File::open(path).ctx("open archive", path)?;
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let mut files = Files::default();
+    match kind {
+        Kind::Tar => extract_tar(store, reader, &mut files)?,
+        Kind::TarGz => extract_tar(store, flate2::read::MultiGzDecoder::new(reader), &mut files)?,
+        Kind::TarXz => extract_tar(store, xz2::read::XzDecoder::new_multi_decoder(reader), &mut files)?,
+        Kind::TarZst => {
+            let decoder = zstd::stream::read::Decoder::with_buffer(reader)
+                .map_err(|e| Error::bad(format!("the archive is not valid zstd: {e}")))?;
+            extract_tar(store, decoder, &mut files)?
+        }
+        Kind::Zip => extract_zip(store, path, &mut files)?,
+    }
+    files.finish()
+}
+
+/// Files by path; a later entry of the same path replaces an earlier one, as `tar x` does.
+#[derive(Default)]
+struct Files(BTreeMap<PathBuf, BackupFile>);
+
+impl Files {
+    fn add(&mut self, path: PathBuf, blob: String, size: u64, mode: u32) {
+        let rel = path.to_string_lossy().into_owned();
+        self.0.insert(path, BackupFile { path: rel, blob, size: size as i64, mode: mode & 0o7777 });
+    }
+
+    fn finish(self) -> Result<Vec<BackupFile>> {
+        // A path cannot be both a file and a folder of other files.
+        let mut prev: Option<&PathBuf> = None;
+        for p in self.0.keys() {
+            if let Some(q) = prev
+                && p.starts_with(q)
+            {
+                return Err(Error::bad(format!("the archive holds '{}' both as a file and as a folder", q.display())));
+            }
+            prev = Some(p);
+        }
+        if self.0.is_empty() {
+            return Err(Error::bad("the archive holds no files"));
+        }
+        Ok(self.0.into_values().collect())
+    }
+}
+
+fn entry_path(raw: &str) -> Result<PathBuf> {
+    if raw.starts_with('/') {
+        return Err(Error::bad(format!("the archive has an absolute path '{raw}'; refusing to unpack it")));
+    }
+    safe_relative(raw).map_err(|_| Error::bad(format!("the archive has a path that leaves the backup: '{raw}'")))
+}
+
+fn corrupt(e: std::io::Error) -> Error {
+    Error::bad(format!("the archive is damaged or not in the format its name says: {e}"))
+}
+
+fn extract_tar(store: &Store, reader: impl Read, files: &mut Files) -> Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_dir()
+            || matches!(
+                kind,
+                tar::EntryType::XGlobalHeader
+                    | tar::EntryType::XHeader
+                    | tar::EntryType::GNULongName
+                    | tar::EntryType::GNULongLink
+            )
+        {
+            entry_path_or_root(&raw)?;
+            continue;
+        }
+        let path = entry_path(&raw)?;
+        let mode = entry.header().mode().unwrap_or(0o644);
+        if kind.is_hard_link() {
+            let target =
+                entry.link_name().map_err(corrupt)?.map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
+            let target_path = entry_path(&target)?;
+            let Some(existing) = files.0.get(&target_path).cloned() else {
+                return Err(Error::bad(format!(
+                    "the archive links '{raw}' to '{target}', which it does not hold earlier"
+                )));
+            };
+            files.add(path, existing.blob, existing.size as u64, mode);
+        } else if kind.is_symlink() {
+            let target =
+                entry.link_name().map_err(corrupt)?.map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
+            check_symlink(&path, &target)?;
+            tracing::warn!("archive entry '{raw}' is a symlink to '{target}'; symlinks are not stored");
+        } else if kind.is_file() || kind == tar::EntryType::Continuous {
+            let (blob, size) = put_reader(store, &mut entry, corrupt)?;
+            files.add(path, blob, size, mode);
+        } else {
+            tracing::warn!("archive entry '{raw}' is a device or fifo; skipped");
+        }
+    }
+    Ok(())
+}
+
+/// Folder entries may be `./` (the root itself); anything else must stay inside.
+fn entry_path_or_root(raw: &str) -> Result<()> {
+    let trimmed = raw.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed == "." {
+        return Ok(());
+    }
+    entry_path(raw).map(|_| ())
+}
+
+/// A symlink whose target leaves the backup is an attack; refuse the archive.
+fn check_symlink(path: &Path, target: &str) -> Result<()> {
+    let escapes =
+        || Error::bad(format!("the archive has a link '{}' pointing outside the backup ('{target}')", path.display()));
+    if target.starts_with('/') {
+        return Err(escapes());
+    }
+    let mut depth = path.components().count() as i64 - 1;
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return Err(escapes());
+        }
+    }
+    Ok(())
+}
+
+fn extract_zip(store: &Store, path: &Path, files: &mut Files) -> Result<()> {
+    let file = File::open(path).ctx("open archive", path)?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| Error::bad(format!("the archive is not a valid zip file: {e}")))?;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| Error::bad(format!("the zip archive is damaged: {e}")))?;
+        let raw = entry.name().to_string();
+        if entry.is_dir() {
+            entry_path_or_root(&raw)?;
+            continue;
+        }
+        let path = entry_path(&raw)?;
+        if entry.is_symlink() {
+            let mut target = String::new();
+            entry.read_to_string(&mut target).map_err(corrupt)?;
+            check_symlink(&path, &target)?;
+            tracing::warn!("archive entry '{raw}' is a symlink to '{target}'; symlinks are not stored");
+            continue;
+        }
+        let mode = entry.unix_mode().unwrap_or(0o644);
+        let (blob, size) = put_reader(store, &mut entry, corrupt)?;
+        files.add(path, blob, size, mode);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_name() {
+        assert_eq!(kind_of("a.TAR.GZ"), Some(Kind::TarGz));
+        assert_eq!(kind_of("a.tgz"), Some(Kind::TarGz));
+        assert_eq!(kind_of("a.tar.zst"), Some(Kind::TarZst));
+        assert_eq!(kind_of("a.zip"), Some(Kind::Zip));
+        assert_eq!(kind_of("a.txt"), None);
+    }
+
+    #[test]
+    fn symlinks_may_not_leave_the_tree() {
+        assert!(check_symlink(Path::new("a/b"), "../c").is_ok());
+        assert!(check_symlink(Path::new("a/b"), "../../c").is_err());
+        assert!(check_symlink(Path::new("a"), "/etc/passwd").is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! Writing blobs: bytes stream into a temp file while blake3 hashes them, then the file is
+//! fsynced and renamed to its hash. An existing blob of that hash is a deduplication hit.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::Store;
+use super::atomic::fsync_dir;
+use crate::error::{Error, IoContext, Result};
+
+/// Large writes: fewer syscalls on the hot path.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// A file being written in the store's temp folder; removed on drop unless kept.
+pub struct Spool {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+/// A finished spool: its bytes are on disk and fsynced. Removed on drop unless it became a
+/// blob or a kept upload.
+#[derive(Debug)]
+pub struct Spooled {
+    pub path: PathBuf,
+    pub hash: String,
+    pub size: u64,
+}
+
+impl Spool {
+    pub fn create(store: &Store) -> Result<Spool> {
+        let path = store.tmp.join(uuid::Uuid::new_v4().simple().to_string());
+        let file =
+            OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).ctx("create temp file", &path)?;
+        Ok(Spool {
+            path,
+            out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            hasher: blake3::Hasher::new(),
+            size: 0,
+        })
+    }
+
+    /// Flushes and fsyncs; the spool is then ready to become a blob or a kept upload.
+    pub fn finish(mut self) -> Result<Spooled> {
+        let out = self.out.take().expect("spool finished twice");
+        let file = out.into_inner().map_err(|e| e.into_error()).ctx("write", &self.path)?;
+        file.sync_all().ctx("sync", &self.path)?;
+        let path = std::mem::take(&mut self.path);
+        Ok(Spooled { path, hash: self.hasher.finalize().to_hex().to_string(), size: self.size })
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let out = self.out.as_mut().ok_or_else(|| io::Error::other("spool already finished"))?;
+        let n = out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self.out.as_mut() {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Spooled {
+    /// Turns the file into the blob named by its hash; if that blob exists, drops this copy.
+    pub fn into_blob(mut self, store: &Store) -> Result<String> {
+        let path = std::mem::take(&mut self.path);
+        let hash = std::mem::take(&mut self.hash);
+        let dest = store.blob_path(&hash);
+        if dest.exists() {
+            std::fs::remove_file(&path).ctx("remove temp file", &path)?;
+            return Ok(hash);
+        }
+        let result = (|| {
+            let fan = dest.parent().unwrap_or(&store.blobs);
+            if !fan.exists() {
+                std::fs::create_dir_all(fan).ctx("create folder", fan)?;
+                fsync_dir(&store.blobs)?;
+            }
+            // Read-only: the same inode is hard-linked into target folders.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).ctx("set mode of", &path)?;
+            std::fs::rename(&path, &dest).ctx("move blob into", &dest)?;
+            fsync_dir(fan)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        result.map(|_| hash)
+    }
+
+    /// Moves the file into `dir` under `name` (kept for a job, e.g. an archive to extract).
+    pub fn keep_in(mut self, dir: &Path, name: &str) -> Result<PathBuf> {
+        let path = std::mem::take(&mut self.path);
+        let dest = dir.join(name);
+        if let Err(e) = std::fs::rename(&path, &dest) {
+            let _ = std::fs::remove_file(&path);
+            return Err(crate::error::Error::io("move upload into", &dest, e));
+        }
+        fsync_dir(dir)?;
+        Ok(dest)
+    }
+
+    /// Drops the file (e.g. a sequential upload file that was refused).
+    pub fn discard(self) {}
+}
+
+/// Streams `reader` into the store as a blob; returns (hash, size). A failure to read is
+/// turned into an error by `read_error` (a damaged archive is the client's fault, not the disk's).
+pub fn put_reader(
+    store: &Store,
+    reader: &mut impl io::Read,
+    read_error: fn(io::Error) -> Error,
+) -> Result<(String, u64)> {
+    let mut spool = Spool::create(store)?;
+    let tmp = spool.path.clone();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_error(e)),
+        };
+        spool.write_all(&buf[..n]).ctx("write", &tmp)?;
+    }
+    let done = spool.finish()?;
+    let size = done.size;
+    Ok((done.into_blob(store)?, size))
+}
