@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,9 @@ def cli(tmp_path_factory):
 def work(tmp_path) -> Path:
     """A scratch folder for source files and downloads (not a target location)."""
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _lib_tempdir(tmp_path_factory, monkeypatch):
+    """The lib's folder upload leaves its tarball in the temp folder: keep that in pytest's."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("libtmp")))

@@ -170,6 +170,13 @@ class BakchServer:
             self.proc.wait(timeout=15)
         self.proc = None
 
+    def kill(self):
+        """SIGKILL: a crash, no chance to clean up."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+        self.proc = None
+
     def restart(self) -> "BakchServer":
         """Stops and starts the same data folder again (on a new free port)."""
         self.stop()

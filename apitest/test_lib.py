@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import tarfile
-import tempfile
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -287,6 +286,22 @@ def test_upload_backup_single_file(server, loc, work):
     assert len(autos) == 1 and autos[0].manual is False
 
 
+def test_acknowledged_upload_survives_a_crash(server, loc, work):
+    """Promise 4: once the reply carried a job id, a crash of bakch does not lose the upload."""
+    s = server()
+    location = loc("crash")
+    tid = make_target(s.api, location, kind="multi")
+    folder = write_tree(work / "up", SAMPLE_TREE)
+    job_id = s.api.upload_backup_folder(tid, str(folder), True)
+    s.kill()  # right after the acknowledgement, wherever the job is
+    s.start()
+    job = wait_job(s, job_id)
+    assert job["status"] == "FINISHED", job
+    backups = raw_backups(s, tid)
+    assert len(backups) == 1
+    assert read_tree(location) == prefixed(f"b-{backups[0]['id']}/up", SAMPLE_TREE)
+
+
 def test_upload_to_unknown_target(server, work):
     api = server().api
     (work / "x.txt").write_bytes(b"x")
@@ -310,13 +325,12 @@ def test_name_template_date_and_mode(server, loc, work):
         assert (location / files[0]).read_bytes() == b"select 1;"
 
 
-def test_upload_backup_folder(server, loc, work, monkeypatch):
+def test_upload_backup_folder(server, loc, work):
     s = server()
     api = s.api
     location = loc("multi")
     tid = make_target(api, location, kind="multi")
     folder = write_tree(work / "up", SAMPLE_TREE)
-    monkeypatch.setattr(tempfile, "tempdir", str(work))  # the lib leaves its tarball in $TMPDIR
 
     b = upload_folder(s, tid, folder)
     check_backup_json(b, tid)

@@ -46,6 +46,7 @@ impl Service {
             return Ok(());
         }
         let target = self.target(&c, &backup.target_id)?;
+        let _naming = self.naming_lock();
         let dest_dir = self.place_path(&target, recycled, "");
         let (base, ext) = split_suffix(&backup.name, is_single(&target));
         let name = place::free_name(&base, &ext, |n| {

@@ -30,6 +30,9 @@ pub struct Service {
     pub store: Store,
     /// Wakes job workers when a job is queued.
     pub job_ready: Arc<Notify>,
+    /// Held from choosing a backup's name until its row records it, so two jobs never pick
+    /// the same free name.
+    pub naming: std::sync::Mutex<()>,
 }
 
 impl Service {
@@ -37,7 +40,13 @@ impl Service {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io("create data folder", &config.data_dir, e))?;
         let store = Store::open(&config.data_dir)?;
         let pool = db::open(&config.db_path(), (config.workers as u32 + 8).min(32))?;
-        Ok(Service { config, pool, store, job_ready: Arc::new(Notify::new()) })
+        Ok(Service { config, pool, store, job_ready: Arc::new(Notify::new()), naming: std::sync::Mutex::new(()) })
+    }
+
+    /// Takes the naming lock (see [`Service::naming`]).
+    pub fn naming_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic while holding it leaves no state behind, so a poisoned lock is still usable.
+        self.naming.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn conn(&self) -> Result<Conn> {

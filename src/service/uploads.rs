@@ -162,6 +162,7 @@ impl Service {
         let location = Path::new(&target.location);
         std::fs::create_dir_all(location)
             .map_err(|e| Error::internal(format!("target folder {} cannot be created: {e}", location.display())))?;
+        let naming = self.naming_lock();
         let name = place::free_name(&base, &ext, |n| {
             Ok(location.join(n).exists() || db::backups::name_used(&c, &target.id, n, false, &job.backup_id)?)
         })?;
@@ -177,6 +178,7 @@ impl Service {
             name: name.clone(),
         };
         db::with_tx(&mut c, |tx| db::backups::insert_pending(tx, &backup, &files))?;
+        drop(naming);
         let dest = location.join(&name);
         let staging = place::staging_path(location, &backup.id);
         let mode = place::materialize(&self.store, &files, &dest, &staging, is_single(&target))?;

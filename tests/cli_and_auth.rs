@@ -1,0 +1,93 @@
+//! The command line (`newapikey`, `--help`, `--version`, refusals at start) and API key checks.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::{BIN, TestServer, free_port};
+use serde_json::json;
+
+#[test]
+fn newapikey_writes_a_private_key_file_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| Command::new(BIN).args(args).arg("--data-dir").arg(dir.path()).output().unwrap();
+    let first = run(&["newapikey"]);
+    assert!(first.status.success());
+    let key = String::from_utf8_lossy(&first.stdout).lines().last().unwrap().to_string();
+    assert!(
+        key.starts_with("bakch-") && key.len() == 70 && key[6..].chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
+    );
+    let path = dir.path().join("apikey.json");
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(file, json!({"key": key}));
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let again = run(&["newapikey"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+    let file_after: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(file_after["key"], key.as_str(), "the key changed without -o");
+    let forced = run(&["newapikey", "-o"]);
+    assert!(forced.status.success());
+    let new_key = String::from_utf8_lossy(&forced.stdout).lines().last().unwrap().to_string();
+    assert_ne!(new_key, key);
+}
+
+#[test]
+fn help_and_version() {
+    for args in [vec!["--help"], vec!["serve", "--help"], vec!["newapikey", "--help"], vec!["--version"]] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(!out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn refuses_to_listen_beyond_loopback_without_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--bind", &format!("0.0.0.0:{}", free_port()), "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no API key"));
+}
+
+#[test]
+fn bad_config_stops_start_up_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "[schedules]\nrecycle_job = \"every tuesday\"\n").unwrap();
+    let out = Command::new(BIN).args(["serve", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recycle_job"));
+    let out = Command::new(BIN).args(["serve", "--bind", "nowhere", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn key_guards_every_route_and_is_picked_up_without_restart() {
+    let mut s = TestServer::start();
+    // No key file: open, whatever the header says (the client sends an empty Bearer).
+    let (status, _) = s.get("/api/stats");
+    assert_eq!(status, 200);
+    let key = s.new_api_key();
+    let client = reqwest::blocking::Client::new();
+    let routes = ["/api/stats", "/api/target", "/api/jobs", "/api/log", "/api/recycle_bin", "/api/target/x"];
+    for route in routes {
+        let url = format!("{}{route}", s.url);
+        let none = client.get(&url).send().unwrap();
+        assert_eq!(none.status().as_u16(), 401, "{route} without a key");
+        let body: serde_json::Value = none.json().unwrap();
+        assert_eq!(body["success"], false);
+        let basic = client.get(&url).header("authorization", format!("Basic {key}")).send().unwrap();
+        assert_eq!(basic.status().as_u16(), 401, "{route} with a non-Bearer header");
+        let wrong = client.get(&url).bearer_auth("bakch-0000").send().unwrap();
+        assert_eq!(wrong.status().as_u16(), 403, "{route} with a wrong key");
+    }
+    let (status, _) = s.get("/api/stats");
+    assert_eq!(status, 200, "the right key opens");
+    let (status, _) = s.post("/api/target", json!({}));
+    assert_eq!(status, 400, "requests with the key reach the handlers");
+}
