@@ -13,8 +13,15 @@ use serde::Deserialize;
 use crate::cli::{GlobalArgs, ServeArgs};
 
 /// Scheduled jobs and their default cron schedules (seconds first, UTC).
-pub const DEFAULT_SCHEDULES: &[(&str, &str)] =
-    &[("recycle_job", "0 0 * * * *"), ("stale_seq_upload_job", "0 */10 * * * *")];
+pub const DEFAULT_SCHEDULES: &[(&str, &str)] = &[
+    ("recycle_job", "0 0 * * * *"),
+    ("stale_seq_upload_job", "0 */10 * * * *"),
+    ("integrity_check_job", "0 0 3 * * *"),
+    ("gc_job", "0 30 3 * * *"),
+    ("deduplicate_job", "0 15 * * * *"),
+    ("tmp_purge_job", "0 45 * * * *"),
+    ("backup_filesize_job", "0 0 4 * * *"),
+];
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -29,6 +36,10 @@ pub struct Config {
     pub schedules: BTreeMap<String, String>,
     /// A sequential upload idle for longer than this is purged.
     pub seq_upload_timeout_secs: u64,
+    /// Unreferenced blobs younger than this are kept by garbage collection.
+    pub gc_grace_secs: u64,
+    /// Temp files older than this, that nothing owns, are purged.
+    pub tmp_max_age_secs: u64,
 }
 
 /// The shape of the TOML file; every key is optional.
@@ -42,6 +53,8 @@ struct FileConfig {
     log: Option<String>,
     insecure_open_api: Option<bool>,
     seq_upload_timeout_secs: Option<u64>,
+    gc_grace_secs: Option<u64>,
+    tmp_max_age_secs: Option<u64>,
     #[serde(default)]
     schedules: BTreeMap<String, String>,
 }
@@ -96,6 +109,8 @@ impl Config {
             insecure_open_api: serve.insecure_open_api || file.insecure_open_api.unwrap_or(false),
             schedules,
             seq_upload_timeout_secs: file.seq_upload_timeout_secs.unwrap_or(3600),
+            gc_grace_secs: file.gc_grace_secs.unwrap_or(24 * 3600),
+            tmp_max_age_secs: file.tmp_max_age_secs.unwrap_or(24 * 3600),
         })
     }
 

@@ -31,13 +31,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/target/{id}/recycled", web::delete().to(delete_recycled)));
 }
 
-/// A target as JSON, with how its files reach the store (`hardlink` or `copy`).
-pub(crate) fn target_json(svc: &Service, t: &Target) -> Value {
+/// A target as JSON, with how its files reach the store (`hardlink` or `copy`) and its sizes.
+pub(crate) fn target_json(svc: &Service, t: &Target) -> Result<Value, Error> {
     let mut v = serde_json::to_value(t).unwrap_or_else(|_| json!({}));
+    let usage = svc.target_usage(t)?;
     if let Some(obj) = v.as_object_mut() {
-        obj.insert("storage".into(), json!(svc.storage_mode(t)));
+        obj.insert("storage".into(), json!(usage.storage));
+        obj.insert("logical_size".into(), json!(usage.logical));
+        obj.insert("disk_used".into(), json!(usage.disk_used));
+        obj.insert("dedup_saved".into(), json!(usage.logical - usage.disk_used));
     }
-    v
+    Ok(v)
 }
 
 async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Error> {
@@ -48,7 +52,7 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
     let svc = state.service.clone();
     let targets = block(move || {
         let list = svc.list_targets(page as usize)?;
-        Ok(list.iter().map(|t| target_json(&svc, t)).collect::<Vec<_>>())
+        list.iter().map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
     })
     .await?;
     Ok(ok(json!({"targets": targets, "page": page})))
@@ -65,7 +69,7 @@ async fn view(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpR
     let svc = state.service.clone();
     let (target, backups) = block(move || {
         let (t, b) = svc.target_with_backups(&id)?;
-        Ok((target_json(&svc, &t), b))
+        Ok((target_json(&svc, &t)?, b))
     })
     .await?;
     Ok(ok(json!({"target": target, "backups": backups})))
@@ -118,7 +122,7 @@ async fn search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
     let svc = state.service.clone();
     let targets = block(move || {
         let list = svc.search_targets(&search)?;
-        Ok(list.iter().map(|t| target_json(&svc, t)).collect::<Vec<_>>())
+        list.iter().map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
     })
     .await?;
     Ok(ok(json!({"targets": targets})))

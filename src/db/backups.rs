@@ -148,3 +148,43 @@ pub fn distinct_blob_bytes(c: &Connection) -> Result<i64> {
         |r| r.get(0),
     )?)
 }
+
+/// Every complete backup of every target.
+pub fn all(c: &Connection) -> Result<Vec<Backup>> {
+    query(c, "1", [])
+}
+
+pub fn set_hash_mismatch(c: &Connection, id: &str, mismatch: bool) -> Result<()> {
+    c.execute("UPDATE backups SET hash_mismatch = ?2 WHERE id = ?1", params![id, mismatch])?;
+    Ok(())
+}
+
+/// Recomputes `filesize` from the files of every backup; returns how many rows changed.
+pub fn recompute_filesizes(c: &Connection) -> Result<usize> {
+    Ok(c.execute(
+        "UPDATE backups SET filesize = (SELECT COALESCE(SUM(size), 0) FROM backup_files WHERE backup_id = backups.id)
+         WHERE filesize <> (SELECT COALESCE(SUM(size), 0) FROM backup_files WHERE backup_id = backups.id)",
+        [],
+    )?)
+}
+
+/// Every blob a backup (in any state) or an open sequential upload refers to.
+pub fn referenced_blobs(c: &Connection) -> Result<std::collections::HashSet<String>> {
+    let mut stmt = c.prepare(
+        "SELECT DISTINCT blob FROM backup_files UNION SELECT DISTINCT blob FROM seq_files WHERE blob IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// (logical bytes, bytes of distinct blobs) of one target's complete backups.
+pub fn target_usage(c: &Connection, target_id: &str) -> Result<(i64, i64)> {
+    Ok(c.query_row(
+        "SELECT COALESCE((SELECT SUM(filesize) FROM backups WHERE target_id = ?1 AND state = 'complete'), 0),
+                COALESCE((SELECT SUM(size) FROM (SELECT f.blob, MAX(f.size) AS size FROM backup_files f
+                          JOIN backups b ON b.id = f.backup_id
+                          WHERE b.target_id = ?1 AND b.state = 'complete' GROUP BY f.blob)), 0)",
+        [target_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}

@@ -6,8 +6,15 @@ use crate::db::{self, jobs::JobRow};
 use crate::error::{Error, Result};
 
 /// Scheduled jobs: (name, display name). Their schedules come from the config.
-pub const SCHEDULED: &[(&str, &str)] =
-    &[("recycle_job", "Recycle old backups"), ("stale_seq_upload_job", "Purge stale sequential uploads")];
+pub const SCHEDULED: &[(&str, &str)] = &[
+    ("recycle_job", "Recycle old backups"),
+    ("stale_seq_upload_job", "Purge stale sequential uploads"),
+    ("integrity_check_job", "Check backup integrity"),
+    ("gc_job", "Remove unreferenced stored content"),
+    ("deduplicate_job", "Delete repeated backups"),
+    ("tmp_purge_job", "Purge stale temp files"),
+    ("backup_filesize_job", "Recompute backup sizes"),
+];
 
 /// The display name of a queued job kind.
 pub fn display_name(kind: &str) -> &'static str {
@@ -35,6 +42,11 @@ impl Service {
         match name {
             "recycle_job" => self.run_retention(),
             "stale_seq_upload_job" => self.purge_stale_seq_uploads(),
+            "integrity_check_job" => self.check_integrity(),
+            "gc_job" => self.collect_garbage(),
+            "deduplicate_job" => self.deduplicate_backups(),
+            "tmp_purge_job" => self.purge_tmp(),
+            "backup_filesize_job" => self.recompute_filesizes(),
             other => Err(Error::not_found(format!("No scheduled job named '{other}'"))),
         }
     }

@@ -184,12 +184,27 @@ fn ensure_location(dir: &Path) -> Result<()> {
     std::fs::remove_file(&probe).ctx("remove", &probe)
 }
 
-impl Service {
+/// How much a target's backups take.
+pub struct Usage {
     /// `hardlink` when the target folder shares the store's filesystem, else `copy` (no
     /// deduplication on disk there).
-    pub fn storage_mode(&self, t: &Target) -> &'static str {
+    pub storage: &'static str,
+    /// Sum of its backups' sizes.
+    pub logical: i64,
+    /// Bytes really used: each distinct content once when hard-linked, every copy otherwise.
+    pub disk_used: i64,
+}
+
+impl Service {
+    pub fn target_usage(&self, t: &Target) -> Result<Usage> {
         use std::os::unix::fs::MetadataExt;
         let device = |p: &Path| p.ancestors().find_map(|a| std::fs::metadata(a).ok()).map(|m| m.dev());
-        if device(Path::new(&t.location)) == device(&self.store.blobs) { "hardlink" } else { "copy" }
+        let linked = device(Path::new(&t.location)) == device(&self.store.blobs);
+        let (logical, distinct) = db::backups::target_usage(&*self.conn()?, &t.id)?;
+        Ok(Usage {
+            storage: if linked { "hardlink" } else { "copy" },
+            logical,
+            disk_used: if linked { distinct } else { logical },
+        })
     }
 }

@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::Store;
 use super::atomic::fsync_dir;
@@ -93,6 +94,9 @@ impl Spooled {
         let dest = store.blob_path(&hash);
         if dest.exists() {
             std::fs::remove_file(&path).ctx("remove temp file", &path)?;
+            // A fresh time keeps garbage collection's grace period from taking a blob that a
+            // new upload is about to refer to.
+            std::fs::File::open(&dest).and_then(|f| f.set_modified(SystemTime::now())).ctx("touch blob", &dest)?;
             return Ok(hash);
         }
         let result = (|| {

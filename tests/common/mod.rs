@@ -47,7 +47,19 @@ impl TestServer {
     }
 
     pub fn start_with_env(env: &[(&str, &str)]) -> TestServer {
+        Self::start_with(env, None)
+    }
+
+    /// Starts with `<data>/config.toml` holding `toml`.
+    pub fn start_with_config(toml: &str) -> TestServer {
+        Self::start_with(&[], Some(toml))
+    }
+
+    fn start_with(env: &[(&str, &str)], config: Option<&str>) -> TestServer {
         let data = tempfile::tempdir().expect("temp data dir");
+        if let Some(toml) = config {
+            std::fs::write(data.path().join("config.toml"), toml).expect("write config.toml");
+        }
         let root = tempfile::tempdir().expect("temp root dir");
         let port = free_port();
         let mut server = TestServer {

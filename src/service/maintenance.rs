@@ -1,0 +1,246 @@
+//! Scheduled upkeep of the store: integrity check, garbage collection, deduplication of
+//! identical backups, size recomputation, temp file purge.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::uploads::{Source, UploadJob};
+use super::{Service, is_single};
+use crate::db;
+use crate::error::{Error, IoContext, Result};
+use crate::model::backup::Backup;
+use crate::model::target::Target;
+use crate::store::place;
+
+impl Service {
+    /// `integrity_check_job`: re-hashes every backup's files against their recorded hashes and
+    /// sets or clears `hash_mismatch`. Finds changed, truncated, missing and extra files.
+    pub fn check_integrity(&self) -> Result<String> {
+        let c = self.conn()?;
+        let targets: HashMap<String, Target> = db::targets::all(&c)?.into_iter().map(|t| (t.id.clone(), t)).collect();
+        let mut blob_ok: HashMap<String, bool> = HashMap::new();
+        let (mut checked, mut bad) = (0, Vec::new());
+        for backup in db::backups::all(&c)? {
+            let Some(target) = targets.get(&backup.target_id) else { continue };
+            let problems = self.backup_problems(target, &backup, &mut blob_ok)?;
+            for p in &problems {
+                tracing::warn!("integrity: backup {} of target '{}': {p}", backup.id, target.name);
+            }
+            let mismatch = !problems.is_empty();
+            if mismatch != backup.hash_mismatch {
+                db::backups::set_hash_mismatch(&c, &backup.id, mismatch)?;
+                if !mismatch {
+                    tracing::info!("integrity: backup {} is healthy again", backup.id);
+                }
+            }
+            if mismatch {
+                bad.push(backup.id.clone());
+            }
+            checked += 1;
+        }
+        Ok(if bad.is_empty() {
+            format!("checked {checked} backup(s): all healthy")
+        } else {
+            format!("checked {checked} backup(s): {} damaged: {}", bad.len(), bad.join(", "))
+        })
+    }
+
+    fn backup_problems(
+        &self,
+        target: &Target,
+        backup: &Backup,
+        blob_ok: &mut HashMap<String, bool>,
+    ) -> Result<Vec<String>> {
+        let files = db::backups::files(&*self.conn()?, &backup.id)?;
+        let root = self.backup_path(target, backup);
+        let mut problems = Vec::new();
+        for f in &files {
+            let blob = self.store.blob_path(&f.blob);
+            let ok = match blob_ok.get(&f.blob) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = hash_file(&blob)?.as_deref() == Some(f.blob.as_str());
+                    blob_ok.insert(f.blob.clone(), ok);
+                    ok
+                }
+            };
+            if !ok {
+                problems.push(format!("stored content of '{}' is damaged or missing", f.path));
+            }
+            let placed = if is_single(target) { root.clone() } else { root.join(&f.path) };
+            let (Ok(meta), Ok(blob_meta)) = (std::fs::metadata(&placed), std::fs::metadata(&blob)) else {
+                if !placed.exists() {
+                    problems.push(format!("'{}' is missing from {}", f.path, root.display()));
+                }
+                continue;
+            };
+            let same_inode = meta.dev() == blob_meta.dev() && meta.ino() == blob_meta.ino();
+            if meta.len() != f.size as u64 {
+                problems.push(format!("'{}' has {} bytes, {} expected", f.path, meta.len(), f.size));
+            } else if !same_inode && hash_file(&placed)?.as_deref() != Some(f.blob.as_str()) {
+                problems.push(format!("'{}' was changed", f.path));
+            }
+        }
+        if !is_single(target) {
+            let known: HashSet<PathBuf> = files.iter().map(|f| PathBuf::from(&f.path)).collect();
+            for extra in files_under(&root)?.into_iter().filter(|p| !known.contains(p)) {
+                problems.push(format!("'{}' is not part of the backup", extra.display()));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// `gc_job`: removes blobs that nothing refers to and that are older than the grace period.
+    /// Marks first (backups in any state, open sequential uploads, queued jobs), logs the plan,
+    /// then deletes, checking each blob's age again right before it goes.
+    pub fn collect_garbage(&self) -> Result<String> {
+        let c = self.conn()?;
+        let mut marked = db::backups::referenced_blobs(&c)?;
+        for payload in db::jobs::open_payloads(&c)? {
+            if let Ok(UploadJob { source: Source::Files { files }, .. }) = serde_json::from_str(&payload) {
+                marked.extend(files.into_iter().map(|f| f.blob));
+            }
+        }
+        drop(c);
+        let grace = Duration::from_secs(self.config.gc_grace_secs);
+        let mut plan: Vec<(PathBuf, u64)> = Vec::new();
+        for (hash, path, meta) in self.blobs()? {
+            if !marked.contains(&hash) && older_than(&meta, grace) {
+                plan.push((path, meta.len()));
+            }
+        }
+        let bytes: u64 = plan.iter().map(|p| p.1).sum();
+        if plan.is_empty() {
+            return Ok("no unreferenced blobs".to_string());
+        }
+        tracing::info!("gc plan: remove {} unreferenced blob(s), {bytes} bytes", plan.len());
+        let mut removed = 0;
+        for (path, _) in &plan {
+            // A dedup hit touches a blob; one touched since the plan was made stays.
+            match std::fs::metadata(path) {
+                Ok(meta) if older_than(&meta, grace) => {
+                    std::fs::remove_file(path).ctx("remove blob", path)?;
+                    removed += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok(format!("removed {removed} unreferenced blob(s), {bytes} bytes"))
+    }
+
+    /// Every blob file: (hash, path, metadata).
+    fn blobs(&self) -> Result<Vec<(String, PathBuf, std::fs::Metadata)>> {
+        let mut out = Vec::new();
+        for fan in std::fs::read_dir(&self.store.blobs).ctx("read folder", &self.store.blobs)? {
+            let fan = fan.ctx("read folder", &self.store.blobs)?;
+            let fan_name = fan.file_name().to_string_lossy().into_owned();
+            if fan_name.len() != 2 || !fan.path().is_dir() {
+                continue; // `tmp/` and anything that is not a fan-out folder.
+            }
+            for entry in std::fs::read_dir(fan.path()).ctx("read folder", &fan.path())? {
+                let entry = entry.ctx("read folder", &fan.path())?;
+                let meta = entry.metadata().ctx("inspect", &entry.path())?;
+                out.push((format!("{fan_name}{}", entry.file_name().to_string_lossy()), entry.path(), meta));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `deduplicate_job`: in targets with `deduplicate` on, deletes each active backup whose whole
+    /// content equals an older active backup's.
+    pub fn deduplicate_backups(&self) -> Result<String> {
+        let c = self.conn()?;
+        let mut removed = 0;
+        for target in db::targets::all(&c)?.iter().filter(|t| t.deduplicate) {
+            let mut active: Vec<Backup> =
+                db::backups::for_target(&c, &target.id)?.into_iter().filter(|b| !b.is_recycled).collect();
+            active.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            let mut seen = HashSet::new();
+            for b in active {
+                if !seen.insert(b.hash.clone()) {
+                    tracing::info!(
+                        "deduplicate: backup {} of target '{}' repeats an older one; deleted",
+                        b.id,
+                        target.name
+                    );
+                    self.delete_backup_of(target, &b, true)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(format!("deleted {removed} duplicate backup(s)"))
+    }
+
+    /// `backup_filesize_job`: recomputes each backup's size from its files.
+    pub fn recompute_filesizes(&self) -> Result<String> {
+        let n = db::backups::recompute_filesizes(&*self.conn()?)?;
+        Ok(format!("corrected the size of {n} backup(s)"))
+    }
+
+    /// `tmp_purge_job`: removes temp files and spooled uploads older than the configured age that
+    /// no live upload or queued job owns.
+    pub fn purge_tmp(&self) -> Result<String> {
+        let max_age = Duration::from_secs(self.config.tmp_max_age_secs);
+        let owned: HashSet<String> = db::jobs::open_payloads(&*self.conn()?)?
+            .iter()
+            .filter_map(|p| match serde_json::from_str::<UploadJob>(p) {
+                Ok(UploadJob { source: Source::Archive { file, .. }, .. }) => Some(file),
+                _ => None,
+            })
+            .collect();
+        let mut removed = 0;
+        for dir in [&self.store.tmp, &self.store.uploads] {
+            for entry in std::fs::read_dir(dir).ctx("read folder", dir)? {
+                let entry = entry.ctx("read folder", dir)?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let old = entry.metadata().map(|m| older_than(&m, max_age)).unwrap_or(false);
+                if old && !owned.contains(&name) {
+                    place::remove_path(&entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(format!("removed {removed} stale temp file(s)"))
+    }
+}
+
+/// blake3 of a file, or None when it does not exist.
+fn hash_file(path: &Path) -> Result<Option<String>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::io::BufReader::with_capacity(1 << 20, file)).ctx("read", path)?;
+    Ok(Some(hasher.finalize().to_hex().to_string()))
+}
+
+fn older_than(meta: &std::fs::Metadata, age: Duration) -> bool {
+    meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).is_some_and(|elapsed| elapsed >= age)
+}
+
+/// Relative paths of every file (not folder) under `root`; empty when it does not exist.
+fn files_under(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("read folder", &dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.ctx("read folder", &dir)?;
+            let path = entry.path();
+            if entry.file_type().ctx("inspect", &path)?.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                out.push(rel.to_path_buf());
+            }
+        }
+    }
+    Ok(out)
+}
