@@ -32,6 +32,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create the API key file (apikey.json) and print the key
     Newapikey(NewApiKeyArgs),
+    /// Set the web UI password (asks twice; reads one line from stdin when it is not a terminal)
+    Passwd,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -51,6 +53,9 @@ pub struct ServeArgs {
     /// Allow listening beyond loopback with no API key (anyone on the network gets in)
     #[arg(long, env = "BAKCH_INSECURE_OPEN_API")]
     pub insecure_open_api: bool,
+    /// Let browsers on this machine (loopback clients) into the web UI without the password
+    #[arg(long, env = "BAKCH_WEB_LOOPBACK_BYPASS")]
+    pub web_loopback_bypass: bool,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,9 @@ pub struct Config {
     pub page_size: usize,
     pub log: String,
     pub insecure_open_api: bool,
+    /// Web UI: loopback clients need no password (for a reverse proxy that does its own login,
+    /// or a machine with one trusted user).
+    pub web_loopback_bypass: bool,
     /// Cron schedule per scheduled job name.
     pub schedules: BTreeMap<String, String>,
     /// A sequential upload idle for longer than this is purged.
@@ -52,6 +55,7 @@ struct FileConfig {
     page_size: Option<usize>,
     log: Option<String>,
     insecure_open_api: Option<bool>,
+    web_loopback_bypass: Option<bool>,
     seq_upload_timeout_secs: Option<u64>,
     gc_grace_secs: Option<u64>,
     tmp_max_age_secs: Option<u64>,
@@ -107,6 +111,7 @@ impl Config {
             page_size,
             log: serve.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
             insecure_open_api: serve.insecure_open_api || file.insecure_open_api.unwrap_or(false),
+            web_loopback_bypass: serve.web_loopback_bypass || file.web_loopback_bypass.unwrap_or(false),
             schedules,
             seq_upload_timeout_secs: file.seq_upload_timeout_secs.unwrap_or(3600),
             gc_grace_secs: file.gc_grace_secs.unwrap_or(24 * 3600),

@@ -17,11 +17,12 @@ mod service;
 mod state;
 mod store;
 mod time;
+mod web;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer};
 use clap::Parser;
 
 use crate::cli::{Cli, Command, GlobalArgs, ServeArgs};
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Newapikey(args)) => new_api_key(&cli.global, args.overwrite),
         Some(Command::Serve(args)) => serve(&cli.global, &args),
+        Some(Command::Passwd) => Config::data_dir_only(&cli.global).and_then(|dir| web::passwd(&dir)),
         None => serve(&cli.global, &ServeArgs::default_from_env()),
     };
     match result {
@@ -77,10 +79,12 @@ async fn run(service: Arc<Service>, key: apikey::ApiKey) -> Result<(), String> {
     let config = service.config.clone();
     jobs::worker::spawn_workers(service.clone(), config.workers);
     let scheduler = jobs::scheduler::Scheduler::start(service.clone()).await.map_err(|e| e.to_string())?;
-    let state = web::Data::new(AppState { service, scheduler, apikey: key });
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-        .bind(config.bind)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let web_state = web::WebState::open(&config)?;
+    let state = actix_web::web::Data::new(AppState { service, scheduler, apikey: key, web: web_state });
+    let server =
+        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure).configure(web::configure))
+            .bind(config.bind)
+            .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     tracing::info!("listening on http://{}", config.bind);
     server.run().await.map_err(|e| format!("server stopped: {e}"))
 }

@@ -10,4 +10,6 @@ pub struct AppState {
     pub service: Arc<Service>,
     pub scheduler: Arc<Scheduler>,
     pub apikey: ApiKey,
+    /// Web UI: password file, session key, login throttle.
+    pub web: crate::web::WebState,
 }

@@ -1,0 +1,229 @@
+//! One backup (its files as a tree, downloads), recycle/restore/delete, and the recycle bin.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use futures_util::stream;
+
+use super::render::file_tree;
+use super::targets::BackupRow;
+use super::{Chrome, ConfirmPage, Ctx, Form, PageError, PageResult, block, enc, html, notice, see_other};
+use crate::model::target::TargetType;
+use crate::service::backups::Download;
+use crate::state::AppState;
+use crate::store::tarstream::{self, ChannelWriter};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/backups/{id}").route(web::get().to(view)))
+        .service(web::resource("/backups/{id}/recycle").route(web::post().to(recycle)))
+        .service(web::resource("/backups/{id}/restore").route(web::post().to(restore)))
+        .service(
+            web::resource("/backups/{id}/delete").route(web::get().to(delete_confirm)).route(web::post().to(delete)),
+        )
+        .service(web::resource("/backups/{id}/download").route(web::get().to(download)))
+        .service(web::resource("/backups/{id}/file").route(web::get().to(download_file)))
+        .service(web::resource("/recycle-bin").route(web::get().to(recycle_bin)))
+        .service(web::resource("/recycle-bin/empty").route(web::get().to(empty_confirm)).route(web::post().to(empty)));
+}
+
+#[derive(Template)]
+#[template(path = "backup.html")]
+struct BackupPage {
+    c: Chrome,
+    b: BackupRow,
+    recycled: bool,
+    single: bool,
+    file_count: usize,
+    tree: String,
+}
+
+async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
+    let svc = state.service.clone();
+    let (target, backup, files) = block(move || svc.backup_details(&id)).await?;
+    let single = target.target_type == TargetType::Single;
+    html(&BackupPage {
+        c: ctx.chrome(backup.name.clone(), "targets").with_notice(notice(&req)),
+        b: BackupRow::of(&backup, &target.name, crate::time::now()),
+        recycled: backup.is_recycled,
+        single,
+        file_count: files.len(),
+        tree: if single { String::new() } else { file_tree(&backup.id, &files) },
+    })
+}
+
+/// Where a form sends the user back to: a local path it names, else the backup's target.
+fn back_to(form: &Form, fallback: String) -> String {
+    let back = form.text("back");
+    if back.starts_with('/') && !back.starts_with("//") { back } else { fallback }
+}
+
+async fn set_recycled(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    id: String,
+    body: web::Bytes,
+    recycled: bool,
+) -> PageResult {
+    let form = Form::parse(&body);
+    ctx.check(&form)?;
+    let svc = state.service.clone();
+    let target_id = block(move || {
+        let (t, b, _) = svc.backup_details(&id)?;
+        svc.set_recycled(&b.id, recycled)?;
+        Ok(t.id)
+    })
+    .await?;
+    let done = if recycled { "recycled" } else { "restored" };
+    let back = back_to(&form, format!("/targets/{}", enc(&target_id)));
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Ok(see_other(&format!("{back}{sep}done={done}")))
+}
+
+async fn recycle(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+    set_recycled(state, ctx, id.into_inner(), body, true).await
+}
+
+async fn restore(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+    set_recycled(state, ctx, id.into_inner(), body, false).await
+}
+
+async fn delete_confirm(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
+    let svc = state.service.clone();
+    let (target, backup, _) = block(move || svc.backup_details(&id)).await?;
+    let back = back_to(&Form::from_query(&req), format!("/targets/{}", enc(&target.id)));
+    html(&ConfirmPage {
+        c: ctx.chrome("Delete backup", "targets"),
+        heading: format!("Delete the backup {}?", backup.name),
+        text: format!("It is removed from {}; a deleted backup cannot be restored.", target.name),
+        items: Vec::new(),
+        action: format!("/backups/{}/delete", enc(&backup.id)),
+        hidden: vec![("back".into(), back.clone())],
+        files_choice: true,
+        button: "Delete backup".into(),
+        danger: true,
+        cancel: format!("/backups/{}", enc(&backup.id)),
+    })
+}
+
+async fn delete(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+    let form = Form::parse(&body);
+    ctx.check(&form)?;
+    let files = form.checked("delete_files");
+    let svc = state.service.clone();
+    let target_id = block(move || {
+        let (t, b, _) = svc.backup_details(&id)?;
+        svc.delete_backup(&b.id, files)?;
+        Ok(t.id)
+    })
+    .await?;
+    let back = back_to(&form, format!("/targets/{}", enc(&target_id)));
+    let back = if back.starts_with("/backups/") { format!("/targets/{}", enc(&target_id)) } else { back };
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Ok(see_other(&format!("{back}{sep}done=deleted")))
+}
+
+/// The whole backup: the file itself, or a tar of the tree built while it is sent.
+async fn download(state: web::Data<AppState>, id: web::Path<String>) -> PageResult {
+    let svc = state.service.clone();
+    match block(move || svc.download(&id)).await? {
+        Download::File { path, size, filename } => stream_file(path, size, &filename).await,
+        Download::Tree { files, filename, mtime } => {
+            let (tx, rx) = tokio::sync::mpsc::channel(tarstream::CHANNEL_DEPTH);
+            let store = state.service.store.clone();
+            let disposition = attachment(&filename);
+            tokio::task::spawn_blocking(move || {
+                let out = ChannelWriter::new(tx.clone());
+                if let Err(e) = tarstream::write_tar(&store, &files, mtime, out) {
+                    tracing::warn!("download of {filename} stopped: {e}");
+                    ChannelWriter::new(tx).fail(e);
+                }
+            });
+            let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+            Ok(HttpResponse::Ok()
+                .content_type("application/x-tar")
+                .insert_header((header::CONTENT_DISPOSITION, disposition))
+                .streaming(body))
+        }
+    }
+}
+
+/// One file of a multi-file backup: `?path=dir/file`.
+async fn download_file(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> PageResult {
+    let path = Form::from_query(&req).get("path").unwrap_or_default().to_string();
+    let svc = state.service.clone();
+    let (blob, size, name) = block(move || svc.backup_file(&id, &path)).await?;
+    stream_file(blob, size, &name).await
+}
+
+async fn stream_file(path: std::path::PathBuf, size: u64, filename: &str) -> PageResult {
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot open the stored file: {e}")))?;
+    let body = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((header::CONTENT_DISPOSITION, attachment(filename)))
+        .no_chunking(size)
+        .streaming(body))
+}
+
+/// `attachment; filename="..."` with an ASCII-safe name, and the exact UTF-8 one beside it.
+fn attachment(name: &str) -> String {
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
+    let safe = safe.trim_start_matches('.');
+    let safe = if safe.is_empty() { "backup" } else { safe };
+    format!("attachment; filename=\"{safe}\"; filename*=UTF-8''{}", enc(name))
+}
+
+#[derive(Template)]
+#[template(path = "recycle_bin.html")]
+struct RecycleBinPage {
+    c: Chrome,
+    rows: Vec<BackupRow>,
+    total: String,
+}
+
+async fn recycle_bin(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageResult {
+    let svc = state.service.clone();
+    let (backups, names) = block(move || {
+        let backups = svc.recycle_bin()?;
+        let names: std::collections::HashMap<String, String> =
+            svc.target_summaries(None)?.into_iter().map(|s| (s.target.id, s.target.name)).collect();
+        Ok((backups, names))
+    })
+    .await?;
+    let now = crate::time::now();
+    let total = super::render::size(backups.iter().map(|b| b.filesize).sum());
+    let rows = backups
+        .iter()
+        .map(|b| BackupRow::of(b, names.get(&b.target_id).map(String::as_str).unwrap_or("?"), now))
+        .collect();
+    html(&RecycleBinPage { c: ctx.chrome("Recycle bin", "recycle").with_notice(notice(&req)), rows, total })
+}
+
+async fn empty_confirm(state: web::Data<AppState>, ctx: Ctx) -> PageResult {
+    let svc = state.service.clone();
+    let n = block(move || svc.recycle_bin()).await?.len();
+    html(&ConfirmPage {
+        c: ctx.chrome("Empty the recycle bin", "recycle"),
+        heading: "Empty the recycle bin?".into(),
+        text: format!("{n} recycled backup(s) of every target are deleted; they cannot be restored."),
+        items: Vec::new(),
+        action: "/recycle-bin/empty".into(),
+        hidden: Vec::new(),
+        files_choice: true,
+        button: "Empty the recycle bin".into(),
+        danger: true,
+        cancel: "/recycle-bin".into(),
+    })
+}
+
+async fn empty(state: web::Data<AppState>, ctx: Ctx, body: web::Bytes) -> PageResult {
+    let form = Form::parse(&body);
+    ctx.check(&form)?;
+    let files = form.checked("delete_files");
+    let svc = state.service.clone();
+    let n = block(move || svc.clear_recycle_bin(files)).await?;
+    Ok(see_other(&format!("/recycle-bin?done=emptied&n={n}")))
+}

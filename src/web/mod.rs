@@ -1,0 +1,398 @@
+//! The web UI: server-rendered askama pages over the same `Service` the JSON API uses.
+//!
+//! Every page route sits behind [`guard`], which reads the signed session cookie, decides
+//! whether the visitor may in (see [`auth`] for the rules), puts a [`Ctx`] in the request and
+//! adds the security headers. Every POST checks the session's CSRF token ([`Ctx::check`]).
+//! Pages work without JavaScript; `static/app.js` only adds upload progress, drag and drop,
+//! select-all and the recycle-field toggle. No inline script anywhere, so the CSP forbids it.
+
+mod assets;
+mod auth;
+mod backups;
+mod jobs;
+mod pages;
+mod render;
+mod targets;
+mod upload;
+
+use std::future::{Ready, ready};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+use subtle::ConstantTimeEq;
+
+pub use auth::{WebState, passwd};
+
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Registered after `/api`, so this catch-all scope only sees page paths.
+    cfg.service(
+        web::scope("")
+            .wrap(from_fn(guard))
+            .app_data(web::PayloadConfig::new(4 << 20))
+            .configure(assets::routes)
+            .configure(auth::routes)
+            .configure(targets::routes)
+            .configure(upload::routes)
+            .configure(backups::routes)
+            .configure(jobs::routes)
+            .configure(pages::routes)
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn not_found() -> PageResult {
+    Err(PageError::new(StatusCode::NOT_FOUND, "There is no such page."))
+}
+
+/// What a page handler knows about the visitor.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The session's CSRF token, put in every form.
+    pub csrf: String,
+    /// A real login (so a "Log out" button makes sense).
+    pub logged_in: bool,
+    /// A warning shown on every page (no password, no API key).
+    pub banner: Option<String>,
+}
+
+impl Ctx {
+    /// Fails unless the form carries this session's CSRF token.
+    pub fn check(&self, form: &Form) -> Result<(), PageError> {
+        let sent = form.get("csrf").unwrap_or_default();
+        if !sent.is_empty() && bool::from(sent.as_bytes().ct_eq(self.csrf.as_bytes())) {
+            return Ok(());
+        }
+        Err(csrf_refused())
+    }
+
+    /// The layout values of a page.
+    pub fn chrome(&self, title: impl Into<String>, section: &'static str) -> Chrome {
+        Chrome {
+            title: title.into(),
+            section,
+            csrf: self.csrf.clone(),
+            banner: self.banner.clone(),
+            logged_in: self.logged_in,
+            notice: None,
+        }
+    }
+}
+
+impl FromRequest for Ctx {
+    type Error = PageError;
+    type Future = Ready<Result<Ctx, PageError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Ctx>()
+                .cloned()
+                .ok_or_else(|| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "session missing")),
+        )
+    }
+}
+
+/// The refusal of a form without this session's CSRF token.
+pub fn csrf_refused() -> PageError {
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        "This form has expired or did not come from this bakch. Go back, reload the page and try again.",
+    )
+}
+
+/// What the layout (`base.html`) shows around every page.
+pub struct Chrome {
+    pub title: String,
+    /// Which navigation entry is current.
+    pub section: &'static str,
+    pub csrf: String,
+    pub banner: Option<String>,
+    pub logged_in: bool,
+    /// A one-line confirmation of what just happened ("3 backups recycled").
+    pub notice: Option<String>,
+}
+
+impl Chrome {
+    pub fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+    pub fn with_notice(mut self, notice: Option<String>) -> Chrome {
+        self.notice = notice;
+        self
+    }
+}
+
+/// An url-encoded form body; fields may repeat (bulk selection).
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Form {
+        Form(form_urlencoded::parse(body).into_owned().collect())
+    }
+    pub fn from_query(req: &HttpRequest) -> Form {
+        Form::parse(req.query_string().as_bytes())
+    }
+    /// The last value of a field.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+    /// A field's value, trimmed, `""` when absent.
+    pub fn text(&self, key: &str) -> String {
+        self.get(key).unwrap_or_default().trim().to_string()
+    }
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    }
+    pub fn checked(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| crate::model::fields::parse_bool(v).unwrap_or(!v.is_empty()))
+    }
+}
+
+/// A failure shown as an HTML page with its status.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> PageError {
+        PageError { status, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<crate::error::Error> for PageError {
+    fn from(e: crate::error::Error) -> PageError {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        PageError::new(status, e.to_string())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    reason: &'a str,
+    message: &'a str,
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        let page = ErrorPage {
+            status: self.status.as_u16(),
+            reason: self.status.canonical_reason().unwrap_or("Error"),
+            message: &self.message,
+        };
+        let html = page.render().unwrap_or_else(|_| self.message.clone());
+        HttpResponse::build(self.status).content_type("text/html; charset=utf-8").body(html)
+    }
+}
+
+pub type PageResult = Result<HttpResponse, PageError>;
+
+/// Renders a template as a 200 page.
+pub fn html<T: Template>(page: &T) -> PageResult {
+    html_status(StatusCode::OK, page)
+}
+
+pub fn html_status<T: Template>(status: StatusCode, page: &T) -> PageResult {
+    let body = page
+        .render()
+        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("page could not be drawn: {e}")))?;
+    Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body))
+}
+
+/// 303 See Other: where a form post lands (so reload does not post again).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+/// Runs a service call on a blocking thread, turning its error into a page error.
+pub async fn block<T: Send + 'static>(
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> Result<T, PageError> {
+    Ok(crate::jobs::worker::blocking(f).await?)
+}
+
+/// A path segment or query value, percent-encoded (unreserved characters stay as they are).
+pub fn enc(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
+/// Adds the session and the security headers to every page; sends visitors who may not in to
+/// the login page (or, with no password on a non-loopback bind, to the explanation).
+async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "application state missing").into());
+    };
+    if req.path().starts_with("/static/") {
+        let res = next.call(req).await?.map_into_boxed_body();
+        return Ok(secure_headers(res, false));
+    }
+    let peer_loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    let verdict = state.web.admit(&req, peer_loopback, state.apikey.exists());
+    let auth::Verdict { ctx, access, new_cookie } = match verdict {
+        Ok(v) => v,
+        Err(message) => {
+            tracing::error!("web session check failed: {message}");
+            let err =
+                PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "The password file cannot be read; see the log.");
+            return Ok(req.error_response(err));
+        }
+    };
+    let public = matches!(req.path(), "/login" | "/logout");
+    let res = match access {
+        auth::Access::Allowed => None,
+        _ if public => None,
+        auth::Access::Login => {
+            let target = match req.query_string() {
+                "" => req.path().to_string(),
+                q => format!("{}?{q}", req.path()),
+            };
+            let next_page = if req.method() == actix_web::http::Method::GET { target } else { "/".into() };
+            Some(see_other(&format!("/login?next={}", enc(&next_page))))
+        }
+        auth::Access::NoPassword => Some(auth::no_password_page()),
+    };
+    let mut res = match res {
+        Some(res) => {
+            let (req, _) = req.into_parts();
+            ServiceResponse::new(req, res)
+        }
+        None => {
+            req.extensions_mut().insert(ctx);
+            next.call(req).await?.map_into_boxed_body()
+        }
+    };
+    let handler_set_cookie = res.response().cookies().any(|c| c.name() == auth::COOKIE);
+    if let Some(cookie) = new_cookie
+        && !handler_set_cookie
+    {
+        let _ = res.response_mut().add_cookie(&cookie);
+    }
+    Ok(secure_headers(res, true))
+}
+
+/// Headers that keep pages out of frames, scripts to our own files, and types unsniffed.
+fn secure_headers(mut res: ServiceResponse<BoxBody>, page: bool) -> ServiceResponse<BoxBody> {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if page {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// A yes/no page before anything is deleted or moved in bulk. Its form posts `confirm=1`, the
+/// hidden fields, and (when offered) whether to delete the files too.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub c: Chrome,
+    pub heading: String,
+    pub text: String,
+    pub items: Vec<String>,
+    pub action: String,
+    pub hidden: Vec<(String, String)>,
+    /// Offer "also delete the files".
+    pub files_choice: bool,
+    pub button: String,
+    pub danger: bool,
+    pub cancel: String,
+}
+
+/// The one-line notice for `?done=<what>&n=<count>` after a form landed.
+pub fn notice(req: &HttpRequest) -> Option<String> {
+    let q = Form::from_query(req);
+    let n: usize = q.text("n").parse().unwrap_or(1);
+    let count = |one: &str, many: &str| if n == 1 { one.to_string() } else { many.replace("{n}", &n.to_string()) };
+    Some(match q.get("done")? {
+        "created" => "Target created.".into(),
+        "saved" => "Changes saved.".into(),
+        "recycled" => count("Backup moved to the recycle bin.", "{n} backups moved to the recycle bin."),
+        "restored" => count("Backup restored.", "{n} backups restored."),
+        "deleted" => count("Backup deleted.", "{n} backups deleted."),
+        "target-deleted" => "Target deleted.".into(),
+        "emptied" => count("Recycle bin emptied: 1 backup deleted.", "Recycle bin emptied: {n} backups deleted."),
+        "cancelled" => "Sequential upload cancelled.".into(),
+        "none-selected" => "Select at least one backup first.".into(),
+        _ => return None,
+    })
+}
+
+/// Sortable table header: its link toggles the direction when already sorted by it.
+pub struct SortCol {
+    pub label: &'static str,
+    pub href: String,
+    /// `ascending`, `descending` or `none`, for `aria-sort`.
+    pub aria: &'static str,
+    pub mark: &'static str,
+}
+
+/// Header links for `cols` (key, label, default direction) given the current sort; `base` is
+/// the page's query without `sort`/`dir`/`page`.
+pub fn sort_cols(
+    cols: &[(&'static str, &'static str, &'static str)],
+    sort: &str,
+    desc: bool,
+    path: &str,
+    base: &[(String, String)],
+) -> Vec<SortCol> {
+    cols.iter()
+        .map(|(key, label, default_dir)| {
+            let current = *key == sort;
+            let dir = if current { if desc { "asc" } else { "desc" } } else { default_dir };
+            let mut q: Vec<(String, String)> = base.to_vec();
+            q.push(("sort".into(), key.to_string()));
+            q.push(("dir".into(), dir.into()));
+            SortCol {
+                label,
+                href: format!("{path}?{}", query(&q)),
+                aria: match (current, desc) {
+                    (false, _) => "none",
+                    (true, true) => "descending",
+                    (true, false) => "ascending",
+                },
+                mark: match (current, desc) {
+                    (false, _) => "",
+                    (true, true) => " ▼",
+                    (true, false) => " ▲",
+                },
+            }
+        })
+        .collect()
+}
+
+/// An url-encoded query string.
+pub fn query(pairs: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+}

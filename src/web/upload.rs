@@ -1,0 +1,183 @@
+//! Uploading from the browser: a plain multipart form (works without JavaScript), which
+//! `static/app.js` sends with XMLHttpRequest to show progress, speed and time left. Files
+//! that carry relative paths (a folder picked or dropped) keep their tree.
+
+use actix_multipart::{Field, Multipart};
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use super::{Chrome, Ctx, Form, PageError, PageResult, block, enc, html, see_other};
+use crate::error::{Error, Result};
+use crate::model::target::TargetType;
+use crate::service::uploads::Part;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::store::blob::{Spool, Spooled};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/targets/{id}/upload").route(web::get().to(form)).route(web::post().to(upload)));
+}
+
+#[derive(Template)]
+#[template(path = "upload.html")]
+struct UploadPage {
+    c: Chrome,
+    id: String,
+    name: String,
+    multi: bool,
+    error: Option<String>,
+}
+
+async fn form(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>) -> PageResult {
+    let svc = state.service.clone();
+    let target = block(move || svc.target_for_upload(&id)).await?;
+    html(&UploadPage {
+        c: ctx.chrome(format!("Upload to {}", target.name), "targets"),
+        id: target.id.clone(),
+        name: target.name.clone(),
+        multi: target.target_type == TargetType::Multi,
+        error: None,
+    })
+}
+
+/// Answers in JSON to the script (it asks with `Accept: application/json`), else with a page.
+async fn upload(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    id: web::Path<String>,
+    req: HttpRequest,
+    form: Multipart,
+) -> PageResult {
+    let wants_json = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    match receive(&state, &ctx, id.into_inner(), form).await {
+        Ok(job) if wants_json => Ok(HttpResponse::Ok().json(json!({"job_id": job, "url": format!("/jobs/{job}")}))),
+        Ok(job) => Ok(see_other(&format!("/jobs/{job}"))),
+        Err(e) if wants_json => Ok(HttpResponse::build(e.status).json(json!({"error": e.message}))),
+        Err(e) => Err(e),
+    }
+}
+
+async fn receive(state: &web::Data<AppState>, ctx: &Ctx, id: String, mut form: Multipart) -> Result<i64, PageError> {
+    let svc = state.service.clone();
+    let lookup = id.clone();
+    let target = block(move || svc.target_for_upload(&lookup)).await?;
+    let mut csrf_ok = false;
+    let mut manual = true;
+    let mut parts: Vec<(String, Spooled)> = Vec::new();
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(multipart_error)?;
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "csrf" => {
+                let token = text_field(&mut field).await?;
+                ctx.check(&Form(vec![("csrf".into(), token)]))?;
+                csrf_ok = true;
+            }
+            // The token comes first in the form, so nothing is stored for a forged request.
+            _ if !csrf_ok => return Err(super::csrf_refused()),
+            "manual" => manual = crate::model::fields::parse_bool(&text_field(&mut field).await?).unwrap_or(true),
+            "backup_file" => {
+                let filename =
+                    field.content_disposition().and_then(|cd| cd.get_filename()).unwrap_or_default().to_string();
+                if filename.is_empty() {
+                    drain(&mut field).await?; // An empty file input.
+                    continue;
+                }
+                let spooled = spool(&state.service.store, &mut field).await?;
+                parts.push((filename, spooled));
+            }
+            _ => drain(&mut field).await?,
+        }
+    }
+    if !csrf_ok {
+        return Err(super::csrf_refused());
+    }
+    if parts.is_empty() {
+        return Err(PageError::new(StatusCode::BAD_REQUEST, "Choose at least one file to upload."));
+    }
+    let svc = state.service.clone();
+    let tree =
+        target.target_type == TargetType::Multi && parts.iter().any(|(n, _)| n.trim_start_matches('/').contains('/'));
+    let job = block(move || {
+        if tree {
+            svc.accept_tree_upload(&target.id, manual, parts)
+        } else {
+            let parts = parts.into_iter().map(|(filename, spooled)| Part { filename, spooled }).collect();
+            svc.accept_upload(&target.id, manual, parts)
+        }
+    })
+    .await?;
+    tracing::info!("web upload for target {} queued as job {job}", enc(&id));
+    Ok(job)
+}
+
+fn multipart_error(e: actix_multipart::MultipartError) -> PageError {
+    PageError::new(StatusCode::BAD_REQUEST, format!("The upload was cut off or malformed: {e}"))
+}
+
+fn multipart_error_text(what: &str) -> PageError {
+    PageError::new(StatusCode::BAD_REQUEST, format!("Malformed upload: {what}"))
+}
+
+async fn text_field(field: &mut Field) -> Result<String, PageError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(multipart_error)?;
+        if buf.len() + chunk.len() > 4096 {
+            return Err(multipart_error_text("a text field is too long"));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf).map_err(|_| multipart_error_text("a text field is not UTF-8"))
+}
+
+async fn drain(field: &mut Field) -> Result<(), PageError> {
+    while let Some(chunk) = field.next().await {
+        chunk.map_err(multipart_error)?;
+    }
+    Ok(())
+}
+
+/// Streams a file part into a spool on a blocking thread, a few chunks in memory at most.
+async fn spool(store: &Store, field: &mut Field) -> Result<Spooled, PageError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
+    let store = store.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<Spooled> {
+        use std::io::Write;
+        let mut spool = Spool::create(&store)?;
+        while let Some(chunk) = rx.blocking_recv() {
+            spool.write_all(&chunk).map_err(|e| Error::internal(format!("cannot store the upload: {e}")))?;
+        }
+        spool.finish()
+    });
+    let mut failure = None;
+    while let Some(chunk) = field.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(multipart_error(e));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("upload writer failed: {e}")))?;
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    Ok(written?)
+}

@@ -1,0 +1,319 @@
+//! The web UI in a real headless Chromium (Debian's `chromium` + `chromium-driver`), driven
+//! through WebDriver against the real binary: log in, create a target, upload with the
+//! progress bar, follow the job, recycle and restore, bulk delete, browse a multi-file backup
+//! and download one file, run a job now, read the log, and a wrong password refused.
+//!
+//! With `BAKCH_SCREENSHOTS=<folder>`, it also saves the screenshots the README shows
+//! (`BAKCH_SCREENSHOTS=docs/screenshots cargo test --test browser`).
+
+mod common;
+#[path = "common/web.rs"]
+mod web;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{TestServer, free_port, poll, tar_gz};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const PASSWORD: &str = "browser test password";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// chromedriver on a free port, stopped on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|n| std::env::split_paths(&path).map(|d| d.join(n)).find(|p| p.is_file()))
+}
+
+fn start_driver() -> Driver {
+    let (Some(driver), Some(_)) = (find_program(&["chromedriver"]), find_program(&["chromium", "chromium-browser"]))
+    else {
+        panic!(
+            "the browser tests need Chromium and its WebDriver: apt-get install -y chromium chromium-driver \
+             (.ci/run installs them)"
+        );
+    };
+    let port = free_port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let mut d = Driver { child, port };
+    poll("chromedriver to listen", WAIT, || {
+        if let Ok(Some(status)) = d.child.try_wait() {
+            panic!("chromedriver exited early with {status}");
+        }
+        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+    });
+    d
+}
+
+/// A blocking face over fantoccini, so the test reads top to bottom and can use the blocking
+/// HTTP helpers between steps.
+struct Browser {
+    rt: tokio::runtime::Runtime,
+    client: Option<Client>,
+    base: String,
+    _profile: tempfile::TempDir,
+    _driver: Driver,
+}
+
+impl Browser {
+    fn start(base: &str) -> Browser {
+        let driver = start_driver();
+        let profile = tempfile::tempdir().expect("profile dir");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let mut args = vec![
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-quic".into(),
+            "--window-size=1280,900".into(),
+        ];
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let mut options = json!({ "args": args });
+        if let Some(bin) = find_program(&["chromium", "chromium-browser"]) {
+            options["binary"] = json!(bin.to_string_lossy());
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".into(), options);
+        let url = format!("http://127.0.0.1:{}", driver.port);
+        let client = rt
+            .block_on(
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps)
+                    .connect(&url),
+            )
+            .expect("a Chromium session through chromedriver");
+        Browser { rt, client: Some(client), base: base.to_string(), _profile: profile, _driver: driver }
+    }
+
+    fn c(&self) -> &Client {
+        self.client.as_ref().expect("client")
+    }
+
+    fn goto(&self, path: &str) {
+        self.rt.block_on(self.c().goto(&format!("{}{path}", self.base))).expect("navigate");
+    }
+
+    fn url(&self) -> String {
+        self.rt.block_on(self.c().current_url()).expect("url").to_string()
+    }
+
+    fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.rt
+            .block_on(self.c().wait().at_most(WAIT).for_element(Locator::Css(css)))
+            .unwrap_or_else(|e| panic!("no element {css} on {}: {e}", self.url()))
+    }
+
+    fn click(&self, css: &str) {
+        let el = self.find(css);
+        self.rt.block_on(el.click()).unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    fn fill(&self, css: &str, text: &str) {
+        let el = self.find(css);
+        self.rt.block_on(el.clear()).expect("clear");
+        self.rt.block_on(el.send_keys(text)).unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    fn select(&self, css: &str, value: &str) {
+        let el = self.find(css);
+        self.rt.block_on(el.select_by_value(value)).unwrap_or_else(|e| panic!("select {value} in {css}: {e}"));
+    }
+
+    fn text(&self, css: &str) -> String {
+        let el = self.find(css);
+        self.rt.block_on(el.text()).unwrap_or_default()
+    }
+
+    fn value(&self, css: &str) -> String {
+        let el = self.find(css);
+        self.rt.block_on(el.prop("value")).ok().flatten().unwrap_or_default()
+    }
+
+    fn body(&self) -> String {
+        self.text("body")
+    }
+
+    /// Polls until the element's text contains `needle` (pages may refresh meanwhile).
+    fn wait_text(&self, css: &str, needle: &str) -> String {
+        poll(&format!("'{needle}' in {css}"), WAIT, || {
+            let found = self.rt.block_on(self.c().find(Locator::Css(css))).ok()?;
+            let text = self.rt.block_on(found.text()).ok()?;
+            text.contains(needle).then_some(text)
+        })
+    }
+
+    fn script(&self, js: &str) -> serde_json::Value {
+        self.rt.block_on(self.c().execute(js, vec![])).expect("script")
+    }
+
+    fn cookie_header(&self) -> String {
+        let cookies = self.rt.block_on(self.c().get_all_cookies()).expect("cookies");
+        cookies.iter().map(|c| format!("{}={}", c.name(), c.value())).collect::<Vec<_>>().join("; ")
+    }
+
+    fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("BAKCH_SCREENSHOTS") else { return };
+        let png = self.rt.block_on(self.c().screenshot()).expect("screenshot");
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        std::fs::write(Path::new(&dir).join(name), png).expect("write screenshot");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = self.rt.block_on(c.close());
+        }
+    }
+}
+
+#[test]
+fn the_web_ui_in_chromium() {
+    let s = TestServer::start();
+    assert!(web::set_password(&s, PASSWORD).status.success());
+    let b = Browser::start(&s.url);
+
+    // Log in: a wrong password is refused, the right one lands on the page asked for.
+    b.goto("/targets");
+    assert!(b.url().contains("/login"), "sent to the login page, got {}", b.url());
+    b.fill("#password", "not the password");
+    b.click("button[type=submit]");
+    assert!(b.wait_text("#login-error", "Wrong password").contains("Wrong password"));
+    b.fill("#password", PASSWORD);
+    b.click("button[type=submit]");
+    b.wait_text("h1", "Targets");
+
+    // Create a target: an error first (kept input, message by the field), then a good one.
+    let location = s.location("photos");
+    b.click("#new-target");
+    b.fill("#f-name", "Holiday photos");
+    b.select("#f-type", "multi");
+    b.fill("#f-location", &location.to_string_lossy());
+    b.fill("#f-template", "photos");
+    b.select("#f-criteria", "count");
+    b.fill("#f-value", "5");
+    b.fill("#f-tags", "photos family");
+    b.click("#save-target");
+    assert!(b.wait_text("#e-template", "must contain").contains("$I"));
+    assert_eq!(b.value("#f-name"), "Holiday photos", "the form keeps what was typed");
+    assert_eq!(b.value("#f-value"), "5");
+    b.fill("#f-template", "photos-$I");
+    b.click("#save-target");
+    b.wait_text("main", "Target created.");
+    let target = b.url().rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+
+    // Upload two files with the progress bar, then follow the job until it finishes.
+    let files = tempfile::tempdir().unwrap();
+    let big = files.path().join("big.bin");
+    let small = files.path().join("notes.txt");
+    let big_bytes: Vec<u8> = (0..48u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&big, &big_bytes).unwrap();
+    std::fs::write(&small, b"holiday notes").unwrap();
+    b.click("#upload-link");
+    let input = b.find("#files");
+    b.rt.block_on(input.send_keys(&format!("{}\n{}", big.display(), small.display()))).expect("choose files");
+    b.click("#upload-button");
+    b.wait_text("#job-status", "FINISHED");
+    let progress: serde_json::Value =
+        serde_json::from_str(b.script("return sessionStorage.getItem('bakch-upload') || '{}'").as_str().unwrap())
+            .unwrap();
+    assert!(progress["events"].as_u64().unwrap_or(0) >= 1, "the progress bar moved: {progress}");
+    assert!(progress["text"].as_str().unwrap_or_default().contains("/s"), "speed shown: {progress}");
+    assert!(b.text("#upload-summary").contains("Uploaded"), "the job page recalls the upload");
+    b.click("#job-target");
+    b.wait_text("main", "Backups (1)");
+    let (_, backups) = s.target(&target);
+    let backup = backups[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(backups[0]["filesize"], big_bytes.len() as u64 + 13);
+
+    // Recycle and restore it from its page.
+    b.click(".backup-link");
+    b.click("#recycle-backup");
+    b.wait_text("main", "Backup moved to the recycle bin.");
+    assert!(b.text("#recycled-h").contains("Recycled (1)"));
+    assert_eq!(s.target(&target).1[0]["is_recycled"], true);
+    b.goto(&format!("/backups/{backup}"));
+    b.click("#restore-backup");
+    b.wait_text("main", "Backup restored.");
+    assert_eq!(s.target(&target).1[0]["is_recycled"], false);
+
+    // A multi-file backup from an archive: browse its tree, download one file.
+    let archive =
+        tar_gz(&[("docs/report.txt", b"quarterly report"), ("docs/img/a.png", b"png bytes"), ("top.txt", b"top")]);
+    s.upload_ok(&target, &[("tree.tar.gz", &archive)]);
+    let tree_backup =
+        s.target(&target).1.iter().find(|x| x["id"] != backup.as_str()).unwrap()["id"].as_str().unwrap().to_string();
+    b.goto(&format!("/backups/{tree_backup}"));
+    b.wait_text(".tree", "docs/");
+    assert!(b.text(".tree").contains("img/") && b.text(".tree").contains("report.txt"));
+    let link = b.find("a[href*='report.txt']");
+    let href = b.rt.block_on(link.attr("href")).unwrap().unwrap();
+    let file = reqwest::blocking::Client::new()
+        .get(format!("{}{href}", s.url))
+        .header("cookie", b.cookie_header())
+        .send()
+        .unwrap();
+    assert_eq!(file.status().as_u16(), 200);
+    assert!(file.headers()["content-disposition"].to_str().unwrap().contains("report.txt"));
+    assert_eq!(file.bytes().unwrap().as_ref(), b"quarterly report");
+
+    // Screenshots for the README, with a few more targets on the list.
+    for (name, tags) in [("Laptop home", vec!["laptop"]), ("Database dumps", vec!["db", "nightly"])] {
+        let id = s.create_target(json!({"name": name, "tags": tags, "backup_type": "single"}));
+        s.upload_ok(&id, &[("dump.sql", name.as_bytes())]);
+    }
+    b.goto("/targets");
+    b.wait_text("main", "3 targets");
+    b.screenshot("targets.png");
+    b.goto(&format!("/targets/{target}"));
+    b.wait_text("main", "Backups (2)");
+    b.screenshot("target.png");
+
+    // Bulk delete: select all, confirm, gone.
+    b.click("section[aria-labelledby=active-h] input.select-all");
+    b.click("#bulk-delete");
+    b.wait_text("h1", "Delete 2 backups");
+    b.click("#confirm-button");
+    b.wait_text("main", "2 backups deleted.");
+    assert!(s.target(&target).1.is_empty());
+
+    // Run a job now and see its outcome.
+    b.goto("/jobs");
+    b.click("#job-recycle_job button");
+    b.wait_text("main", "recycle_job ran");
+    assert!(!b.text("#job-recycle_job .outcome").is_empty());
+
+    // Read the log, filtered by level.
+    b.goto("/log");
+    assert!(b.wait_text("#log", "web login").contains("succeeded"));
+    b.select("#level", "WARN");
+    b.click("form.search button");
+    let warn = b.wait_text("#log", "failed");
+    assert!(!warn.contains(" INFO "), "only warnings and errors: {warn}");
+    assert!(b.body().contains("Log"));
+}

@@ -1,0 +1,394 @@
+//! The web UI over HTTP: login and sessions, redirects without a session, CSRF on every form,
+//! form errors that keep the input, security headers, `bakch passwd`.
+
+mod common;
+#[path = "common/web.rs"]
+mod web;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::TestServer;
+use reqwest::blocking::multipart;
+use serde_json::json;
+use web::{Web, csrf_in, set_password};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A server with a password, a target with one backup, and a finished job.
+fn server_with_data() -> (TestServer, String, String, i64) {
+    let s = TestServer::start();
+    let out = set_password(&s, PASSWORD);
+    assert!(out.status.success(), "passwd failed: {}", String::from_utf8_lossy(&out.stderr));
+    let target = s.create_target(json!({"name": "Photos", "tags": ["photos", "nightly"]}));
+    let job = s.upload_ok(&target, &[("a.txt", b"hello")]);
+    let (_, backups) = s.target(&target);
+    let backup = backups[0]["id"].as_str().unwrap().to_string();
+    (s, target, backup, job["id"].as_i64().unwrap())
+}
+
+#[test]
+fn passwd_writes_a_private_hash_and_refuses_short_passwords() {
+    let s = TestServer::start();
+    let short = set_password(&s, "short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8"));
+    let path = s.data_path().join("webpassword.json");
+    assert!(!path.exists());
+    let ok = set_password(&s, PASSWORD);
+    assert!(ok.status.success());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("$argon2id$"), "{text}");
+    assert!(!text.contains(PASSWORD));
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let key = s.data_path().join("session.key");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn every_page_redirects_to_login_without_a_session() {
+    let (s, target, backup, job) = server_with_data();
+    let w = Web::new(&s);
+    let pages = [
+        "/".to_string(),
+        "/targets".into(),
+        "/targets?name=x".into(),
+        "/targets/new".into(),
+        format!("/targets/{target}"),
+        format!("/targets/{target}/edit"),
+        format!("/targets/{target}/upload"),
+        format!("/targets/{target}/delete?what=all"),
+        format!("/backups/{backup}"),
+        format!("/backups/{backup}/delete"),
+        format!("/backups/{backup}/download"),
+        format!("/backups/{backup}/file?path=a.txt"),
+        "/recycle-bin".into(),
+        "/recycle-bin/empty".into(),
+        "/jobs".into(),
+        format!("/jobs/{job}"),
+        "/stats".into(),
+        "/log".into(),
+        "/no/such/page".into(),
+    ];
+    for page in &pages {
+        let p = w.get(page);
+        assert_eq!(p.status, 303, "{page} without a session");
+        assert!(p.location.starts_with("/login?next="), "{page} went to {}", p.location);
+    }
+    let csrf = w.csrf();
+    let posts = [
+        "/targets/new".to_string(),
+        format!("/targets/{target}/edit"),
+        format!("/targets/{target}/bulk"),
+        format!("/targets/{target}/delete"),
+        format!("/backups/{backup}/recycle"),
+        format!("/backups/{backup}/delete"),
+        "/recycle-bin/empty".into(),
+        "/jobs/run/recycle_job".into(),
+    ];
+    for path in &posts {
+        let p = w.post(path, &[("csrf", &csrf), ("confirm", "1"), ("what", "target"), ("backup", &backup)]);
+        assert_eq!(p.status, 303, "POST {path} without a session");
+        assert!(p.location.starts_with("/login"), "POST {path} went to {}", p.location);
+    }
+    // Nothing happened.
+    let (_, backups) = s.target(&target);
+    assert_eq!(backups.len(), 1);
+    assert_eq!(backups[0]["is_recycled"], false);
+    // The login page itself and the assets are reachable.
+    assert_eq!(w.get("/login").status, 200);
+    assert_eq!(w.get("/static/app.css").status, 200);
+    // After login, `next` leads back.
+    let login = w.post("/login", &[("csrf", &csrf), ("password", PASSWORD), ("next", "/stats")]);
+    assert_eq!((login.status, login.location.as_str()), (303, "/stats"));
+    assert_eq!(w.get("/stats").status, 200);
+}
+
+#[test]
+fn every_form_rejects_a_missing_or_wrong_csrf_token() {
+    let (s, target, backup, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/targets/new".into(), vec![("name", "x"), ("backup_type", "multi"), ("recycle_criteria", "none")]),
+        (format!("/targets/{target}/edit"), vec![("name", "renamed"), ("recycle_criteria", "none")]),
+        (format!("/targets/{target}/bulk"), vec![("action", "recycle"), ("backup", &backup), ("confirm", "1")]),
+        (format!("/targets/{target}/delete"), vec![("what", "target"), ("confirm", "1")]),
+        (format!("/backups/{backup}/recycle"), vec![]),
+        (format!("/backups/{backup}/restore"), vec![]),
+        (format!("/backups/{backup}/delete"), vec![("confirm", "1")]),
+        ("/recycle-bin/empty".into(), vec![("confirm", "1")]),
+        ("/jobs/run/recycle_job".into(), vec![]),
+        (format!("/uploads/{target}/cancel"), vec![]),
+        ("/logout".into(), vec![]),
+        ("/login".into(), vec![("password", PASSWORD)]),
+    ];
+    for (path, fields) in &forms {
+        let missing = w.post(path, fields);
+        assert_eq!(missing.status, 403, "POST {path} without a token: {}", missing.body);
+        assert!(missing.body.contains("did not come from this bakch"), "{path}");
+        let mut wrong = fields.clone();
+        wrong.push(("csrf", "0123456789abcdef0123456789abcdef0123456789abcdef"));
+        assert_eq!(w.post(path, &wrong).status, 403, "POST {path} with a wrong token");
+    }
+    // The upload form too (multipart).
+    let form = multipart::Form::new().part("backup_file", multipart::Part::bytes(b"x".to_vec()).file_name("x.txt"));
+    assert_eq!(w.post_multipart(&format!("/targets/{target}/upload"), form).status, 403);
+    let form = multipart::Form::new()
+        .text("csrf", "nope")
+        .part("backup_file", multipart::Part::bytes(b"x".to_vec()).file_name("x.txt"));
+    assert_eq!(w.post_multipart(&format!("/targets/{target}/upload"), form).status, 403);
+    // Nothing changed, and the session still works.
+    let (t, backups) = s.target(&target);
+    assert_eq!(t["name"], "Photos");
+    assert_eq!(backups.len(), 1);
+    assert_eq!(backups[0]["is_recycled"], false);
+    let (_, body) = s.get("/api/target");
+    assert_eq!(body["targets"].as_array().unwrap().len(), 1);
+    assert_eq!(w.get("/targets").status, 200);
+}
+
+#[test]
+fn form_errors_keep_what_the_user_typed() {
+    let (s, target, _, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let csrf = w.csrf();
+    let location = s.location("kept").to_string_lossy().into_owned();
+    let page = w.post(
+        "/targets/new",
+        &[
+            ("csrf", &csrf),
+            ("name", "My <new> target"),
+            ("backup_type", "single"),
+            ("recycle_criteria", "count"),
+            ("recycle_value", "7"),
+            ("recycle_action", "delete"),
+            ("location", &location),
+            ("name_template", "no-placeholder"),
+            ("alias", "my-alias"),
+            ("tags", "one two"),
+        ],
+    );
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("Name template must contain $I"), "{}", page.body);
+    assert!(page.body.contains("id=\"e-template\""), "the error sits by its field");
+    assert!(
+        page.body.contains("value=\"My &#60;new&#62; target\"")
+            || page.body.contains("value=\"My &lt;new&gt; target\"")
+    );
+    assert!(page.body.contains(&format!("value=\"{location}\"")));
+    assert!(page.body.contains("value=\"no-placeholder\""));
+    assert!(page.body.contains("value=\"my-alias\""));
+    assert!(page.body.contains("value=\"one two\""));
+    assert!(page.body.contains("value=\"7\""));
+    assert!(page.body.contains("value=\"single\" selected"));
+    assert!(page.body.contains("value=\"count\" selected"));
+    assert!(page.body.contains("value=\"delete\" selected"));
+    // A wrong number is named by its field; a taken template is a conflict.
+    let page = w.post(
+        "/targets/new",
+        &[
+            ("csrf", &csrf),
+            ("name", "n"),
+            ("backup_type", "multi"),
+            ("recycle_criteria", "age"),
+            ("recycle_value", "ten"),
+            ("recycle_action", "recycle"),
+            ("location", &location),
+            ("name_template", "x-$I"),
+        ],
+    );
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("id=\"e-value\""), "{}", page.body);
+    let (t, _) = s.target(&target);
+    let taken = t["name_template"].as_str().unwrap();
+    let page = w.post(
+        &format!("/targets/{target}/edit"),
+        &[
+            ("csrf", &csrf),
+            ("name", "Still typed"),
+            ("recycle_criteria", "none"),
+            ("location", t["location"].as_str().unwrap()),
+            ("name_template", taken),
+        ],
+    );
+    assert_eq!(page.status, 303, "saving the same template is fine: {}", page.body);
+    let other = s.create_target(json!({}));
+    let page = w.post(
+        &format!("/targets/{other}/edit"),
+        &[
+            ("csrf", &csrf),
+            ("name", "Still typed"),
+            ("recycle_criteria", "none"),
+            ("location", &location),
+            ("name_template", taken),
+        ],
+    );
+    assert_eq!(page.status, 409);
+    assert!(page.body.contains("already used"), "{}", page.body);
+    assert!(page.body.contains("value=\"Still typed\""));
+    // And a valid form creates the target, with the same rules as the API.
+    let page = w.post(
+        "/targets/new",
+        &[
+            ("csrf", &csrf),
+            ("name", "Made here"),
+            ("backup_type", "multi"),
+            ("recycle_criteria", "none"),
+            ("recycle_value", "junk ignored"),
+            ("location", &location),
+            ("name_template", "made-$D"),
+            ("tags", "a, b"),
+        ],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert!(page.location.starts_with("/targets/") && page.location.ends_with("?done=created"));
+    let (_, body) = s.get("/api/target/search?name=Made");
+    let made = &body["targets"][0];
+    assert_eq!(made["tags"], json!(["a", "b"]));
+    assert_eq!(made["recycle_criteria"], "none");
+}
+
+#[test]
+fn login_refuses_a_wrong_password_slows_down_and_logs() {
+    let (s, _, _, _) = server_with_data();
+    let w = Web::new(&s);
+    let csrf = w.csrf();
+    let wrong = w.post("/login", &[("csrf", &csrf), ("password", "wrong password"), ("next", "/targets")]);
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("Wrong password"));
+    assert_eq!(w.get("/targets").status, 303, "still not logged in");
+    for _ in 0..2 {
+        w.post("/login", &[("csrf", &csrf), ("password", "wrong again")]);
+    }
+    let locked = w.post("/login", &[("csrf", &csrf), ("password", PASSWORD)]);
+    assert_eq!(locked.status, 429, "the third wrong password locks for a second");
+    assert!(locked.body.contains("Too many wrong passwords"));
+    common::poll("the lock to end", std::time::Duration::from_secs(10), || {
+        let p = w.post("/login", &[("csrf", &csrf), ("password", PASSWORD), ("next", "/targets")]);
+        (p.status == 303).then_some(())
+    });
+    assert_eq!(w.get("/targets").status, 200);
+    // Log out ends the session; the old cookie no longer opens pages.
+    let csrf = csrf_in(&w.get("/targets").body).unwrap();
+    assert_eq!(w.post("/logout", &[("csrf", &csrf)]).status, 303);
+    assert_eq!(w.get("/targets").status, 303);
+    let log = common::poll("log lines", std::time::Duration::from_secs(10), || {
+        let (_, body) = s.get("/api/log?tail=200");
+        let log = body["log"].as_str().unwrap_or_default().to_string();
+        (log.contains("web login from 127.0.0.1 succeeded") && log.contains("web login from 127.0.0.1 failed"))
+            .then_some(log)
+    });
+    assert!(log.contains("web logout"));
+}
+
+#[test]
+fn a_new_password_ends_old_sessions() {
+    let (s, _, _, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    assert_eq!(w.get("/targets").status, 200);
+    assert!(set_password(&s, "another long password").status.success());
+    assert_eq!(w.get("/targets").status, 303);
+    w.login("another long password");
+    assert_eq!(w.get("/targets").status, 200);
+}
+
+#[test]
+fn without_a_password_loopback_pages_are_open_with_a_banner() {
+    let s = TestServer::start();
+    let w = Web::new(&s);
+    let page = w.get("/targets");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Neither a web password nor an API key"), "{}", page.body);
+    // The session cookie is private to pages.
+    let cookie = page.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let mut s = s;
+    s.new_api_key();
+    let page = w.get("/targets");
+    assert!(page.body.contains("No web password is set"));
+    assert!(!page.body.contains("Neither a web password"));
+    // With a password, the banner goes.
+    assert!(set_password(&s, PASSWORD).status.success());
+    w.login(PASSWORD);
+    assert!(!w.get("/targets").body.contains("No web password"));
+}
+
+#[test]
+fn pages_carry_security_headers_and_the_api_keeps_its_own_auth() {
+    let (mut s, _, _, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let page = w.get("/targets");
+    let h = |n: &str| page.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(h("content-security-policy").contains("frame-ancestors 'none'"));
+    assert!(h("content-security-policy").contains("script-src 'self'"));
+    assert!(!h("content-security-policy").contains("unsafe-inline"));
+    assert_eq!(h("x-content-type-options"), "nosniff");
+    assert!(!h("referrer-policy").is_empty());
+    assert!(!page.body.contains("<script>"), "no inline script");
+    // The web session is no API key.
+    s.new_api_key();
+    let api = w.client.get(format!("{}/api/stats", s.url)).send().unwrap();
+    assert_eq!(api.status().as_u16(), 401);
+}
+
+#[test]
+fn targets_list_searches_sorts_and_totals() {
+    let (s, target, _, _) = server_with_data();
+    s.create_target(json!({"name": "Zeta documents", "tags": ["docs"], "backup_type": "single"}));
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let page = w.get("/targets");
+    assert!(page.body.contains("Photos") && page.body.contains("Zeta documents"));
+    assert!(page.body.contains("2 targets"));
+    assert!(page.body.contains("just now"), "relative time of the last backup");
+    assert!(page.body.find("Photos").unwrap() < page.body.find("Zeta documents").unwrap());
+    let page = w.get("/targets?sort=name&dir=desc");
+    assert!(page.body.find("Photos").unwrap() > page.body.find("Zeta documents").unwrap());
+    let page = w.get("/targets?tags=photos+nightly");
+    assert!(page.body.contains("Photos") && !page.body.contains("Zeta documents"));
+    let page = w.get("/targets?type=single");
+    assert!(!page.body.contains(&format!("/targets/{target}\"")) && page.body.contains("Zeta documents"));
+    let page = w.get("/targets?deduplicate=on");
+    assert!(page.body.contains("No target matches"));
+    // The target page shows the backup with its hash and size.
+    let page = w.get(&format!("/targets/{target}"));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("5 B"), "{}", page.body);
+    let (_, backups) = s.target(&target);
+    let hash = backups[0]["hash"].as_str().unwrap();
+    assert!(page.body.contains(hash));
+}
+
+#[test]
+fn recycle_restore_and_delete_from_pages() {
+    let (s, target, backup, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let csrf = w.csrf();
+    let p = w.post(&format!("/backups/{backup}/recycle"), &[("csrf", &csrf)]);
+    assert_eq!(p.status, 303);
+    assert_eq!(s.target(&target).1[0]["is_recycled"], true);
+    assert!(w.get("/recycle-bin").body.contains(&backup));
+    let p = w.post(&format!("/backups/{backup}/restore"), &[("csrf", &csrf), ("back", "/recycle-bin")]);
+    assert_eq!((p.status, p.location.as_str()), (303, "/recycle-bin?done=restored"));
+    assert_eq!(s.target(&target).1[0]["is_recycled"], false);
+    // Bulk delete asks first.
+    let ask = w.post(&format!("/targets/{target}/bulk"), &[("csrf", &csrf), ("action", "delete"), ("backup", &backup)]);
+    assert_eq!(ask.status, 200);
+    assert!(ask.body.contains("Delete 1 backup"));
+    assert_eq!(s.target(&target).1.len(), 1, "nothing deleted before the confirmation");
+    let done = w.post(
+        &format!("/targets/{target}/bulk"),
+        &[("csrf", &csrf), ("action", "delete"), ("backup", &backup), ("confirm", "1"), ("delete_files", "1")],
+    );
+    assert_eq!(done.status, 303);
+    assert!(s.target(&target).1.is_empty());
+    // Deleting the target, files kept.
+    let p = w.post(&format!("/targets/{target}/delete"), &[("csrf", &csrf), ("what", "target"), ("confirm", "1")]);
+    assert_eq!((p.status, p.location.as_str()), (303, "/targets?done=target-deleted"));
+    let (status, _) = s.get(&format!("/api/target/{target}"));
+    assert_eq!(status, 404);
+}
