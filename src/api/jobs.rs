@@ -30,6 +30,7 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse> {
             let created = parse_iso(&j.created_at).unwrap_or_default();
             let started = j.started_at.as_deref().and_then(parse_iso);
             let finished = j.finished_at.as_deref().and_then(parse_iso);
+            let payload: Value = serde_json::from_str(&j.payload).unwrap_or_default();
             json!({
                 "id": j.id,
                 "name": j.kind,
@@ -42,6 +43,8 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse> {
                 "finished_at": j.finished_at,
                 "attempts": j.attempts,
                 "error": j.error,
+                "target_id": payload["target_id"],
+                "backup_id": payload["backup_id"],
             })
         })
         .collect();

@@ -5,6 +5,7 @@
 
 pub mod backups;
 pub mod jobs;
+pub mod journal;
 mod migrate;
 pub mod seq;
 pub mod targets;

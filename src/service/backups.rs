@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Service, is_single};
-use crate::db;
+use crate::db::{self, journal::FsOp};
 use crate::error::{Error, Result};
 use crate::model::backup::{Backup, BackupFile};
 use crate::model::target::Target;
@@ -30,10 +30,17 @@ impl Service {
     /// they are never touched; shared bytes live on in the store.
     pub(super) fn delete_backup_of(&self, target: &Target, backup: &Backup, delete_files: bool) -> Result<()> {
         let mut c = self.conn()?;
-        db::with_tx(&mut c, |tx| db::backups::delete(tx, &backup.id))?;
-        if delete_files {
-            place::remove_path(&self.backup_path(target, backup))?;
-        }
+        let path = self.backup_path(target, backup).to_string_lossy().into_owned();
+        let ops = db::with_tx(&mut c, |tx| {
+            db::backups::delete(tx, &backup.id)?;
+            Self::journal(tx, if delete_files { vec![FsOp::Remove { path }] } else { Vec::new() })
+        })?;
+        self.apply_journal(&ops).map_err(|e| {
+            Error::internal(format!(
+                "backup {} was deleted but its files could not be removed ({e}); bakch retries at its next start",
+                backup.id
+            ))
+        })?;
         tracing::info!("deleted backup {} of target '{}', files deleted: {delete_files}", backup.id, target.name);
         Ok(())
     }
@@ -54,10 +61,26 @@ impl Service {
         })?;
         let from = self.backup_path(&target, &backup);
         let to = dest_dir.join(&name);
-        let files = db::backups::files(&c, &backup.id)?;
-        let staging = place::staging_path(&dest_dir, &backup.id);
-        place::relocate(&self.store, &files, &from, &to, &staging, is_single(&target))?;
-        db::with_tx(&mut c, |tx| db::backups::set_place(tx, &backup.id, recycled, &name))?;
+        let op = FsOp::Move {
+            path: from.to_string_lossy().into_owned(),
+            dest: to.to_string_lossy().into_owned(),
+            backup_id: backup.id.clone(),
+            single: is_single(&target),
+        };
+        let ops = db::with_tx(&mut c, |tx| {
+            db::backups::set_place(tx, &backup.id, recycled, &name)?;
+            Self::journal(tx, vec![op])
+        })?;
+        if let Err(e) = self.apply_journal(&ops) {
+            if !to.exists() {
+                // Nothing moved: put the row back as it was.
+                db::with_tx(&mut c, |tx| {
+                    db::backups::set_place(tx, &backup.id, backup.is_recycled, &backup.name)?;
+                    ops.iter().try_for_each(|(id, _)| db::journal::done(tx, *id))
+                })?;
+            }
+            return Err(e);
+        }
         tracing::info!(
             "{} backup {} of target '{}'",
             if recycled { "recycled" } else { "restored" },

@@ -4,6 +4,7 @@
 
 pub mod backups;
 pub mod jobs;
+pub mod journal;
 pub mod maintenance;
 pub mod recovery;
 pub mod retention;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Service, is_single};
-use crate::db::{self, targets::Search};
+use crate::db::{self, journal::FsOp, targets::Search};
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::Backup;
 use crate::model::target::{Target, TargetInput, expand_name_template};
@@ -90,35 +90,65 @@ impl Service {
                 }
             }
         }
-        let mut done: Vec<usize> = Vec::new();
-        for (i, (b, from, to, _)) in moves.iter().enumerate() {
-            let files = db::backups::files(&c, &b.id)?;
-            let staging = place::staging_path(to.parent().unwrap_or(Path::new("/")), &b.id);
-            if let Err(e) = place::relocate(&self.store, &files, from, to, &staging, is_single(&old)) {
-                for &j in done.iter().rev() {
-                    let (b, from, to, _) = &moves[j];
-                    let files = db::backups::files(&c, &b.id).unwrap_or_default();
-                    let staging = place::staging_path(from.parent().unwrap_or(Path::new("/")), &b.id);
-                    if let Err(undo) = place::relocate(&self.store, &files, to, from, &staging, is_single(&old)) {
-                        tracing::error!("could not move {} back to {}: {undo}", to.display(), from.display());
-                    }
-                }
-                return Err(Error::internal(format!("moving backup {} failed, the edit was not applied: {e}", b.id)));
-            }
-            done.push(i);
-        }
-        db::with_tx(&mut c, |tx| {
+        let single = is_single(&old);
+        let ops: Vec<FsOp> = moves
+            .iter()
+            .map(|(b, from, to, _)| FsOp::Move {
+                path: from.to_string_lossy().into_owned(),
+                dest: to.to_string_lossy().into_owned(),
+                backup_id: b.id.clone(),
+                single,
+            })
+            .collect();
+        // The new rows and the moves they promise commit together; the moves follow.
+        let journalled = db::with_tx(&mut c, |tx| {
             check_unique(tx, &new)?;
             db::targets::update(tx, &new)?;
             for (b, _, _, name) in &moves {
                 db::backups::set_place(tx, &b.id, b.is_recycled, name)?;
             }
-            Ok(())
+            Self::journal(tx, ops)
         })?;
+        if let Err(e) = self.apply_journal(&journalled) {
+            self.undo_edit(&mut c, &old, &moves, &journalled)?;
+            return Err(Error::internal(format!("moving backup files failed, the edit was not applied: {e}")));
+        }
         if !moves.is_empty() {
             tracing::info!("target '{}': moved {} backup(s) to {}", new.name, moves.len(), new.location);
         }
         Ok(())
+    }
+
+    /// Puts files and rows back as they were before a failed edit. If even that fails, the
+    /// journal keeps the forward moves, and start-up completes them.
+    fn undo_edit(
+        &self,
+        c: &mut rusqlite::Connection,
+        old: &Target,
+        moves: &[(Backup, PathBuf, PathBuf, String)],
+        journalled: &[(i64, FsOp)],
+    ) -> Result<()> {
+        for (_, op) in journalled.iter().rev() {
+            if let FsOp::Move { path, dest, backup_id, single } = op {
+                let back = FsOp::Move {
+                    path: dest.clone(),
+                    dest: path.clone(),
+                    backup_id: backup_id.clone(),
+                    single: *single,
+                };
+                if let Err(e) = self.apply_op(&back) {
+                    tracing::error!("could not undo a move of backup {backup_id}: {e}; it completes at next start");
+                    return Ok(());
+                }
+            }
+        }
+        db::with_tx(c, |tx| {
+            db::targets::update(tx, old)?;
+            for (b, _, _, _) in moves {
+                db::backups::set_place(tx, &b.id, b.is_recycled, &b.name)?;
+            }
+            journalled.iter().try_for_each(|(id, _)| db::journal::done(tx, *id))
+        })
     }
 
     /// Deletes a target and its backups' rows; with `delete_files`, their files too.

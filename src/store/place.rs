@@ -11,7 +11,8 @@ use crate::model::backup::BackupFile;
 
 /// Prefix of bakch's own in-progress names inside target folders.
 pub const STAGING_PREFIX: &str = ".bakch-staging-";
-const TRASH_PREFIX: &str = ".bakch-trash-";
+/// Prefix of names being removed (renamed first so they vanish at once).
+pub const TRASH_PREFIX: &str = ".bakch-trash-";
 
 // Linux errno values that make a hard link impossible: another filesystem, the link limit,
 // a filesystem that refuses links. Each falls back to a copy.
