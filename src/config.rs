@@ -43,6 +43,8 @@ pub struct Config {
     pub gc_grace_secs: u64,
     /// Temp files older than this, that nothing owns, are purged.
     pub tmp_max_age_secs: u64,
+    /// A failed upload's data is kept this long for a retry.
+    pub failed_upload_keep_secs: u64,
 }
 
 /// The shape of the TOML file; every key is optional.
@@ -59,6 +61,7 @@ struct FileConfig {
     seq_upload_timeout_secs: Option<u64>,
     gc_grace_secs: Option<u64>,
     tmp_max_age_secs: Option<u64>,
+    failed_upload_keep_secs: Option<u64>,
     #[serde(default)]
     schedules: BTreeMap<String, String>,
 }
@@ -116,6 +119,7 @@ impl Config {
             seq_upload_timeout_secs: file.seq_upload_timeout_secs.unwrap_or(3600),
             gc_grace_secs: file.gc_grace_secs.unwrap_or(24 * 3600),
             tmp_max_age_secs: file.tmp_max_age_secs.unwrap_or(24 * 3600),
+            failed_upload_keep_secs: file.failed_upload_keep_secs.unwrap_or(7 * 24 * 3600),
         })
     }
 

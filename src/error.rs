@@ -19,10 +19,16 @@ pub enum Error {
     /// The request contradicts the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The disk is full (507): nothing was kept, the client may retry once there is room.
+    #[error("{0}")]
+    DiskFull(String),
     /// A failure of the disk, the database or bakch itself (500).
     #[error("{0}")]
     Internal(String),
 }
+
+/// Linux errno for "no space left on device".
+pub const ENOSPC: i32 = 28;
 
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -42,6 +48,9 @@ impl Error {
     }
     /// An I/O failure on `path`, with the action that failed ("create folder", ...).
     pub fn io(action: &str, path: &Path, err: std::io::Error) -> Self {
+        if err.raw_os_error() == Some(ENOSPC) {
+            return Error::DiskFull(format!("the disk is full: cannot {action} {}", path.display()));
+        }
         Error::Internal(format!("cannot {action} {}: {err}", path.display()))
     }
     /// The HTTP status this error is shown with.
@@ -50,6 +59,7 @@ impl Error {
             Error::BadRequest(_) => 400,
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
+            Error::DiskFull(_) => 507,
             Error::Internal(_) => 500,
         }
     }

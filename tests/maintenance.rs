@@ -181,3 +181,30 @@ fn filesize_tmp_purge_and_storage_figures() {
     assert!(names(&s.data_path().join("store/tmp")).is_empty());
     assert!(names(&s.data_path().join("uploads")).is_empty());
 }
+
+#[test]
+fn a_scheduled_run_missed_while_down_catches_up_once_at_start() {
+    let mut s = TestServer::start();
+    s.kill();
+    let db = rusqlite::Connection::open(s.data_path().join("bakch.sqlite3")).unwrap();
+    db.execute(
+        "INSERT INTO scheduled_runs (name, last_run_at, last_outcome, last_duration_ms)
+         VALUES ('recycle_job', '2020-01-01T00:00:00.000000+00:00', 'old', 1)",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    s.restart();
+    let job = common::poll("recycle_job to catch up", std::time::Duration::from_secs(30), || {
+        let (_, jobs) = s.get("/api/jobs");
+        let job = jobs["scheduled"].as_array()?.iter().find(|j| j["name"] == "recycle_job")?.clone();
+        (job["last_outcome"] != "old").then_some(job)
+    });
+    assert!(
+        job["last_run"].as_str().unwrap().starts_with("20") && !job["last_run"].as_str().unwrap().starts_with("2020")
+    );
+    // A job that never ran is not started just because bakch started.
+    let (_, jobs) = s.get("/api/jobs");
+    let gc = jobs["scheduled"].as_array().unwrap().iter().find(|j| j["name"] == "gc_job").unwrap().clone();
+    assert_eq!(gc["last_run"], json!(null));
+}

@@ -14,7 +14,8 @@ const LIST_LIMIT: usize = 200;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/jobs", web::get().to(list)))
-        .service(resource("/jobs/force_run/{name}", web::get().to(force_run)));
+        .service(resource("/jobs/force_run/{name}", web::get().to(force_run)))
+        .service(resource("/jobs/{id}/retry", web::post().to(retry)));
 }
 
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse> {
@@ -69,4 +70,12 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse> {
 async fn force_run(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse> {
     let outcome = state.scheduler.run(&name).await?;
     Ok(ok(json!({"outcome": outcome})))
+}
+
+/// Queues a failed job again (bakch's own endpoint).
+async fn retry(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
+    let id: i64 = id.parse().map_err(|_| crate::error::Error::not_found(format!("Job '{id}' not found")))?;
+    let svc = state.service.clone();
+    block(move || svc.retry_job(id)).await?;
+    Ok(ok(json!({})))
 }

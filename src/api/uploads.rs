@@ -61,7 +61,7 @@ pub(crate) async fn spool_field(store: &Store, field: &mut Field) -> Result<Spoo
         use std::io::Write;
         let mut spool = Spool::create(&store)?;
         while let Some(chunk) = rx.blocking_recv() {
-            spool.write_all(&chunk).map_err(|e| Error::internal(format!("cannot store the upload: {e}")))?;
+            spool.write_all(&chunk).map_err(|e| Error::io("store the upload in", &store.tmp, e))?;
         }
         spool.finish()
     });

@@ -84,6 +84,28 @@ pub fn open_payloads(c: &Connection) -> Result<Vec<String>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Payloads whose data must be kept: jobs not yet done, and jobs that failed since `failed_since`
+/// (ISO 8601), which can still be retried.
+pub fn live_payloads(c: &Connection, failed_since: &str) -> Result<Vec<String>> {
+    let mut stmt = c.prepare(
+        "SELECT payload FROM jobs WHERE status IN ('IDLE', 'RUNNING') OR (status = 'ERROR' AND finished_at >= ?1)",
+    )?;
+    let rows = stmt.query_map([failed_since], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Puts a failed job back in the queue; false when it is not in ERROR.
+pub fn retry(c: &Connection, id: i64) -> Result<bool> {
+    Ok(c.execute(
+        "UPDATE jobs SET status = 'IDLE', error = NULL, finished_at = NULL WHERE id = ?1 AND status = 'ERROR'",
+        [id],
+    )? > 0)
+}
+
+pub fn status(c: &Connection, id: i64) -> Result<Option<String>> {
+    Ok(c.query_row("SELECT status FROM jobs WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+}
+
 /// The last run of a scheduled job: (finished at, outcome, duration in ms).
 pub type LastRun = (Option<String>, Option<String>, Option<i64>);
 

@@ -49,7 +49,12 @@ async fn run_next(service: &Arc<Service>) -> Result<bool> {
         Ok(result) => result,
         Err(e) => Err(Error::internal(format!("the job crashed: {e}"))),
     };
-    let error = outcome.err().map(|e| e.to_string());
+    let error = outcome.err().map(|e| match e {
+        Error::Internal(_) | Error::DiskFull(_) => {
+            format!("{e} (the uploaded data is kept: fix the cause, then POST /api/jobs/{}/retry)", job.id)
+        }
+        other => other.to_string(),
+    });
     match &error {
         None => tracing::info!("job {} ({}) finished", job.id, job.kind),
         Some(e) => tracing::error!("job {} ({}) failed: {e}", job.id, job.kind),

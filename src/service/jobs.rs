@@ -4,6 +4,7 @@ use super::Service;
 use super::uploads::{UPLOAD_JOB, UploadJob};
 use crate::db::{self, jobs::JobRow};
 use crate::error::{Error, Result};
+use crate::time;
 
 /// Scheduled jobs: (name, display name). Their schedules come from the config.
 pub const SCHEDULED: &[(&str, &str)] = &[
@@ -49,6 +50,30 @@ impl Service {
             "backup_filesize_job" => self.recompute_filesizes(),
             other => Err(Error::not_found(format!("No scheduled job named '{other}'"))),
         }
+    }
+
+    /// Upload jobs whose data must be kept: queued, running, or failed recently enough to retry.
+    pub fn live_uploads(&self) -> Result<Vec<UploadJob>> {
+        let since = time::now() - chrono::Duration::seconds(self.config.failed_upload_keep_secs as i64);
+        let payloads = db::jobs::live_payloads(&*self.conn()?, &time::iso(since))?;
+        Ok(payloads.iter().filter_map(|p| serde_json::from_str(p).ok()).collect())
+    }
+
+    /// Queues a failed job again (after its cause was fixed).
+    pub fn retry_job(&self, id: i64) -> Result<()> {
+        let mut c = self.conn()?;
+        let retried = db::with_tx(&mut c, |tx| match db::jobs::status(tx, id)? {
+            None => Err(Error::not_found(format!("Job {id} not found"))),
+            Some(s) if s != "ERROR" => {
+                Err(Error::conflict(format!("Job {id} is {s}; only a failed job can be retried")))
+            }
+            Some(_) => db::jobs::retry(tx, id),
+        })?;
+        if retried {
+            tracing::info!("job {id} queued again for a retry");
+            self.job_ready.notify_one();
+        }
+        Ok(())
     }
 
     /// The newest queued jobs, for `/api/jobs`.

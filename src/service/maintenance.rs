@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::uploads::{Source, UploadJob};
+use super::uploads::Source;
 use super::{Service, is_single};
 use crate::db;
 use crate::error::{Error, IoContext, Result};
@@ -98,8 +98,8 @@ impl Service {
     pub fn collect_garbage(&self) -> Result<String> {
         let c = self.conn()?;
         let mut marked = db::backups::referenced_blobs(&c)?;
-        for payload in db::jobs::open_payloads(&c)? {
-            if let Ok(UploadJob { source: Source::Files { files }, .. }) = serde_json::from_str(&payload) {
+        for job in self.live_uploads()? {
+            if let Source::Files { files } = job.source {
                 marked.extend(files.into_iter().map(|f| f.blob));
             }
         }
@@ -183,11 +183,12 @@ impl Service {
     /// no live upload or queued job owns.
     pub fn purge_tmp(&self) -> Result<String> {
         let max_age = Duration::from_secs(self.config.tmp_max_age_secs);
-        let owned: HashSet<String> = db::jobs::open_payloads(&*self.conn()?)?
-            .iter()
-            .filter_map(|p| match serde_json::from_str::<UploadJob>(p) {
-                Ok(UploadJob { source: Source::Archive { file, .. }, .. }) => Some(file),
-                _ => None,
+        let owned: HashSet<String> = self
+            .live_uploads()?
+            .into_iter()
+            .filter_map(|j| match j.source {
+                Source::Archive { file, .. } => Some(file),
+                Source::Files { .. } => None,
             })
             .collect();
         let mut removed = 0;

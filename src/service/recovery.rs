@@ -32,11 +32,12 @@ impl Service {
         if n > 0 {
             tracing::warn!("recovery: removed {n} temp file(s) of interrupted uploads");
         }
-        let kept: Vec<String> = open
-            .iter()
-            .filter_map(|j| match &j.source {
-                super::uploads::Source::Archive { file, .. } => Some(file.clone()),
-                _ => None,
+        let kept: Vec<String> = self
+            .live_uploads()?
+            .into_iter()
+            .filter_map(|j| match j.source {
+                super::uploads::Source::Archive { file, .. } => Some(file),
+                super::uploads::Source::Files { .. } => None,
             })
             .collect();
         let uploads = &self.store.uploads;

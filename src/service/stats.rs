@@ -14,7 +14,7 @@ pub struct Stats {
     pub total_targets: i64,
     pub total_backups: i64,
     pub total_recycled_backups: i64,
-    /// Bytes the store really holds for all backups (each distinct content once).
+    /// Bytes really used on disk: each distinct content once, plus copies where links are impossible.
     pub disk_used: i64,
     /// Logical size of all backups minus `disk_used`.
     pub dedup_saved: i64,
@@ -24,7 +24,14 @@ impl Service {
     pub fn stats(&self) -> Result<Stats> {
         let c = self.conn()?;
         let t = db::backups::totals(&c)?;
-        let used = db::backups::distinct_blob_bytes(&c)?;
+        // Each distinct content once in the store, plus the copies in folders that cannot link to it.
+        let mut used = db::backups::distinct_blob_bytes(&c)?;
+        for target in db::targets::all(&c)? {
+            let usage = self.target_usage(&target)?;
+            if usage.storage == "copy" {
+                used += usage.logical;
+            }
+        }
         Ok(Stats {
             program_version: env!("CARGO_PKG_VERSION"),
             total_target_size: t.active_bytes,

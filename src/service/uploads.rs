@@ -103,11 +103,15 @@ impl Service {
     /// removed; the job row keeps the reason.
     pub fn run_upload(&self, job: &UploadJob) -> Result<()> {
         let result = self.build_backup(job);
-        if result.is_err() {
+        if let Err(err) = &result {
             if let Err(e) = self.roll_back_pending(&job.backup_id) {
                 tracing::error!("could not roll back backup {}: {e}", job.backup_id);
             }
-            self.drop_spooled_archive(job);
+            // Bad input leaves no trace; a failure of the disk or the target folder keeps the
+            // uploaded bytes so that the job can be retried once the cause is fixed.
+            if matches!(err, Error::BadRequest(_) | Error::NotFound(_)) {
+                self.drop_spooled_archive(job);
+            }
         }
         result
     }

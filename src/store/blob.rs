@@ -5,6 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use super::Store;
@@ -17,6 +19,7 @@ const WRITE_BUFFER: usize = 1 << 20;
 /// A file being written in the store's temp folder; removed on drop unless kept.
 pub struct Spool {
     path: PathBuf,
+    space_left: Option<Arc<AtomicU64>>,
     out: Option<BufWriter<File>>,
     hasher: blake3::Hasher,
     size: u64,
@@ -29,6 +32,7 @@ pub struct Spooled {
     pub path: PathBuf,
     pub hash: String,
     pub size: u64,
+    space_left: Option<Arc<AtomicU64>>,
 }
 
 impl Spool {
@@ -38,6 +42,7 @@ impl Spool {
             OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).ctx("create temp file", &path)?;
         Ok(Spool {
             path,
+            space_left: store.space_left.clone(),
             out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
             hasher: blake3::Hasher::new(),
             size: 0,
@@ -50,12 +55,19 @@ impl Spool {
         let file = out.into_inner().map_err(|e| e.into_error()).ctx("write", &self.path)?;
         file.sync_all().ctx("sync", &self.path)?;
         let path = std::mem::take(&mut self.path);
-        Ok(Spooled { path, hash: self.hasher.finalize().to_hex().to_string(), size: self.size })
+        let space_left = self.space_left.take();
+        Ok(Spooled { path, hash: self.hasher.finalize().to_hex().to_string(), size: self.size, space_left })
     }
 }
 
 impl Write for Spool {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(left) = &self.space_left {
+            let wanted = buf.len() as u64;
+            if left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(wanted)).is_err() {
+                return Err(io::Error::from_raw_os_error(crate::error::ENOSPC));
+            }
+        }
         let out = self.out.as_mut().ok_or_else(|| io::Error::other("spool already finished"))?;
         let n = out.write(buf)?;
         self.hasher.update(&buf[..n]);
@@ -74,7 +86,15 @@ impl Drop for Spool {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
+            give_back(&self.space_left, self.size);
         }
+    }
+}
+
+/// Fault injection: a removed temp file frees its space again.
+fn give_back(space_left: &Option<Arc<AtomicU64>>, bytes: u64) {
+    if let Some(left) = space_left {
+        left.fetch_add(bytes, Ordering::SeqCst);
     }
 }
 
@@ -82,6 +102,7 @@ impl Drop for Spooled {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
+            give_back(&self.space_left, self.size);
         }
     }
 }
@@ -94,6 +115,7 @@ impl Spooled {
         let dest = store.blob_path(&hash);
         if dest.exists() {
             std::fs::remove_file(&path).ctx("remove temp file", &path)?;
+            give_back(&self.space_left, self.size);
             // A fresh time keeps garbage collection's grace period from taking a blob that a
             // new upload is about to refer to.
             std::fs::File::open(&dest).and_then(|f| f.set_modified(SystemTime::now())).ctx("touch blob", &dest)?;

@@ -8,6 +8,8 @@ pub mod place;
 pub mod tarstream;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use crate::error::{IoContext, Result};
 
@@ -22,6 +24,9 @@ pub struct Store {
     pub uploads: PathBuf,
     /// `<data>/recycle_bin`: recycled backups, shared by all targets.
     pub recycle_bin: PathBuf,
+    /// Test-only fault injection: bytes left before every store write fails with ENOSPC, set
+    /// by `BAKCH_FAULT_DISK_FULL_AFTER` (a disk that fills up, without mounting one).
+    pub space_left: Option<Arc<AtomicU64>>,
 }
 
 impl Store {
@@ -33,7 +38,14 @@ impl Store {
             blobs,
             uploads: data_dir.join("uploads"),
             recycle_bin: data_dir.join("recycle_bin"),
+            space_left: std::env::var("BAKCH_FAULT_DISK_FULL_AFTER")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(|n| Arc::new(AtomicU64::new(n))),
         };
+        if store.space_left.is_some() {
+            tracing::warn!("BAKCH_FAULT_DISK_FULL_AFTER is set: store writes will fail once it is used up");
+        }
         for dir in [&store.blobs, &store.tmp, &store.uploads, &store.recycle_bin] {
             std::fs::create_dir_all(dir).ctx("create folder", dir)?;
         }
