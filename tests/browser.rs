@@ -281,6 +281,7 @@ fn the_web_ui_in_chromium() {
     assert_eq!(file.status().as_u16(), 200);
     assert!(file.headers()["content-disposition"].to_str().unwrap().contains("report.txt"));
     assert_eq!(file.bytes().unwrap().as_ref(), b"quarterly report");
+    b.screenshot("backup.png");
 
     // Screenshots for the README, with a few more targets on the list.
     for (name, tags) in [("Laptop home", vec!["laptop"]), ("Database dumps", vec!["db", "nightly"])] {
@@ -293,6 +294,15 @@ fn the_web_ui_in_chromium() {
     b.goto(&format!("/targets/{target}"));
     b.wait_text("main", "Backups (2)");
     b.screenshot("target.png");
+    b.goto("/stats");
+    b.wait_text("main", "saved by deduplication");
+    b.screenshot("stats.png");
+    b.rt.block_on(b.c().set_window_size(390, 844)).expect("phone size");
+    b.goto("/targets");
+    b.wait_text("main", "3 targets");
+    b.screenshot("targets-phone.png");
+    b.rt.block_on(b.c().set_window_size(1280, 900)).expect("desktop size");
+    b.goto(&format!("/targets/{target}"));
 
     // Bulk delete: select all, confirm, gone.
     b.click("section[aria-labelledby=active-h] input.select-all");
@@ -307,6 +317,7 @@ fn the_web_ui_in_chromium() {
     b.click("#job-recycle_job button");
     b.wait_text("main", "recycle_job ran");
     assert!(!b.text("#job-recycle_job .outcome").is_empty());
+    b.screenshot("jobs.png");
 
     // Read the log, filtered by level.
     b.goto("/log");
@@ -316,4 +327,5 @@ fn the_web_ui_in_chromium() {
     let warn = b.wait_text("#log", "failed");
     assert!(!warn.contains(" INFO "), "only warnings and errors: {warn}");
     assert!(b.body().contains("Log"));
+    b.screenshot("log.png");
 }

@@ -392,3 +392,96 @@ fn recycle_restore_and_delete_from_pages() {
     let (status, _) = s.get(&format!("/api/target/{target}"));
     assert_eq!(status, 404);
 }
+
+/// Uploads through the web form (multipart, token first); returns the job page path.
+fn web_upload(w: &Web, target: &str, files: &[(&str, Vec<u8>)]) -> String {
+    let mut form = multipart::Form::new().text("csrf", w.csrf()).text("manual", "1");
+    for (name, bytes) in files {
+        form = form.part("backup_file", multipart::Part::bytes(bytes.clone()).file_name(name.to_string()));
+    }
+    let p = w.post_multipart(&format!("/targets/{target}/upload"), form);
+    assert_eq!(p.status, 303, "upload refused: {}", p.body);
+    assert!(p.location.starts_with("/jobs/"), "{}", p.location);
+    p.location
+}
+
+/// Polls a job page until the job ended; returns the page.
+fn wait_job_page(w: &Web, path: &str) -> String {
+    common::poll("the job to end", std::time::Duration::from_secs(60), || {
+        let body = w.get(path).body;
+        (body.contains(">FINISHED<") || body.contains(">ERROR<")).then_some(body)
+    })
+}
+
+#[test]
+fn uploads_from_the_form_keep_folders_and_failures_say_why() {
+    let (s, _, _, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let target = s.create_target(json!({"name": "Tree"}));
+    // A folder: relative paths are kept.
+    let job = web_upload(
+        &w,
+        &target,
+        &[("dir/a.txt", b"a".to_vec()), ("dir/sub/b.txt", b"bb".to_vec()), ("c.txt", b"c".to_vec())],
+    );
+    let page = wait_job_page(&w, &job);
+    assert!(page.contains("FINISHED"), "{page}");
+    assert!(!page.contains("http-equiv=\"refresh\""), "a finished job's page stops refreshing");
+    let (_, backups) = s.target(&target);
+    let backup = backups[0]["id"].as_str().unwrap();
+    let tree = w.get(&format!("/backups/{backup}"));
+    assert!(
+        tree.body.contains("<summary>dir/</summary>") && tree.body.contains("<summary>sub/</summary>"),
+        "{}",
+        tree.body
+    );
+    let file = w.get(&format!("/backups/{backup}/file?path=dir%2Fsub%2Fb.txt"));
+    assert_eq!(file.status, 200);
+    assert_eq!(file.body, "bb");
+    assert_eq!(w.get(&format!("/backups/{backup}/file?path=nope")).status, 404);
+    // A hostile archive: the job ends in ERROR and its page says why.
+    let evil = common::raw_tar(&[("../escape.txt", b"x", tar::EntryType::Regular, "")]);
+    let job = web_upload(&w, &target, &[("evil.tar", evil)]);
+    let page = wait_job_page(&w, &job);
+    assert!(page.contains("The job failed:"), "{page}");
+    assert!(page.contains("ERROR"));
+    // A single-file target refuses several files, with the service's message.
+    let single = s.create_target(json!({"name": "One", "backup_type": "single"}));
+    let form = multipart::Form::new()
+        .text("csrf", w.csrf())
+        .part("backup_file", multipart::Part::bytes(b"1".to_vec()).file_name("1.txt"))
+        .part("backup_file", multipart::Part::bytes(b"2".to_vec()).file_name("2.txt"));
+    let p = w.post_multipart(&format!("/targets/{single}/upload"), form);
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("takes single files"), "{}", p.body);
+}
+
+#[test]
+fn jobs_stats_log_and_recycle_bin_pages() {
+    let (s, target, backup, job) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let jobs = w.get("/jobs");
+    assert!(jobs.body.contains("recycle_job") && jobs.body.contains(&format!("/jobs/{job}")));
+    let ran = w.post("/jobs/run/recycle_job", &[("csrf", &w.csrf())]);
+    assert_eq!((ran.status, ran.location.as_str()), (303, "/jobs?done=ran&job=recycle_job"));
+    assert!(w.get(&ran.location).body.contains("recycle_job ran"));
+    assert_eq!(w.post("/jobs/run/no_such_job", &[("csrf", &w.csrf())]).status, 404);
+    let stats = w.get("/stats");
+    assert!(stats.body.contains("<svg") && stats.body.contains("Photos"), "{}", stats.body);
+    assert!(stats.body.contains("saved by deduplication"));
+    let log = w.get("/log?level=WARN&lines=100");
+    assert_eq!(log.status, 200);
+    assert!(!log.body.contains("lvl-info"), "only warnings and errors");
+    assert!(w.get("/log").body.contains("lvl-info"));
+    // Recycle bin: list, empty behind a confirmation.
+    s.patch(&format!("/api/backup/{backup}"), json!({"is_recycled": true}));
+    assert!(w.get("/recycle-bin").body.contains(&backup));
+    let ask = w.get("/recycle-bin/empty");
+    assert!(ask.body.contains("Empty the recycle bin?"));
+    let done = w.post("/recycle-bin/empty", &[("csrf", &w.csrf()), ("confirm", "1"), ("delete_files", "1")]);
+    assert_eq!((done.status, done.location.as_str()), (303, "/recycle-bin?done=emptied&n=1"));
+    assert!(s.target(&target).1.is_empty());
+    assert!(w.get("/recycle-bin").body.contains("The recycle bin is empty."));
+}

@@ -220,7 +220,7 @@ impl WebState {
             Some(s) => (s, None),
             None => {
                 let s = Session::anonymous();
-                let cookie = self.cookie(&s);
+                let cookie = self.cookie(&s, req.connection_info().scheme() == "https");
                 (s, Some(cookie))
             }
         };
@@ -257,10 +257,13 @@ impl WebState {
         Session::decode(verified.value())
     }
 
-    fn cookie(&self, s: &Session) -> Cookie<'static> {
+    /// The signed session cookie; `Secure` when the page was served over https (directly or,
+    /// as the proxy says, through a reverse proxy).
+    fn cookie(&self, s: &Session, https: bool) -> Cookie<'static> {
         let mut jar = CookieJar::new();
-        jar.signed_mut(&self.key)
-            .add(Cookie::build(COOKIE, s.encode()).path("/").http_only(true).same_site(SameSite::Strict).finish());
+        let cookie =
+            Cookie::build(COOKIE, s.encode()).path("/").http_only(true).same_site(SameSite::Strict).secure(https);
+        jar.signed_mut(&self.key).add(cookie.finish());
         jar.get(COOKIE).cloned().unwrap_or_else(|| Cookie::new(COOKIE, ""))
     }
 
@@ -377,7 +380,8 @@ async fn login(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest, body: web
     let fp = fingerprint(&state.web.password_hash().ok().flatten().unwrap_or_default());
     let session = Session { logged_in: true, issued: now(), csrf: random_hex(24), password: fp };
     let mut res = see_other(&next);
-    res.add_cookie(&state.web.cookie(&session))
+    let https = req.connection_info().scheme() == "https";
+    res.add_cookie(&state.web.cookie(&session, https))
         .map_err(|e| super::PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(res)
 }
@@ -387,7 +391,8 @@ async fn logout(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest, body: we
     let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     tracing::info!("web logout from {ip}");
     let mut res = see_other("/login");
-    res.add_cookie(&state.web.cookie(&Session::anonymous()))
+    let https = req.connection_info().scheme() == "https";
+    res.add_cookie(&state.web.cookie(&Session::anonymous(), https))
         .map_err(|e| super::PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(res)
 }

@@ -106,14 +106,14 @@ pub struct ChartRow {
 /// A horizontal bar chart: per target, logical size against disk used, with the saving.
 pub fn usage_chart(rows: &[ChartRow]) -> String {
     let max = rows.iter().map(|r| r.logical.max(r.disk)).max().unwrap_or(0).max(1) as f64;
-    let (label_w, bar_w, row_h) = (180.0, 440.0, 44.0);
+    let (label_w, bar_w, row_h) = (180.0, 400.0, 44.0);
     let height = 36.0 + row_h * rows.len() as f64;
     let mut svg = format!(
         "<svg class=\"chart\" viewBox=\"0 0 {w} {height}\" role=\"img\" aria-labelledby=\"chart-title\" \
          xmlns=\"http://www.w3.org/2000/svg\"><title id=\"chart-title\">Disk used against logical size per target</title>\
          <rect class=\"legend-logical\" x=\"0\" y=\"4\" width=\"12\" height=\"12\"/><text x=\"18\" y=\"14\">logical size</text>\
          <rect class=\"legend-disk\" x=\"130\" y=\"4\" width=\"12\" height=\"12\"/><text x=\"148\" y=\"14\">disk used</text>",
-        w = label_w + bar_w + 140.0
+        w = label_w + bar_w + 250.0
     );
     for (i, r) in rows.iter().enumerate() {
         let y = 30.0 + row_h * i as f64;

@@ -355,7 +355,6 @@ async fn new_form(ctx: Ctx) -> PageResult {
         recycle_criteria: "none".into(),
         recycle_value: "10".into(),
         recycle_action: "recycle".into(),
-        name_template: "$D".into(),
         min_backups: "0".into(),
         ..Default::default()
     };
