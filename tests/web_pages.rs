@@ -485,3 +485,44 @@ fn jobs_stats_log_and_recycle_bin_pages() {
     assert!(s.target(&target).1.is_empty());
     assert!(w.get("/recycle-bin").body.contains("The recycle bin is empty."));
 }
+
+#[test]
+fn loopback_bypass_lets_local_clients_in_without_the_password() {
+    let s = TestServer::start_with_env(&[("BAKCH_WEB_LOOPBACK_BYPASS", "true")]);
+    assert!(set_password(&s, PASSWORD).status.success());
+    let w = Web::new(&s);
+    let page = w.get("/targets");
+    assert_eq!(page.status, 200, "a loopback client gets in");
+    assert!(!page.body.contains("No web password"));
+    // CSRF still applies.
+    assert_eq!(w.post("/targets/new", &[("name", "x")]).status, 403);
+}
+
+#[test]
+fn without_a_password_beyond_loopback_pages_explain_how_to_set_one() {
+    use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().unwrap();
+    let key = Command::new(common::BIN).args(["newapikey", "--data-dir"]).arg(data.path()).output().unwrap();
+    assert!(key.status.success());
+    let port = common::free_port();
+    let mut child = Command::new(common::BIN)
+        .args(["serve", "--bind", &format!("0.0.0.0:{port}"), "--data-dir"])
+        .arg(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let page = common::poll("bakch to listen", std::time::Duration::from_secs(30), || {
+        client.get(format!("{url}/targets")).send().ok()
+    });
+    let status = page.status().as_u16();
+    let body = page.text().unwrap();
+    let login = client.get(format!("{url}/login")).send().unwrap().status().as_u16();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 403);
+    assert!(body.contains("bakch passwd"), "{body}");
+    assert_eq!(login, 403, "no login form without a password");
+}
