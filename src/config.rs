@@ -45,6 +45,39 @@ pub struct Config {
     pub tmp_max_age_secs: u64,
     /// A failed upload's data is kept this long for a retry.
     pub failed_upload_keep_secs: u64,
+    /// Input limits (see [`Limits`]).
+    pub limits: Limits,
+}
+
+/// What one request or archive may bring; 0 means no limit where noted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Bytes of all files in one upload request (0: no limit).
+    pub max_upload_bytes: u64,
+    /// Bytes of a JSON body.
+    pub max_json_bytes: usize,
+    /// Parts of one multipart body.
+    pub max_upload_parts: usize,
+    /// A body that sends nothing for this long is cut off.
+    pub body_idle_timeout_secs: u64,
+    /// Entries of one archive.
+    pub max_archive_entries: u64,
+    /// Bytes unpacked from one archive (0: no limit); stops zip and gzip bombs.
+    pub max_archive_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_upload_bytes: 0,
+            max_json_bytes: 1 << 20,
+            max_upload_parts: 10_000,
+            body_idle_timeout_secs: 60,
+            max_archive_entries: 1_000_000,
+            max_archive_bytes: 0,
+        }
+    }
 }
 
 /// The shape of the TOML file; every key is optional.
@@ -62,6 +95,8 @@ struct FileConfig {
     gc_grace_secs: Option<u64>,
     tmp_max_age_secs: Option<u64>,
     failed_upload_keep_secs: Option<u64>,
+    #[serde(default)]
+    limits: Limits,
     #[serde(default)]
     schedules: BTreeMap<String, String>,
 }
@@ -120,6 +155,7 @@ impl Config {
             gc_grace_secs: file.gc_grace_secs.unwrap_or(24 * 3600),
             tmp_max_age_secs: file.tmp_max_age_secs.unwrap_or(24 * 3600),
             failed_upload_keep_secs: file.failed_upload_keep_secs.unwrap_or(7 * 24 * 3600),
+            limits: file.limits,
         })
     }
 

@@ -19,6 +19,12 @@ pub enum Error {
     /// The request contradicts the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The request is larger than a configured limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The client stopped sending in the middle of a body (408).
+    #[error("{0}")]
+    Timeout(String),
     /// The disk is full (507): nothing was kept, the client may retry once there is room.
     #[error("{0}")]
     DiskFull(String),
@@ -60,6 +66,8 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::DiskFull(_) => 507,
+            Error::TooLarge(_) => 413,
+            Error::Timeout(_) => 408,
             Error::Internal(_) => 500,
         }
     }

@@ -81,10 +81,12 @@ async fn run(service: Arc<Service>, key: apikey::ApiKey) -> Result<(), String> {
     let scheduler = jobs::scheduler::Scheduler::start(service.clone()).await.map_err(|e| e.to_string())?;
     let web_state = web::WebState::open(&config)?;
     let state = actix_web::web::Data::new(AppState { service, scheduler, apikey: key, web: web_state });
-    let server =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure).configure(web::configure))
-            .bind(config.bind)
-            .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let json_limit = config.limits.max_json_bytes;
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).configure(|cfg| api::configure(cfg, json_limit)).configure(web::configure)
+    })
+    .bind(config.bind)
+    .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     tracing::info!("listening on http://{}", config.bind);
     server.run().await.map_err(|e| format!("server stopped: {e}"))
 }

@@ -23,12 +23,13 @@ use crate::apikey::Access;
 use crate::error::Error;
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers `/api`; `json_limit` caps JSON bodies (a larger one gets a 413).
+pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
     cfg.service(
         web::scope("/api")
             .wrap(from_fn(require_key))
             .wrap(from_fn(json_errors))
-            .app_data(web::PayloadConfig::new(1 << 20))
+            .app_data(web::PayloadConfig::new(json_limit))
             .configure(targets::routes)
             .configure(uploads::routes)
             .configure(seq::routes)

@@ -1,11 +1,10 @@
 //! `/api/seq/{id}`: sequential upload (begin, status, upload, finish, terminate).
 
 use actix_multipart::Multipart;
-use actix_web::{HttpResponse, web};
-use futures_util::StreamExt;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::uploads::{drain, multipart_error, spool_field, text_field};
+use super::uploads::{Quota, drain, spool_field, text_field};
 use super::{block, json_body, ok, resource};
 use crate::error::{Error, Result};
 use crate::model::fields::{Fields, required};
@@ -53,20 +52,25 @@ async fn status(state: web::Data<AppState>, id: web::Path<String>) -> Result<Htt
     ))
 }
 
-async fn upload(state: web::Data<AppState>, id: web::Path<String>, mut form: Multipart) -> Result<HttpResponse> {
+async fn upload(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+    mut form: Multipart,
+) -> Result<HttpResponse> {
+    let mut quota = Quota::new(&state.service.config.limits, &req)?;
     let (mut path, mut name, mut file) = (None, None, None);
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(multipart_error)?;
+    while let Some(mut field) = quota.next_field(&mut form).await? {
         match field.name().unwrap_or_default() {
-            "path" => path = Some(text_field(&mut field, "path").await?),
-            "name" => name = Some(text_field(&mut field, "name").await?),
+            "path" => path = Some(text_field(&mut field, "path", &quota).await?),
+            "name" => name = Some(text_field(&mut field, "name", &quota).await?),
             "file" => {
                 if file.is_some() {
                     return Err(Error::bad("Send one 'file' per request"));
                 }
-                file = Some(spool_field(&state.service.store, &mut field).await?);
+                file = Some(spool_field(&state.service.store, &mut field, &mut quota).await?);
             }
-            _ => drain(&mut field).await?,
+            _ => drain(&mut field, &quota).await?,
         }
     }
     let path = path.ok_or_else(|| required("path"))?;

@@ -2,11 +2,15 @@
 //! streamed to disk while hashed; the reply names the job that builds the backup.
 
 use actix_multipart::{Field, Multipart};
-use actix_web::{HttpResponse, web};
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
 
 use super::{block, ok, resource};
+use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::model::fields::{parse_bool, required};
 use crate::service::uploads::Part;
@@ -18,30 +22,103 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/target/{id}/upload", web::post().to(upload)));
 }
 
-async fn upload(state: web::Data<AppState>, id: web::Path<String>, mut form: Multipart) -> Result<HttpResponse> {
+async fn upload(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+    mut form: Multipart,
+) -> Result<HttpResponse> {
     let id = id.into_inner();
+    let mut quota = Quota::new(&state.service.config.limits, &req)?;
     let svc = state.service.clone();
     let lookup = id.clone();
     block(move || svc.target_for_upload(&lookup)).await?;
     let mut manual = None;
     let mut parts = Vec::new();
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(multipart_error)?;
+    while let Some(mut field) = quota.next_field(&mut form).await? {
         match field.name().unwrap_or_default() {
             "backup_file" => {
                 let filename =
                     field.content_disposition().and_then(|cd| cd.get_filename()).unwrap_or("upload").to_string();
-                let spooled = spool_field(&state.service.store, &mut field).await?;
+                let spooled = spool_field(&state.service.store, &mut field, &mut quota).await?;
                 parts.push(Part { filename, spooled });
             }
-            "manual" => manual = Some(parse_manual(&text_field(&mut field, "manual").await?)?),
-            _ => drain(&mut field).await?,
+            "manual" => manual = Some(parse_manual(&text_field(&mut field, "manual", &quota).await?)?),
+            _ => drain(&mut field, &quota).await?,
         }
     }
     let manual = manual.ok_or_else(|| required("manual"))?;
     let svc = state.service.clone();
     let job_id = block(move || svc.accept_upload(&id, manual, parts)).await?;
     Ok(ok(json!({"job_id": job_id})))
+}
+
+/// What is left of one request's allowance (bytes, parts) while its body is read, and how long
+/// the client may stay silent.
+pub(crate) struct Quota {
+    bytes_left: Option<u64>,
+    max_bytes: u64,
+    parts_left: usize,
+    idle: Duration,
+}
+
+impl Quota {
+    /// Refuses at once a body whose announced length is over the limit.
+    pub(crate) fn new(limits: &Limits, req: &HttpRequest) -> Result<Quota> {
+        let quota = Quota {
+            bytes_left: (limits.max_upload_bytes > 0).then_some(limits.max_upload_bytes),
+            max_bytes: limits.max_upload_bytes,
+            parts_left: limits.max_upload_parts,
+            idle: Duration::from_secs(limits.body_idle_timeout_secs.max(1)),
+        };
+        let announced =
+            req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if let (Some(len), Some(_)) = (announced, quota.bytes_left)
+            && len > quota.max_bytes.saturating_add(1 << 20)
+        {
+            return Err(quota.too_large());
+        }
+        Ok(quota)
+    }
+
+    fn too_large(&self) -> Error {
+        Error::TooLarge(format!(
+            "The upload is larger than this server's limit of {} bytes (max_upload_bytes)",
+            self.max_bytes
+        ))
+    }
+
+    /// The next part, within the part limit and the idle timeout.
+    pub(crate) async fn next_field(&mut self, form: &mut Multipart) -> Result<Option<Field>> {
+        let next = tokio::time::timeout(self.idle, form.next()).await.map_err(|_| self.stalled())?;
+        let Some(field) = next else { return Ok(None) };
+        if self.parts_left == 0 {
+            return Err(Error::bad("The request has more parts than this server accepts (max_upload_parts)"));
+        }
+        self.parts_left -= 1;
+        field.map(Some).map_err(multipart_error)
+    }
+
+    /// The next chunk of a part, within the idle timeout.
+    async fn next_chunk(&self, field: &mut Field) -> Result<Option<bytes::Bytes>> {
+        match tokio::time::timeout(self.idle, field.next()).await {
+            Err(_) => Err(self.stalled()),
+            Ok(None) => Ok(None),
+            Ok(Some(chunk)) => chunk.map(Some).map_err(multipart_error),
+        }
+    }
+
+    fn stalled(&self) -> Error {
+        Error::Timeout(format!("The client sent nothing for {} seconds; the upload was cut off", self.idle.as_secs()))
+    }
+
+    /// Counts file bytes against the limit.
+    fn take(&mut self, n: usize) -> Result<()> {
+        if let Some(left) = self.bytes_left {
+            self.bytes_left = Some(left.checked_sub(n as u64).ok_or_else(|| self.too_large())?);
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn parse_manual(text: &str) -> Result<bool> {
@@ -54,7 +131,7 @@ pub(crate) fn multipart_error(e: actix_multipart::MultipartError) -> Error {
 
 /// Streams a file part into a spool on a blocking thread: the async side only forwards chunks,
 /// so memory stays at a few chunks whatever the file size.
-pub(crate) async fn spool_field(store: &Store, field: &mut Field) -> Result<Spooled> {
+pub(crate) async fn spool_field(store: &Store, field: &mut Field, quota: &mut Quota) -> Result<Spooled> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
     let store = store.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<Spooled> {
@@ -66,15 +143,16 @@ pub(crate) async fn spool_field(store: &Store, field: &mut Field) -> Result<Spoo
         spool.finish()
     });
     let mut failure = None;
-    while let Some(chunk) = field.next().await {
-        match chunk {
-            Ok(chunk) => {
+    loop {
+        match quota.next_chunk(field).await.and_then(|c| c.map(|c| quota.take(c.len()).map(|_| c)).transpose()) {
+            Ok(Some(chunk)) => {
                 if tx.send(chunk).await.is_err() {
                     break; // The writer failed; its error is reported below.
                 }
             }
+            Ok(None) => break,
             Err(e) => {
-                failure = Some(multipart_error(e));
+                failure = Some(e);
                 break;
             }
         }
@@ -88,10 +166,9 @@ pub(crate) async fn spool_field(store: &Store, field: &mut Field) -> Result<Spoo
 }
 
 /// A short text part (at most 4 KiB).
-pub(crate) async fn text_field(field: &mut Field, name: &str) -> Result<String> {
+pub(crate) async fn text_field(field: &mut Field, name: &str, quota: &Quota) -> Result<String> {
     let mut buf = Vec::new();
-    while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(multipart_error)?;
+    while let Some(chunk) = quota.next_chunk(field).await? {
         if buf.len() + chunk.len() > 4096 {
             return Err(Error::bad(format!("Parameter '{name}' is too long")));
         }
@@ -100,9 +177,8 @@ pub(crate) async fn text_field(field: &mut Field, name: &str) -> Result<String> 
     String::from_utf8(buf).map_err(|_| Error::bad(format!("Parameter '{name}' is not valid UTF-8")))
 }
 
-pub(crate) async fn drain(field: &mut Field) -> Result<()> {
-    while let Some(chunk) = field.next().await {
-        chunk.map_err(multipart_error)?;
-    }
+/// Reads and drops a part nobody asked for.
+pub(crate) async fn drain(field: &mut Field, quota: &Quota) -> Result<()> {
+    while quota.next_chunk(field).await?.is_some() {}
     Ok(())
 }

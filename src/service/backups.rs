@@ -29,7 +29,14 @@ impl Service {
     /// Removes the row, then (if asked) the files. Other backups' files are separate names, so
     /// they are never touched; shared bytes live on in the store.
     pub(super) fn delete_backup_of(&self, target: &Target, backup: &Backup, delete_files: bool) -> Result<()> {
+        let _placement = self.placement_lock();
         let mut c = self.conn()?;
+        // Read again under the lock: a recycle or an edit may have moved it since the caller looked.
+        let (Some(backup), Some(target)) = (db::backups::find(&c, &backup.id)?, db::targets::find(&c, &target.id)?)
+        else {
+            return Ok(()); // Already gone.
+        };
+        let (backup, target) = (&backup, &target);
         let path = self.backup_path(target, backup).to_string_lossy().into_owned();
         let ops = db::with_tx(&mut c, |tx| {
             db::backups::delete(tx, &backup.id)?;
@@ -47,13 +54,14 @@ impl Service {
 
     /// Moves a backup into the recycle bin (`true`) or back to its target folder (`false`).
     pub fn set_recycled(&self, id: &str, recycled: bool) -> Result<()> {
+        // Taken before reading the row, so a concurrent delete or move cannot slip in between.
+        let _placement = self.placement_lock();
         let mut c = self.conn()?;
         let backup = self.backup(&c, id)?;
         if backup.is_recycled == recycled {
             return Ok(());
         }
         let target = self.target(&c, &backup.target_id)?;
-        let _naming = self.naming_lock();
         let dest_dir = self.place_path(&target, recycled, "");
         let (base, ext) = split_suffix(&backup.name, is_single(&target));
         let name = place::free_name(&base, &ext, |n| {

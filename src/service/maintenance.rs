@@ -96,6 +96,7 @@ impl Service {
     /// Marks first (backups in any state, open sequential uploads, queued jobs), logs the plan,
     /// then deletes, checking each blob's age again right before it goes.
     pub fn collect_garbage(&self) -> Result<String> {
+        let _exclusive = self.ingest.write().unwrap_or_else(|e| e.into_inner());
         let c = self.conn()?;
         let mut marked = db::backups::referenced_blobs(&c)?;
         for job in self.live_uploads()? {

@@ -33,9 +33,13 @@ pub struct Service {
     pub store: Store,
     /// Wakes job workers when a job is queued.
     pub job_ready: Arc<Notify>,
-    /// Held from choosing a backup's name until its row records it, so two jobs never pick
-    /// the same free name.
-    pub naming: std::sync::Mutex<()>,
+    /// Held while backups' files are placed, moved or removed (from choosing a new backup's name
+    /// to its completion, recycle, restore, delete, edits that move folders), so two such
+    /// operations never work on the same names at once.
+    pub placement: std::sync::Mutex<()>,
+    /// Shared by everything that writes blobs not yet referenced from the database (uploads,
+    /// unpacking); taken exclusively by garbage collection, which so never sees a blob in flight.
+    pub ingest: std::sync::RwLock<()>,
 }
 
 impl Service {
@@ -43,13 +47,25 @@ impl Service {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io("create data folder", &config.data_dir, e))?;
         let store = Store::open(&config.data_dir)?;
         let pool = db::open(&config.db_path(), (config.workers as u32 + 8).min(32))?;
-        Ok(Service { config, pool, store, job_ready: Arc::new(Notify::new()), naming: std::sync::Mutex::new(()) })
+        Ok(Service {
+            config,
+            pool,
+            store,
+            job_ready: Arc::new(Notify::new()),
+            placement: std::sync::Mutex::new(()),
+            ingest: std::sync::RwLock::new(()),
+        })
     }
 
-    /// Takes the naming lock (see [`Service::naming`]).
-    pub fn naming_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    /// Takes the placement lock (see [`Service::placement`]).
+    pub fn placement_lock(&self) -> std::sync::MutexGuard<'_, ()> {
         // A panic while holding it leaves no state behind, so a poisoned lock is still usable.
-        self.naming.lock().unwrap_or_else(|e| e.into_inner())
+        self.placement.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the ingest lock shared (see [`Service::ingest`]).
+    pub fn ingest_lock(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.ingest.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn conn(&self) -> Result<Conn> {

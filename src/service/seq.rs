@@ -51,57 +51,54 @@ impl Service {
 
     /// Stores one announced file. The spooled bytes are dropped on any refusal.
     pub fn seq_upload(&self, target_id: &str, path: &str, name: &str, spooled: Spooled) -> Result<()> {
+        let _ingest = self.ingest_lock();
         let mut c = self.conn()?;
         let target = self.target(&c, target_id)?;
-        let Some(open) = db::seq::find(&c, &target.id)? else {
-            spooled.discard();
-            return Err(Error::bad("No sequential upload is open for this target"));
-        };
-        let Some(entry) = open.files.iter().find(|f| f.path == path && f.name == name) else {
-            spooled.discard();
-            return Err(Error::bad(format!("File '{name}' in '{path}' is not in the announced file list")));
-        };
-        if entry.blob.is_some() {
-            spooled.discard();
-            return Err(Error::conflict(format!("File '{name}' in '{path}' was already uploaded")));
-        }
+        // A quick look first, so a refused file is not stored at all.
+        seq_entry_free(&c, &target.id, path, name)?;
         let size = spooled.size as i64;
         let blob = spooled.into_blob(&self.store)?;
-        db::with_tx(&mut c, |tx| db::seq::mark_uploaded(tx, &target.id, path, name, &blob, size))
+        // The check again in the transaction that records it: another client may have finished,
+        // terminated or filled this upload meanwhile.
+        db::with_tx(&mut c, |tx| {
+            seq_entry_free(tx, &target.id, path, name)?;
+            db::seq::mark_uploaded(tx, &target.id, path, name, &blob, size)
+        })
     }
 
     /// Turns a complete sequential upload into an upload job; returns the job id.
     pub fn seq_finish(&self, target_id: &str) -> Result<i64> {
         let mut c = self.conn()?;
         let target = self.target(&c, target_id)?;
-        let open =
-            db::seq::find(&c, &target.id)?.ok_or_else(|| Error::bad("No sequential upload is open for this target"))?;
-        let missing = open.files.iter().filter(|f| f.blob.is_none()).count();
-        if missing > 0 {
-            return Err(Error::conflict(format!("{missing} file(s) of the upload have not been uploaded yet")));
-        }
-        let files = open
-            .files
-            .iter()
-            .map(|f| {
-                Ok(BackupFile {
-                    path: joined_path(&f.path, &f.name)?,
-                    blob: f.blob.clone().unwrap_or_default(),
-                    size: f.size.unwrap_or(0),
-                    mode: 0o644,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let job = UploadJob {
-            target_id: target.id.clone(),
-            backup_id: uuid::Uuid::new_v4().to_string(),
-            created_at: time::iso(time::now()),
-            manual: open.manual,
-            source: Source::Files { files },
-        };
-        let payload = serde_json::to_string(&job).map_err(|e| Error::internal(e.to_string()))?;
-        // Closing the upload and queueing its job is one commit: nothing is lost between them.
+        // Reading, closing the upload and queueing its job are one transaction, so two finishes
+        // (or a finish racing a terminate and a new begin) cannot take the wrong file list.
         let id = db::with_tx(&mut c, |tx| {
+            let open = db::seq::find(tx, &target.id)?
+                .ok_or_else(|| Error::bad("No sequential upload is open for this target"))?;
+            let missing = open.files.iter().filter(|f| f.blob.is_none()).count();
+            if missing > 0 {
+                return Err(Error::conflict(format!("{missing} file(s) of the upload have not been uploaded yet")));
+            }
+            let files = open
+                .files
+                .iter()
+                .map(|f| {
+                    Ok(BackupFile {
+                        path: joined_path(&f.path, &f.name)?,
+                        blob: f.blob.clone().unwrap_or_default(),
+                        size: f.size.unwrap_or(0),
+                        mode: 0o644,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let job = UploadJob {
+                target_id: target.id.clone(),
+                backup_id: uuid::Uuid::new_v4().to_string(),
+                created_at: time::iso(time::now()),
+                manual: open.manual,
+                source: Source::Files { files },
+            };
+            let payload = serde_json::to_string(&job).map_err(|e| Error::internal(e.to_string()))?;
             db::seq::delete(tx, &target.id)?;
             db::jobs::enqueue(tx, super::uploads::UPLOAD_JOB, &payload)
         })?;
@@ -131,6 +128,21 @@ impl Service {
         }
         Ok(format!("purged {} stale sequential upload(s)", stale.len()))
     }
+}
+
+/// Fails unless the open upload of `target_id` announced `path`/`name` and has not received it.
+fn seq_entry_free(c: &rusqlite::Connection, target_id: &str, path: &str, name: &str) -> Result<()> {
+    let open =
+        db::seq::find(c, target_id)?.ok_or_else(|| Error::bad("No sequential upload is open for this target"))?;
+    let entry = open
+        .files
+        .iter()
+        .find(|f| f.path == path && f.name == name)
+        .ok_or_else(|| Error::bad(format!("File '{name}' in '{path}' is not in the announced file list")))?;
+    if entry.blob.is_some() {
+        return Err(Error::conflict(format!("File '{name}' in '{path}' was already uploaded")));
+    }
+    Ok(())
 }
 
 /// `path` (`/`, `/sub`) and `name` joined into a backup-relative path; refuses anything that

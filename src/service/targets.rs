@@ -53,7 +53,7 @@ impl Service {
     /// Applies an edit. When the location or name template changes, every backup's files move
     /// first; the rows change only once all moved (on failure, moved files are put back).
     pub fn edit_target(&self, id: &str, input: TargetInput) -> Result<()> {
-        let _naming = self.naming_lock();
+        let _placement = self.placement_lock();
         let mut c = self.conn()?;
         let old = self.target(&c, id)?;
         let mut new = input.apply_to(&old)?;

@@ -52,6 +52,7 @@ impl Service {
     /// Records an upload whose bytes are on disk and fsynced; returns the job id once the job
     /// row is committed.
     pub fn accept_upload(&self, target_id: &str, manual: bool, parts: Vec<Part>) -> Result<i64> {
+        let _ingest = self.ingest_lock();
         let mut c = self.conn()?;
         let target = self.target(&c, target_id)?;
         if parts.is_empty() {
@@ -117,6 +118,7 @@ impl Service {
     }
 
     fn build_backup(&self, job: &UploadJob) -> Result<()> {
+        let _ingest = self.ingest_lock();
         let mut c = self.conn()?;
         let target = db::targets::find(&c, &job.target_id)?
             .ok_or_else(|| Error::not_found("the target was deleted before the upload was processed"))?;
@@ -158,15 +160,19 @@ impl Service {
                 if !path.exists() {
                     return Err(Error::internal(format!("the uploaded archive '{name}' is missing")));
                 }
-                (archive::extract(&self.store, &path, kind)?, String::new())
+                (archive::extract(&self.store, &path, kind, &self.config.limits)?, String::new())
             }
         };
+        // From naming to completion, no edit can move the target's folder or rename its backups,
+        // so the target is read again under the lock: unpacking may have taken a while.
+        let _placement = self.placement_lock();
+        let target = db::targets::find(&c, &job.target_id)?
+            .ok_or_else(|| Error::not_found("the target was deleted before the upload was processed"))?;
         let created_at: DateTime<Utc> = time::parse_iso(&job.created_at).unwrap_or_else(time::now);
         let base = expand_name_template(&target.name_template, &job.backup_id, created_at, job.manual);
         let location = Path::new(&target.location);
         std::fs::create_dir_all(location)
             .map_err(|e| Error::internal(format!("target folder {} cannot be created: {e}", location.display())))?;
-        let naming = self.naming_lock();
         let name = place::free_name(&base, &ext, |n| {
             Ok(location.join(n).exists() || db::backups::name_used(&c, &target.id, n, false, &job.backup_id)?)
         })?;
@@ -182,7 +188,6 @@ impl Service {
             name: name.clone(),
         };
         db::with_tx(&mut c, |tx| db::backups::insert_pending(tx, &backup, &files))?;
-        drop(naming);
         let dest = location.join(&name);
         let staging = place::staging_path(location, &backup.id);
         let mode = place::materialize(&self.store, &files, &dest, &staging, is_single(&target))?;

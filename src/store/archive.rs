@@ -5,14 +5,17 @@
 //! absolute paths, `..`, links that point outside. Skipped with a log line: symlinks inside the
 //! tree, devices and fifos (a backup here is plain files).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::Store;
-use super::blob::put_reader;
+use super::blob::{empty_blob, put_reader};
 use super::place::safe_relative;
+use crate::config::Limits;
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::BackupFile;
 
@@ -45,11 +48,16 @@ pub fn kind_of(name: &str) -> Option<Kind> {
     }
 }
 
-/// The files of the archive at `path`, each stored as a blob.
-pub fn extract(store: &Store, path: &Path, kind: Kind) -> Result<Vec<BackupFile>> {
+/// The files of the archive at `path`, each stored as a blob, within the configured limits.
+pub fn extract(store: &Store, path: &Path, kind: Kind, limits: &Limits) -> Result<Vec<BackupFile>> {
     let file = File::open(path).ctx("open archive", path)?;
     let reader = BufReader::with_capacity(1 << 20, file);
-    let mut files = Files::default();
+    let mut files = Files {
+        entries_left: limits.max_archive_entries,
+        max_entries: limits.max_archive_entries,
+        bytes_left: Rc::new(Cell::new((limits.max_archive_bytes > 0).then_some(limits.max_archive_bytes))),
+        ..Files::default()
+    };
     match kind {
         Kind::Tar => extract_tar(store, reader, &mut files)?,
         Kind::TarGz => extract_tar(store, flate2::read::MultiGzDecoder::new(reader), &mut files)?,
@@ -65,19 +73,67 @@ pub fn extract(store: &Store, path: &Path, kind: Kind) -> Result<Vec<BackupFile>
 }
 
 /// Files by path; a later entry of the same path replaces an earlier one, as `tar x` does.
+/// Also counts what the archive may still bring.
 #[derive(Default)]
-struct Files(BTreeMap<PathBuf, BackupFile>);
+struct Files {
+    by_path: BTreeMap<PathBuf, BackupFile>,
+    entries_left: u64,
+    max_entries: u64,
+    /// Bytes that may still be unpacked (None: no limit); shared with the entry readers.
+    bytes_left: Rc<Cell<Option<u64>>>,
+}
 
 impl Files {
     fn add(&mut self, path: PathBuf, blob: String, size: u64, mode: u32) {
         let rel = path.to_string_lossy().into_owned();
-        self.0.insert(path, BackupFile { path: rel, blob, size: size as i64, mode: mode & 0o7777 });
+        self.by_path.insert(path, BackupFile { path: rel, blob, size: size as i64, mode: mode & 0o7777 });
     }
 
+    /// Counts one more entry against `max_archive_entries`.
+    fn count_entry(&mut self) -> Result<()> {
+        if self.entries_left == 0 {
+            return Err(Error::bad(format!(
+                "the archive has more than {} entries, this server's limit (max_archive_entries)",
+                self.max_entries
+            )));
+        }
+        self.entries_left -= 1;
+        Ok(())
+    }
+
+    /// Wraps an entry's reader so that it fails once the archive unpacks past the limit.
+    fn limited<R: Read>(&self, inner: R) -> Limited<R> {
+        Limited { inner, left: self.bytes_left.clone() }
+    }
+}
+
+/// A reader that stops a decompression bomb: it errors once the shared byte budget is spent.
+struct Limited<R> {
+    inner: R,
+    left: Rc<Cell<Option<u64>>>,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(left) = self.left.get() {
+            let left = left.checked_sub(n as u64).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::FileTooLarge,
+                    "the archive unpacks to more than this server's limit (max_archive_bytes)",
+                )
+            })?;
+            self.left.set(Some(left));
+        }
+        Ok(n)
+    }
+}
+
+impl Files {
     fn finish(self) -> Result<Vec<BackupFile>> {
         // A path cannot be both a file and a folder of other files.
         let mut prev: Option<&PathBuf> = None;
-        for p in self.0.keys() {
+        for p in self.by_path.keys() {
             if let Some(q) = prev
                 && p.starts_with(q)
             {
@@ -85,14 +141,21 @@ impl Files {
             }
             prev = Some(p);
         }
-        if self.0.is_empty() {
+        if self.by_path.is_empty() {
             return Err(Error::bad("the archive holds no files"));
         }
-        Ok(self.0.into_values().collect())
+        Ok(self.by_path.into_values().collect())
     }
 }
 
 fn entry_path(raw: &str) -> Result<PathBuf> {
+    // Linux limits: 255 bytes a name, 4096 a path; refuse here rather than fail while placing.
+    if raw.len() > 4000 || raw.split('/').any(|part| part.len() > 255) {
+        return Err(Error::bad(format!(
+            "the archive has a name or path too long to store: '{}…'",
+            raw.chars().take(80).collect::<String>()
+        )));
+    }
     if raw.starts_with('/') {
         return Err(Error::bad(format!("the archive has an absolute path '{raw}'; refusing to unpack it")));
     }
@@ -100,6 +163,9 @@ fn entry_path(raw: &str) -> Result<PathBuf> {
 }
 
 fn corrupt(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::FileTooLarge {
+        return Error::bad(e.to_string());
+    }
     Error::bad(format!("the archive is damaged or not in the format its name says: {e}"))
 }
 
@@ -107,6 +173,7 @@ fn extract_tar(store: &Store, reader: impl Read, files: &mut Files) -> Result<()
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
+        files.count_entry()?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let kind = entry.header().entry_type();
         if kind.is_dir()
@@ -127,7 +194,7 @@ fn extract_tar(store: &Store, reader: impl Read, files: &mut Files) -> Result<()
             let target =
                 entry.link_name().map_err(corrupt)?.map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
             let target_path = entry_path(&target)?;
-            let Some(existing) = files.0.get(&target_path).cloned() else {
+            let Some(existing) = files.by_path.get(&target_path).cloned() else {
                 return Err(Error::bad(format!(
                     "the archive links '{raw}' to '{target}', which it does not hold earlier"
                 )));
@@ -139,7 +206,11 @@ fn extract_tar(store: &Store, reader: impl Read, files: &mut Files) -> Result<()
             check_symlink(&path, &target)?;
             tracing::warn!("archive entry '{raw}' is a symlink to '{target}'; symlinks are not stored");
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
-            let (blob, size) = put_reader(store, &mut entry, corrupt)?;
+            let (blob, size) = if entry.header().size().unwrap_or(1) == 0 {
+                (empty_blob(store)?, 0) // Many empty files cost one blob, not one fsync each.
+            } else {
+                put_reader(store, &mut files.limited(&mut entry), corrupt)?
+            };
             files.add(path, blob, size, mode);
         } else {
             tracing::warn!("archive entry '{raw}' is a device or fifo; skipped");
@@ -184,6 +255,7 @@ fn extract_zip(store: &Store, path: &Path, files: &mut Files) -> Result<()> {
         .map_err(|e| Error::bad(format!("the archive is not a valid zip file: {e}")))?;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| Error::bad(format!("the zip archive is damaged: {e}")))?;
+        files.count_entry()?;
         let raw = entry.name().to_string();
         if entry.is_dir() {
             entry_path_or_root(&raw)?;
@@ -198,7 +270,11 @@ fn extract_zip(store: &Store, path: &Path, files: &mut Files) -> Result<()> {
             continue;
         }
         let mode = entry.unix_mode().unwrap_or(0o644);
-        let (blob, size) = put_reader(store, &mut entry, corrupt)?;
+        let (blob, size) = if entry.size() == 0 {
+            (empty_blob(store)?, 0)
+        } else {
+            put_reader(store, &mut files.limited(&mut entry), corrupt)?
+        };
         files.add(path, blob, size, mode);
     }
     Ok(())

@@ -149,9 +149,6 @@ impl Spooled {
         fsync_dir(dir)?;
         Ok(dest)
     }
-
-    /// Drops the file (e.g. a sequential upload file that was refused).
-    pub fn discard(self) {}
 }
 
 /// Streams `reader` into the store as a blob; returns (hash, size). A failure to read is
@@ -176,4 +173,13 @@ pub fn put_reader(
     let done = spool.finish()?;
     let size = done.size;
     Ok((done.into_blob(store)?, size))
+}
+
+/// The blob of the empty file, created once.
+pub fn empty_blob(store: &Store) -> Result<String> {
+    let hash = blake3::hash(b"").to_hex().to_string();
+    if store.blob_path(&hash).exists() {
+        return Ok(hash);
+    }
+    Spool::create(store)?.finish()?.into_blob(store)
 }

@@ -2,6 +2,7 @@
 //! bin, built in a hidden staging name beside the destination and renamed in at once.
 
 use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::Store;
@@ -73,7 +74,10 @@ fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMo
         if !dirs.iter().any(|d| d == parent) {
             dirs.push(parent.to_path_buf());
         }
-        if link_or_copy(&store.blob_path(&f.blob), &dest)? == LinkMode::Copy {
+        if f.size == 0 {
+            // An empty file needs no blob link: no link-count limit, nothing to fsync but its folder.
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o444).open(&dest).ctx("create", &dest)?;
+        } else if link_or_copy(&store.blob_path(&f.blob), &dest)? == LinkMode::Copy {
             mode = LinkMode::Copy;
         }
     }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
+pub mod chaos;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
