@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
-use common::chaos::{Env, Outcome, Rng, World, check, run_op};
-use serde_json::json;
+use common::chaos::{Outcome, Rng, check, run_op, setup};
 
 const CLIENTS: u64 = 64;
 const DURATION: Duration = Duration::from_secs(20);
@@ -18,16 +17,7 @@ const DURATION: Duration = Duration::from_secs(20);
 #[test]
 fn sixty_four_parallel_clients_get_no_5xx_and_leave_everything_consistent() {
     let s = TestServer::start_with_config("gc_grace_secs = 0\n");
-    let single = s.create_target(json!({"backup_type": "single", "name_template": "cs0-$I", "location": s.location("cs-place0").to_string_lossy()}));
-    let multi =
-        s.create_target(json!({"name_template": "cm0-$I", "location": s.location("cm-place0").to_string_lossy()}));
-    let env = Env {
-        url: s.url.clone(),
-        single: single.clone(),
-        multi: multi.clone(),
-        root: s.root.path().to_path_buf(),
-        seq_lock: Default::default(),
-    };
+    let (env, mut w) = setup(&s);
     let deadline = Instant::now() + DURATION;
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
@@ -43,7 +33,6 @@ fn sixty_four_parallel_clients_get_no_5xx_and_leave_everything_consistent() {
         })
         .collect();
     let outcomes: Vec<Outcome> = clients.into_iter().flat_map(|c| c.join().expect("client thread")).collect();
-    let mut w = World { single, multi, acked: HashMap::new(), maybe_deleted: HashSet::new(), verified: HashSet::new() };
     let mut ops: HashMap<&str, usize> = HashMap::new();
     let mut server_errors = Vec::new();
     for o in outcomes {

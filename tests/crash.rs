@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
-use common::chaos::{Env, Rng, World, check, run_op};
-use serde_json::json;
+use common::chaos::{Rng, check, run_op, setup};
 
 /// At least this many kills per run, as long as the time budget allows.
 const KILLS: usize = 110;
@@ -22,17 +21,7 @@ fn kill_at_random_moments_loses_nothing_acknowledged() {
     let seed = std::env::var("BAKCH_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_cafe_u64);
     let mut rng = Rng(seed);
     let mut s = TestServer::start_with_config("gc_grace_secs = 0\nworkers = 2\n");
-    let single = s.create_target(json!({"backup_type": "single", "name_template": "cs0-$I", "location": s.location("cs-place0").to_string_lossy()}));
-    let multi =
-        s.create_target(json!({"name_template": "cm0-$I", "location": s.location("cm-place0").to_string_lossy()}));
-    let env = Env {
-        url: s.url.clone(),
-        single: single.clone(),
-        multi: multi.clone(),
-        root: s.root.path().to_path_buf(),
-        seq_lock: Default::default(),
-    };
-    let mut w = World { single, multi, acked: HashMap::new(), maybe_deleted: HashSet::new(), verified: HashSet::new() };
+    let (env, mut w) = setup(&s);
     let started = Instant::now();
     let mut kills = 0;
     let mut ops: HashMap<&str, usize> = HashMap::new();

@@ -4,12 +4,12 @@
 //! to a blocking thread into `Service`, and render. A middleware turns any non-JSON error the
 //! framework itself produces (unknown route, wrong method, oversized body) into that shape.
 
-mod backups;
+pub(crate) mod backups;
 mod jobs;
 mod misc;
 mod seq;
 mod targets;
-mod uploads;
+pub(crate) mod uploads;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};

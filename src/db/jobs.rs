@@ -70,6 +70,10 @@ pub fn requeue_running(c: &Connection) -> Result<Vec<i64>> {
     Ok(ids.collect::<rusqlite::Result<_>>()?)
 }
 
+pub fn find(c: &Connection, id: i64) -> Result<Option<JobRow>> {
+    Ok(c.query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"), [id], from_row).optional()?)
+}
+
 /// The most recent jobs, newest first.
 pub fn recent(c: &Connection, limit: usize) -> Result<Vec<JobRow>> {
     let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1"))?;

@@ -76,27 +76,7 @@ impl Service {
 
     /// One queued job by id.
     pub fn job(&self, id: i64) -> Result<JobRow> {
-        self.conn()?
-            .query_row(
-                "SELECT id, kind, payload, status, attempts, error, created_at, started_at, finished_at
-                 FROM jobs WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(JobRow {
-                        id: r.get(0)?,
-                        kind: r.get(1)?,
-                        payload: r.get(2)?,
-                        status: r.get(3)?,
-                        attempts: r.get(4)?,
-                        error: r.get(5)?,
-                        created_at: r.get(6)?,
-                        started_at: r.get(7)?,
-                        finished_at: r.get(8)?,
-                    })
-                },
-            )
-            .optional()?
-            .ok_or_else(|| Error::not_found(format!("Job {id} not found")))
+        db::jobs::find(&*self.conn()?, id)?.ok_or_else(|| Error::not_found(format!("Job {id} not found")))
     }
 
     /// Sequential uploads that are open, oldest first.

@@ -1,17 +1,15 @@
 //! One backup (its files as a tree, downloads), recycle/restore/delete, and the recycle bin.
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::header::HeaderValue;
+use actix_web::{HttpRequest, web};
 use askama::Template;
-use futures_util::stream;
 
 use super::render::file_tree;
 use super::targets::BackupRow;
-use super::{Chrome, ConfirmPage, Ctx, Form, PageError, PageResult, block, enc, html, notice, see_other};
+use super::{Chrome, ConfirmPage, Ctx, Form, PageResult, block, enc, html, notice, see_other};
+use crate::api::backups::{download_response, file_response};
 use crate::model::target::TargetType;
-use crate::service::backups::Download;
 use crate::state::AppState;
-use crate::store::tarstream::{self, ChannelWriter};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/backups/{id}").route(web::get().to(view)))
@@ -125,26 +123,8 @@ async fn delete(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, bod
 /// The whole backup: the file itself, or a tar of the tree built while it is sent.
 async fn download(state: web::Data<AppState>, id: web::Path<String>) -> PageResult {
     let svc = state.service.clone();
-    match block(move || svc.download(&id)).await? {
-        Download::File { path, size, filename } => stream_file(path, size, &filename).await,
-        Download::Tree { files, filename, mtime } => {
-            let (tx, rx) = tokio::sync::mpsc::channel(tarstream::CHANNEL_DEPTH);
-            let store = state.service.store.clone();
-            let disposition = attachment(&filename);
-            tokio::task::spawn_blocking(move || {
-                let out = ChannelWriter::new(tx.clone());
-                if let Err(e) = tarstream::write_tar(&store, &files, mtime, out) {
-                    tracing::warn!("download of {filename} stopped: {e}");
-                    ChannelWriter::new(tx).fail(e);
-                }
-            });
-            let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-            Ok(HttpResponse::Ok()
-                .content_type("application/x-tar")
-                .insert_header((header::CONTENT_DISPOSITION, disposition))
-                .streaming(body))
-        }
-    }
+    let download = block(move || svc.download(&id)).await?;
+    Ok(download_response(&state.service.store, download, attachment).await?)
 }
 
 /// One file of a multi-file backup: `?path=dir/file`.
@@ -156,24 +136,18 @@ async fn download_file(state: web::Data<AppState>, id: web::Path<String>, req: H
 }
 
 async fn stream_file(path: std::path::PathBuf, size: u64, filename: &str) -> PageResult {
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot open the stored file: {e}")))?;
-    let body = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .insert_header((header::CONTENT_DISPOSITION, attachment(filename)))
-        .no_chunking(size)
-        .streaming(body))
+    Ok(file_response(&path, size, attachment(filename)).await?)
 }
 
-/// `attachment; filename="..."` with an ASCII-safe name, and the exact UTF-8 one beside it.
-fn attachment(name: &str) -> String {
+/// `attachment; filename="..."` with an ASCII-safe name, and the exact UTF-8 one beside it
+/// (browsers read the second; the API leaves it out because the official client cannot).
+fn attachment(name: &str) -> HeaderValue {
     let safe: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
     let safe = safe.trim_start_matches('.');
     let safe = if safe.is_empty() { "backup" } else { safe };
-    format!("attachment; filename=\"{safe}\"; filename*=UTF-8''{}", enc(name))
+    let value = format!("attachment; filename=\"{safe}\"; filename*=UTF-8''{}", enc(name));
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
 #[derive(Template)]

@@ -2,21 +2,19 @@
 //! `static/app.js` sends with XMLHttpRequest to show progress, speed and time left. Files
 //! that carry relative paths (a folder picked or dropped) keep their tree.
 
-use actix_multipart::{Field, Multipart};
+use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use futures_util::StreamExt;
 use serde_json::json;
 
 use super::{Chrome, Ctx, Form, PageError, PageResult, block, enc, html, see_other};
-use crate::error::{Error, Result};
+use crate::api::uploads::{Quota, drain, spool_field, text_field};
 use crate::model::target::TargetType;
 use crate::service::uploads::Part;
 use crate::state::AppState;
-use crate::store::Store;
-use crate::store::blob::{Spool, Spooled};
+use crate::store::blob::Spooled;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/targets/{id}/upload").route(web::get().to(form)).route(web::post().to(upload)));
@@ -57,7 +55,7 @@ async fn upload(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    match receive(&state, &ctx, id.into_inner(), form).await {
+    match receive(&state, &ctx, id.into_inner(), &req, form).await {
         Ok(job) if wants_json => Ok(HttpResponse::Ok().json(json!({"job_id": job, "url": format!("/jobs/{job}")}))),
         Ok(job) => Ok(see_other(&format!("/jobs/{job}"))),
         Err(e) if wants_json => Ok(HttpResponse::build(e.status).json(json!({"error": e.message}))),
@@ -65,36 +63,46 @@ async fn upload(
     }
 }
 
-async fn receive(state: &web::Data<AppState>, ctx: &Ctx, id: String, mut form: Multipart) -> Result<i64, PageError> {
+async fn receive(
+    state: &web::Data<AppState>,
+    ctx: &Ctx,
+    id: String,
+    req: &HttpRequest,
+    mut form: Multipart,
+) -> Result<i64, PageError> {
+    // The same streaming, limits and timeouts as the API's uploads.
+    let mut quota = Quota::new(&state.service.config.limits, req)?;
     let svc = state.service.clone();
     let lookup = id.clone();
     let target = block(move || svc.target_for_upload(&lookup)).await?;
     let mut csrf_ok = false;
     let mut manual = true;
     let mut parts: Vec<(String, Spooled)> = Vec::new();
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(multipart_error)?;
+    while let Some(mut field) = quota.next_field(&mut form).await? {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "csrf" => {
-                let token = text_field(&mut field).await?;
+                let token = text_field(&mut field, "csrf", &quota).await?;
                 ctx.check(&Form(vec![("csrf".into(), token)]))?;
                 csrf_ok = true;
             }
             // The token comes first in the form, so nothing is stored for a forged request.
             _ if !csrf_ok => return Err(super::csrf_refused()),
-            "manual" => manual = crate::model::fields::parse_bool(&text_field(&mut field).await?).unwrap_or(true),
+            "manual" => {
+                manual =
+                    crate::model::fields::parse_bool(&text_field(&mut field, "manual", &quota).await?).unwrap_or(true)
+            }
             "backup_file" => {
                 let filename =
                     field.content_disposition().and_then(|cd| cd.get_filename()).unwrap_or_default().to_string();
                 if filename.is_empty() {
-                    drain(&mut field).await?; // An empty file input.
+                    drain(&mut field, &quota).await?; // An empty file input.
                     continue;
                 }
-                let spooled = spool(&state.service.store, &mut field).await?;
+                let spooled = spool_field(&state.service.store, &mut field, &mut quota).await?;
                 parts.push((filename, spooled));
             }
-            _ => drain(&mut field).await?,
+            _ => drain(&mut field, &quota).await?,
         }
     }
     if !csrf_ok {
@@ -117,67 +125,4 @@ async fn receive(state: &web::Data<AppState>, ctx: &Ctx, id: String, mut form: M
     .await?;
     tracing::info!("web upload for target {} queued as job {job}", enc(&id));
     Ok(job)
-}
-
-fn multipart_error(e: actix_multipart::MultipartError) -> PageError {
-    PageError::new(StatusCode::BAD_REQUEST, format!("The upload was cut off or malformed: {e}"))
-}
-
-fn multipart_error_text(what: &str) -> PageError {
-    PageError::new(StatusCode::BAD_REQUEST, format!("Malformed upload: {what}"))
-}
-
-async fn text_field(field: &mut Field) -> Result<String, PageError> {
-    let mut buf = Vec::new();
-    while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(multipart_error)?;
-        if buf.len() + chunk.len() > 4096 {
-            return Err(multipart_error_text("a text field is too long"));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    String::from_utf8(buf).map_err(|_| multipart_error_text("a text field is not UTF-8"))
-}
-
-async fn drain(field: &mut Field) -> Result<(), PageError> {
-    while let Some(chunk) = field.next().await {
-        chunk.map_err(multipart_error)?;
-    }
-    Ok(())
-}
-
-/// Streams a file part into a spool on a blocking thread, a few chunks in memory at most.
-async fn spool(store: &Store, field: &mut Field) -> Result<Spooled, PageError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
-    let store = store.clone();
-    let writer = tokio::task::spawn_blocking(move || -> Result<Spooled> {
-        use std::io::Write;
-        let mut spool = Spool::create(&store)?;
-        while let Some(chunk) = rx.blocking_recv() {
-            spool.write_all(&chunk).map_err(|e| Error::internal(format!("cannot store the upload: {e}")))?;
-        }
-        spool.finish()
-    });
-    let mut failure = None;
-    while let Some(chunk) = field.next().await {
-        match chunk {
-            Ok(chunk) => {
-                if tx.send(chunk).await.is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                failure = Some(multipart_error(e));
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let written = writer
-        .await
-        .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("upload writer failed: {e}")))?;
-    if let Some(err) = failure {
-        return Err(err);
-    }
-    Ok(written?)
 }

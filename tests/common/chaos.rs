@@ -143,6 +143,23 @@ fn status_of(outcome: &mut Outcome, resp: reqwest::Result<reqwest::blocking::Res
     resp.json().ok()
 }
 
+/// A single-file and a multi-file target on `s`, and the environment and model for them.
+pub fn setup(s: &TestServer) -> (Env, World) {
+    let place = |p: &str| s.location(p).to_string_lossy().into_owned();
+    let single =
+        s.create_target(json!({"backup_type": "single", "name_template": "cs0-$I", "location": place("cs-place0")}));
+    let multi = s.create_target(json!({"name_template": "cm0-$I", "location": place("cm-place0")}));
+    let env = Env {
+        url: s.url.clone(),
+        single: single.clone(),
+        multi: multi.clone(),
+        root: s.root.path().to_path_buf(),
+        seq_lock: Default::default(),
+    };
+    let world = World { single, multi, acked: HashMap::new(), maybe_deleted: HashSet::new(), verified: HashSet::new() };
+    (env, world)
+}
+
 /// Runs one random operation to its end (or until the server dies under it).
 pub fn run_op(env: &Env, rng: &mut Rng) -> Outcome {
     let mut out = Outcome::default();
