@@ -36,28 +36,48 @@ pub fn init(log_dir: &Path, filter: &str) -> std::result::Result<WorkerGuard, St
     Ok(guard)
 }
 
-/// The last `tail` lines (all when 0) of the newest log file.
+/// The last `tail` lines (all when 0) of the logs, reaching back into older daily files when
+/// the newest holds fewer; at most `MAX_READ` bytes are read in all.
 pub fn tail(log_dir: &Path, tail: usize) -> Result<String> {
-    let Some(path) = newest(log_dir)? else { return Ok(String::new()) };
-    let mut file = std::fs::File::open(&path).ctx("open", &path)?;
-    let len = file.metadata().ctx("inspect", &path)?.len();
-    let start = len.saturating_sub(MAX_READ);
-    file.seek(SeekFrom::Start(start)).ctx("read", &path)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).ctx("read", &path)?;
-    let text = String::from_utf8_lossy(&bytes);
-    let mut lines: Vec<&str> = text.lines().collect();
-    if start > 0 && !lines.is_empty() {
-        lines.remove(0); // Cut mid-line.
+    let mut files = log_files(log_dir)?;
+    let mut budget = MAX_READ;
+    let mut newest_first: Vec<Vec<String>> = Vec::new();
+    let mut count = 0;
+    while let Some(path) = files.pop() {
+        if budget == 0 || (tail != 0 && count >= tail) {
+            break;
+        }
+        let lines = read_end(&path, &mut budget)?;
+        count += lines.len();
+        newest_first.push(lines);
     }
+    let lines: Vec<String> = newest_first.into_iter().rev().flatten().collect();
     let from = if tail == 0 { 0 } else { lines.len().saturating_sub(tail) };
     Ok(lines[from..].join("\n"))
 }
 
-fn newest(log_dir: &Path) -> Result<Option<PathBuf>> {
+/// The whole lines in the last `budget` bytes of a file; takes what it read from the budget.
+fn read_end(path: &Path, budget: &mut u64) -> Result<Vec<String>> {
+    let mut file = std::fs::File::open(path).ctx("open", path)?;
+    let len = file.metadata().ctx("inspect", path)?.len();
+    let start = len.saturating_sub(*budget);
+    file.seek(SeekFrom::Start(start)).ctx("read", path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ctx("read", path)?;
+    *budget = budget.saturating_sub(bytes.len() as u64);
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // Cut mid-line.
+    }
+    Ok(lines)
+}
+
+/// The log files, oldest first (their names end in the date).
+fn log_files(log_dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(log_dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io("read folder", log_dir, e)),
     };
     let mut files: Vec<PathBuf> = entries
@@ -65,5 +85,21 @@ fn newest(log_dir: &Path) -> Result<Option<PathBuf>> {
         .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(PREFIX)))
         .collect();
     files.sort();
-    Ok(files.pop())
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_reaches_into_older_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bakch.2026-11-22.log"), "a\nb\nc\n").unwrap();
+        std::fs::write(dir.path().join("bakch.2026-11-23.log"), "d\ne\n").unwrap();
+        assert_eq!(tail(dir.path(), 2).unwrap(), "d\ne");
+        assert_eq!(tail(dir.path(), 4).unwrap(), "b\nc\nd\ne");
+        assert_eq!(tail(dir.path(), 0).unwrap(), "a\nb\nc\nd\ne");
+        assert_eq!(tail(&dir.path().join("none"), 3).unwrap(), "");
+    }
 }
