@@ -36,7 +36,13 @@ fn newapikey_writes_a_private_key_file_and_refuses_to_overwrite() {
 
 #[test]
 fn help_and_version() {
-    for args in [vec!["--help"], vec!["serve", "--help"], vec!["newapikey", "--help"], vec!["--version"]] {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["newapikey", "--help"],
+        vec!["passwd", "--help"],
+        vec!["--version"],
+    ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         assert!(!out.stdout.is_empty());
@@ -90,4 +96,22 @@ fn key_guards_every_route_and_is_picked_up_without_restart() {
     assert_eq!(status, 200, "the right key opens");
     let (status, _) = s.post("/api/target", json!({}));
     assert_eq!(status, 400, "requests with the key reach the handlers");
+}
+
+#[test]
+fn config_layers_file_then_environment_then_flags() {
+    let page = |s: &TestServer| -> usize {
+        for _ in 0..8 {
+            s.create_target(json!({}));
+        }
+        let (_, body) = s.get("/api/target");
+        body["targets"].as_array().unwrap().len()
+    };
+    // The file sets the page size; the environment beats the file.
+    assert_eq!(page(&TestServer::start_with(&[], Some("page_size = 3\n"))), 3);
+    assert_eq!(page(&TestServer::start_with(&[("BAKCH_PAGE_SIZE", "5")], Some("page_size = 3\n"))), 5);
+    // A flag beats both: the harness passes --bind, and the server answers there although the
+    // file and the environment name another port.
+    let s = TestServer::start_with(&[("BAKCH_BIND", "127.0.0.1:9")], Some("bind = \"127.0.0.1:9\"\n"));
+    assert_eq!(s.get("/api/stats").0, 200);
 }

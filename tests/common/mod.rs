@@ -57,7 +57,8 @@ impl TestServer {
         Self::start_with(&[], Some(toml))
     }
 
-    fn start_with(env: &[(&str, &str)], config: Option<&str>) -> TestServer {
+    /// Starts with environment variables and, if given, `<data>/config.toml`.
+    pub fn start_with(env: &[(&str, &str)], config: Option<&str>) -> TestServer {
         let data = tempfile::tempdir().expect("temp data dir");
         if let Some(toml) = config {
             std::fs::write(data.path().join("config.toml"), toml).expect("write config.toml");
