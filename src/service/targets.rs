@@ -226,10 +226,15 @@ pub struct Usage {
 }
 
 impl Service {
-    pub fn target_usage(&self, t: &Target) -> Result<Usage> {
+    /// Whether the target's folder shares the store's filesystem (hard links work there).
+    pub fn links_to_store(&self, t: &Target) -> bool {
         use std::os::unix::fs::MetadataExt;
         let device = |p: &Path| p.ancestors().find_map(|a| std::fs::metadata(a).ok()).map(|m| m.dev());
-        let linked = device(Path::new(&t.location)) == device(&self.store.blobs);
+        device(Path::new(&t.location)) == device(&self.store.blobs)
+    }
+
+    pub fn target_usage(&self, t: &Target) -> Result<Usage> {
+        let linked = self.links_to_store(t);
         let (logical, distinct) = db::backups::target_usage(&*self.conn()?, &t.id)?;
         Ok(Usage {
             storage: if linked { "hardlink" } else { "copy" },
