@@ -52,8 +52,8 @@ impl Service {
         Ok(())
     }
 
-    /// Removes bakch's own leftovers (`.bakch-trash-*`, and staging names of backups no job is
-    /// building) from every target folder and the recycle bin.
+    /// Removes bakch's own leftovers (`.bakch-*`: trash, probes, and staging names of backups no
+    /// job is building) from every target folder and the recycle bin.
     fn sweep_target_folders(&self, open: &[UploadJob]) -> Result<()> {
         let c = self.conn()?;
         let mut dirs: Vec<PathBuf> = db::targets::all(&c)?.into_iter().map(|t| PathBuf::from(t.location)).collect();
@@ -62,10 +62,11 @@ impl Service {
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let stale = name.starts_with(place::TRASH_PREFIX)
-                    || name
-                        .strip_prefix(place::STAGING_PREFIX)
-                        .is_some_and(|id| !open.iter().any(|j| j.backup_id == id));
+                // Every `.bakch-*` name is bakch's own scratch; only a staging folder whose job
+                // will still run is kept.
+                let live =
+                    name.strip_prefix(place::STAGING_PREFIX).is_some_and(|id| open.iter().any(|j| j.backup_id == id));
+                let stale = name.starts_with(place::OWN_PREFIX) && !live;
                 if stale {
                     place::remove_path(&entry.path())?;
                     tracing::warn!("recovery: removed leftover {}", entry.path().display());

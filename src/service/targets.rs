@@ -209,7 +209,7 @@ fn ensure_location(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         return Err(Error::bad(format!("Location {} is not a folder", dir.display())));
     }
-    let probe = dir.join(format!(".bakch-probe-{}", uuid::Uuid::new_v4().simple()));
+    let probe = dir.join(format!("{}{}", place::PROBE_PREFIX, uuid::Uuid::new_v4().simple()));
     std::fs::write(&probe, b"").map_err(|e| Error::bad(format!("Location {} is not writable: {e}", dir.display())))?;
     std::fs::remove_file(&probe).ctx("remove", &probe)
 }

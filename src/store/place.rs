@@ -10,10 +10,15 @@ use super::atomic::fsync_dir;
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::BackupFile;
 
+/// Prefix of every name bakch itself writes into target folders (never a backup's name: name
+/// templates may not start with '.').
+pub const OWN_PREFIX: &str = ".bakch-";
 /// Prefix of bakch's own in-progress names inside target folders.
 pub const STAGING_PREFIX: &str = ".bakch-staging-";
 /// Prefix of names being removed (renamed first so they vanish at once).
 pub const TRASH_PREFIX: &str = ".bakch-trash-";
+/// Prefix of the empty file written to check that a target folder is writable.
+pub const PROBE_PREFIX: &str = ".bakch-probe-";
 
 // Linux errno values that make a hard link impossible: another filesystem, the link limit,
 // a filesystem that refuses links. Each falls back to a copy.
