@@ -539,6 +539,23 @@ fn q(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
 }
 
+/// One upload on a fresh server and data folder, timed until its job is FINISHED; returns the
+/// seconds and the server's peak RSS in MiB.
+fn time_one_upload(s: &Scratch, rep: usize, kind: &str, input: &Path, name: &str) -> Res<(f64, f64)> {
+    let data = s.path().join(format!("data{rep}"));
+    let server = Server::start(&data)?;
+    let target = server.create_target(0, kind, &s.sub("targets")?)?;
+    let start = Instant::now();
+    let job = server.upload_file(&target, input, name)?;
+    server.wait_jobs(&[job])?;
+    let took = start.elapsed().as_secs_f64();
+    let peak = server.peak_rss_mib();
+    drop(server);
+    remove(&data);
+    remove(&s.path().join("targets"));
+    Ok((took, peak))
+}
+
 fn remove(p: &Path) {
     let _ = std::fs::remove_dir_all(p);
     let _ = std::fs::remove_file(p);
@@ -665,17 +682,8 @@ fn upload_single(o: &Opts) -> Res<Report> {
         let refdir = s.sub("ref")?;
         let copy = refdir.join("copy.bin");
         let mut run_bakch = || -> Res<f64> {
-            let data = s.path().join(format!("data{rep}"));
-            let server = Server::start(&data)?;
-            let target = server.create_target(0, "single", &s.sub("targets")?)?;
-            let start = Instant::now();
-            let job = server.upload_file(&target, &input, "input.bin")?;
-            server.wait_jobs(&[job])?;
-            let took = start.elapsed().as_secs_f64();
-            rss.push(server.peak_rss_mib());
-            drop(server);
-            remove(&data);
-            remove(&s.path().join("targets"));
+            let (took, peak) = time_one_upload(&s, rep, "single", &input, "input.bin")?;
+            rss.push(peak);
             Ok(took)
         };
         let reference = |cp: &mut Vec<f64>, b3: &mut Vec<f64>| -> Res<(f64, f64)> {
@@ -761,17 +769,8 @@ fn upload_archive(o: &Opts) -> Res<Report> {
     let (mut bakch, mut reference, mut ratio, mut rss) = (vec![], vec![], vec![], vec![]);
     for rep in 0..o.reps {
         let run_bakch = |rss: &mut Vec<f64>| -> Res<f64> {
-            let data = s.path().join(format!("data{rep}"));
-            let server = Server::start(&data)?;
-            let target = server.create_target(0, "multi", &s.sub("targets")?)?;
-            let start = Instant::now();
-            let job = server.upload_file(&target, &input, "input.tar.gz")?;
-            server.wait_jobs(&[job])?;
-            let took = start.elapsed().as_secs_f64();
-            rss.push(server.peak_rss_mib());
-            drop(server);
-            remove(&data);
-            remove(&s.path().join("targets"));
+            let (took, peak) = time_one_upload(&s, rep, "multi", &input, "input.tar.gz")?;
+            rss.push(peak);
             Ok(took)
         };
         let run_ref = || -> Res<f64> {
