@@ -242,7 +242,7 @@ pub fn run_op(env: &Env, rng: &mut Rng) -> Outcome {
 /// Asserts the invariants after a restart (see the module doc).
 pub fn check(s: &TestServer, w: &mut World, round: usize, downloads: bool) {
     // Every acknowledged upload ends FINISHED with a backup of the right content.
-    poll("queued jobs to settle", Duration::from_secs(60), || {
+    poll("queued jobs to settle", Duration::from_secs(240), || {
         let (_, body) = s.get("/api/jobs");
         let jobs = body["delayed"].as_array()?.clone();
         jobs.iter().all(|j| matches!(j["status"].as_str(), Some("FINISHED" | "ERROR"))).then_some(())
@@ -253,7 +253,7 @@ pub fn check(s: &TestServer, w: &mut World, round: usize, downloads: bool) {
         if w.verified.contains(job_id) {
             continue;
         }
-        let job = poll(&format!("job {job_id} to settle"), Duration::from_secs(60), || {
+        let job = poll(&format!("job {job_id} to settle"), Duration::from_secs(240), || {
             let (status, reply) = s.get(&format!("/api/jobs/{job_id}"));
             assert_eq!(status, 200, "round {round}: acknowledged job {job_id} vanished: {reply}");
             matches!(reply["job"]["status"].as_str(), Some("FINISHED" | "ERROR")).then(|| reply["job"].clone())
