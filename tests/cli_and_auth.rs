@@ -115,3 +115,35 @@ fn config_layers_file_then_environment_then_flags() {
     let s = TestServer::start_with(&[("BAKCH_BIND", "127.0.0.1:9")], Some("bind = \"127.0.0.1:9\"\n"));
     assert_eq!(s.get("/api/stats").0, 200);
 }
+
+/// Every route registered in `src/api/` (read from the source, so a new route is covered the day
+/// it is added) refuses every method without the key (401) and with a wrong key (403).
+#[test]
+fn every_registered_api_route_needs_the_key() {
+    let mut routes: Vec<String> = Vec::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for (i, _) in source.match_indices("resource(\"") {
+            let rest = &source[i + "resource(\"".len()..];
+            let path = &rest[..rest.find('"').unwrap()];
+            routes.push(format!("/api{path}").replace("{id}", "x").replace("{name}", "x"));
+        }
+    }
+    routes.sort();
+    routes.dedup();
+    assert!(routes.len() >= 20, "found only {routes:?}");
+    let mut s = TestServer::start();
+    s.new_api_key();
+    let client = reqwest::blocking::Client::new();
+    for route in &routes {
+        for method in ["GET", "POST", "PATCH", "DELETE", "PUT"] {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let url = format!("{}{route}", s.url);
+            let none = client.request(method.clone(), &url).body("{}").send().unwrap();
+            assert_eq!(none.status().as_u16(), 401, "{method} {route} without a key");
+            let wrong = client.request(method.clone(), &url).bearer_auth("bakch-wrong").body("{}").send().unwrap();
+            assert_eq!(wrong.status().as_u16(), 403, "{method} {route} with a wrong key");
+        }
+    }
+}
