@@ -2,15 +2,14 @@
 //! No file means an open API (Backup-chan's rule). The server re-reads the file when it changes,
 //! so `bakch newapikey` takes effect without a restart; keys are compared in constant time.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::store::atomic;
+use crate::watched::WatchedFile;
 
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
@@ -54,38 +53,18 @@ pub enum Access {
 
 /// The current key, re-read when the file changes.
 pub struct ApiKey {
-    path: PathBuf,
-    cached: Mutex<Option<(Stamp, Option<String>)>>,
+    file: WatchedFile<String>,
 }
-
-/// What identifies one version of the key file.
-type Stamp = Option<(u64, i64, i64, u64)>;
 
 impl ApiKey {
     pub fn new(path: PathBuf) -> ApiKey {
-        ApiKey { path, cached: Mutex::new(None) }
+        ApiKey { file: WatchedFile::new(path) }
     }
 
     /// The key, `None` when there is no key file. A file that cannot be read or parsed is an
     /// error: bakch then refuses every request rather than opening up.
     pub fn current(&self) -> Result<Option<String>, String> {
-        let stamp: Stamp = match std::fs::metadata(&self.path) {
-            Ok(m) => Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("cannot read {}: {e}", self.path.display())),
-        };
-        let mut cached = self.cached.lock().map_err(|_| "api key cache poisoned".to_string())?;
-        if let Some((s, key)) = cached.as_ref()
-            && *s == stamp
-        {
-            return Ok(key.clone());
-        }
-        let key = match stamp {
-            None => None,
-            Some(_) => Some(read_key(&self.path)?),
-        };
-        *cached = Some((stamp, key.clone()));
-        Ok(key)
+        self.file.get(read_key)
     }
 
     /// Checks an `Authorization` header value against the key.
@@ -102,7 +81,7 @@ impl ApiKey {
     }
 
     pub fn exists(&self) -> bool {
-        self.path.exists()
+        self.file.path().exists()
     }
 }
 
@@ -118,6 +97,8 @@ fn read_key(path: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     #[test]

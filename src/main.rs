@@ -17,6 +17,7 @@ mod service;
 mod state;
 mod store;
 mod time;
+mod watched;
 mod web;
 
 use std::process::ExitCode;

@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal};
 use std::net::IpAddr;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,6 +34,7 @@ use super::{Ctx, Form, PageResult, html_status, see_other};
 use crate::config::Config;
 use crate::state::AppState;
 use crate::store::atomic;
+use crate::watched::WatchedFile;
 
 pub const COOKIE: &str = "bakch_session";
 /// A login lasts this long, then the password is asked again.
@@ -88,9 +88,6 @@ pub fn passwd(data_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// What the password file looked like when last read.
-type Stamp = Option<(u64, i64, i64, u64)>;
-
 struct Failures {
     count: u32,
     last: Instant,
@@ -99,8 +96,8 @@ struct Failures {
 
 /// The web UI's shared state: password, session key, login throttle.
 pub struct WebState {
-    password_path: PathBuf,
-    cached: Mutex<Option<(Stamp, Option<String>)>>,
+    /// The argon2 hash, re-read when the password file changes.
+    password: WatchedFile<String>,
     key: Key,
     loopback_bind: bool,
     bypass: bool,
@@ -173,8 +170,7 @@ impl WebState {
             ));
         }
         Ok(WebState {
-            password_path: password_path(&config.data_dir),
-            cached: Mutex::new(None),
+            password: WatchedFile::new(password_path(&config.data_dir)),
             key: Key::from(&bytes),
             loopback_bind: config.bind.ip().is_loopback(),
             bypass: config.web_loopback_bypass,
@@ -184,31 +180,13 @@ impl WebState {
 
     /// The argon2 hash, `None` when no password is set; re-read when the file changes.
     fn password_hash(&self) -> Result<Option<String>, String> {
-        let stamp: Stamp = match std::fs::metadata(&self.password_path) {
-            Ok(m) => Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("cannot read {}: {e}", self.password_path.display())),
-        };
-        let mut cached = self.cached.lock().map_err(|_| "password cache poisoned".to_string())?;
-        if let Some((s, hash)) = cached.as_ref()
-            && *s == stamp
-        {
-            return Ok(hash.clone());
-        }
-        let hash = match stamp {
-            None => None,
-            Some(_) => {
-                let text = std::fs::read_to_string(&self.password_path)
-                    .map_err(|e| format!("cannot read {}: {e}", self.password_path.display()))?;
-                let file: PasswordFile = serde_json::from_str(&text)
-                    .map_err(|e| format!("{} is not a valid password file: {e}", self.password_path.display()))?;
-                PasswordHash::new(&file.hash)
-                    .map_err(|e| format!("{} holds no valid argon2 hash: {e}", self.password_path.display()))?;
-                Some(file.hash)
-            }
-        };
-        *cached = Some((stamp, hash.clone()));
-        Ok(hash)
+        self.password.get(|path| {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let file: PasswordFile = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not a valid password file: {e}", path.display()))?;
+            PasswordHash::new(&file.hash).map_err(|e| format!("{} holds no valid argon2 hash: {e}", path.display()))?;
+            Ok(file.hash)
+        })
     }
 
     /// Decides about one request; see the module comment for the rules.
