@@ -539,6 +539,18 @@ fn q(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
 }
 
+/// Runs bakch and its reference once each, alternating which goes first per repetition so that
+/// neither always meets a warmer or colder machine; returns (bakch, reference).
+fn interleaved<A, B>(rep: usize, bakch: impl FnOnce() -> Res<A>, reference: impl FnOnce() -> Res<B>) -> Res<(A, B)> {
+    if rep.is_multiple_of(2) {
+        let a = bakch()?;
+        Ok((a, reference()?))
+    } else {
+        let b = reference()?;
+        Ok((bakch()?, b))
+    }
+}
+
 /// One upload on a fresh server and data folder, timed until its job is FINISHED; returns the
 /// seconds and the server's peak RSS in MiB.
 fn time_one_upload(s: &Scratch, rep: usize, kind: &str, input: &Path, name: &str) -> Res<(f64, f64)> {
@@ -681,7 +693,7 @@ fn upload_single(o: &Opts) -> Res<Report> {
     for rep in 0..o.reps {
         let refdir = s.sub("ref")?;
         let copy = refdir.join("copy.bin");
-        let mut run_bakch = || -> Res<f64> {
+        let run_bakch = || -> Res<f64> {
             let (took, peak) = time_one_upload(&s, rep, "single", &input, "input.bin")?;
             rss.push(peak);
             Ok(took)
@@ -694,14 +706,7 @@ fn upload_single(o: &Opts) -> Res<Report> {
             b3.push(mib / h);
             Ok((c, h))
         };
-        // Alternate which goes first so that neither always meets a warmer or colder machine.
-        let (tb, (tc, th)) = if rep % 2 == 0 {
-            let tb = run_bakch()?;
-            (tb, reference(&mut cp, &mut b3)?)
-        } else {
-            let r = reference(&mut cp, &mut b3)?;
-            (run_bakch()?, r)
-        };
+        let (tb, (tc, th)) = interleaved(rep, run_bakch, || reference(&mut cp, &mut b3))?;
         bakch.push(mib / tb);
         r_cp.push(tc / tb);
         r_b3.push(th / tb);
@@ -779,13 +784,7 @@ fn upload_archive(o: &Opts) -> Res<Report> {
             remove(&out);
             Ok(took)
         };
-        let (tb, tr) = if rep % 2 == 0 {
-            let tb = run_bakch(&mut rss)?;
-            (tb, run_ref()?)
-        } else {
-            let tr = run_ref()?;
-            (run_bakch(&mut rss)?, tr)
-        };
+        let (tb, tr) = interleaved(rep, || run_bakch(&mut rss), run_ref)?;
         println!("rep {rep}: bakch {tb:.2} s, tar xzf + sync {tr:.2} s");
         bakch.push(tb);
         reference.push(tr);
@@ -1261,13 +1260,7 @@ fn concurrent_uploads(o: &Opts) -> Res<Report> {
             remove(&out);
             Ok(took)
         };
-        let (tb, tr) = if rep % 2 == 0 {
-            let tb = run_bakch(&mut rss)?;
-            (tb, run_ref()?)
-        } else {
-            let tr = run_ref()?;
-            (run_bakch(&mut rss)?, tr)
-        };
+        let (tb, tr) = interleaved(rep, || run_bakch(&mut rss), run_ref)?;
         println!("rep {rep}: bakch {:.0} MiB/s, cp + sync {:.0} MiB/s", mib / tb, mib / tr);
         bakch.push(mib / tb);
         reference.push(mib / tr);
