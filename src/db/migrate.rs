@@ -5,8 +5,11 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// Every migration, in order; the index + 1 is the schema version it brings.
-const MIGRATIONS: &[&str] =
-    &[include_str!("migrations/0001_initial.sql"), include_str!("migrations/0002_fs_journal.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_fs_journal.sql"),
+    include_str!("migrations/0003_listing_index.sql"),
+];
 
 pub fn run(conn: &mut Connection) -> Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;

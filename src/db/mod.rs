@@ -11,6 +11,7 @@ pub mod seq;
 pub mod targets;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -29,7 +30,11 @@ pub fn open(path: &Path, max_size: u32) -> Result<Pool> {
              PRAGMA synchronous = FULL;
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 10000;",
-        )
+        )?;
+        // Room for every statement the hot paths prepare, so none is parsed again per request.
+        c.set_prepared_statement_cache_capacity(64);
+        c.wal_hook(Some(after_commit));
+        Ok(())
     });
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
@@ -39,6 +44,27 @@ pub fn open(path: &Path, max_size: u32) -> Result<Pool> {
     let mut conn = pool.get()?;
     migrate::run(&mut conn)?;
     Ok(pool)
+}
+
+/// Commits to the database so far, in this process. Read caches tag what they computed with the
+/// count read before computing, and trust it only while the count is unchanged.
+pub fn commits() -> u64 {
+    COMMITS.load(Ordering::Acquire)
+}
+
+// A process-wide count: SQLite's WAL hook takes a plain function, and a process has one database.
+static COMMITS: AtomicU64 = AtomicU64::new(0);
+
+/// SQLite calls this after each commit, once the write lock is released and the new data is
+/// visible to every connection (so a reader that sees the new count also sees the new data).
+fn after_commit(wal: &rusqlite::hooks::Wal, pages: std::os::raw::c_int) -> rusqlite::Result<()> {
+    COMMITS.fetch_add(1, Ordering::AcqRel);
+    // Installing a WAL hook replaces SQLite's own auto-checkpoint, so do what it did: a passive
+    // checkpoint once the log passes 1,000 pages. A busy checkpoint is retried at the next commit.
+    if pages >= 1000 {
+        let _ = wal.checkpoint();
+    }
+    Ok(())
 }
 
 /// Runs `f` inside an IMMEDIATE transaction (takes the write lock up front, so no upgrade

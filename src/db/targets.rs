@@ -85,13 +85,16 @@ pub fn find(c: &Connection, id_or_alias: &str) -> Result<Option<Target>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM targets WHERE id = ?1 UNION ALL SELECT {COLUMNS} FROM targets WHERE alias = ?1 LIMIT 1"
     );
-    Ok(c.query_row(&sql, [id_or_alias], from_row).optional()?)
+    // Cached: every request that names a target runs this first.
+    Ok(c.prepare_cached(&sql)?.query_row([id_or_alias], from_row).optional()?)
 }
 
 /// One page of targets, by name then id so that pages are stable.
 pub fn page(c: &Connection, offset: usize, limit: usize) -> Result<Vec<Target>> {
+    // `+ 0`: SQLite specialises a plan to the value of a bare `LIMIT ?`/`OFFSET ?` and prepares
+    // it again whenever another value is bound, which was half the cost of a page.
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM targets ORDER BY name COLLATE NOCASE, id LIMIT ?1 OFFSET ?2"
+        "SELECT {COLUMNS} FROM targets ORDER BY name COLLATE NOCASE, id LIMIT ?1 + 0 OFFSET ?2 + 0"
     ))?;
     let rows = stmt.query_map(params![limit as i64, offset as i64], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -6,6 +6,7 @@ pub mod backups;
 pub mod jobs;
 pub mod journal;
 pub mod maintenance;
+pub mod read_cache;
 pub mod recovery;
 pub mod retention;
 pub mod seq;
@@ -40,6 +41,8 @@ pub struct Service {
     /// Shared by everything that writes blobs not yet referenced from the database (uploads,
     /// unpacking); taken exclusively by garbage collection, which so never sees a blob in flight.
     pub ingest: std::sync::RwLock<()>,
+    /// Usage and totals, kept until the next commit (see [`read_cache`]).
+    pub read_cache: read_cache::ReadCache,
 }
 
 impl Service {
@@ -54,6 +57,7 @@ impl Service {
             job_ready: Arc::new(Notify::new()),
             placement: std::sync::Mutex::new(()),
             ingest: std::sync::RwLock::new(()),
+            read_cache: read_cache::ReadCache::default(),
         })
     }
 

@@ -6,7 +6,7 @@ use super::Service;
 use crate::db;
 use crate::error::Result;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     pub program_version: &'static str,
     pub total_target_size: i64,
@@ -22,6 +22,10 @@ pub struct Stats {
 
 impl Service {
     pub fn stats(&self) -> Result<Stats> {
+        self.read_cache.stats(|| self.compute_stats())
+    }
+
+    fn compute_stats(&self) -> Result<Stats> {
         let c = self.conn()?;
         let t = db::backups::totals(&c)?;
         // Each distinct content once in the store, plus the copies in folders that cannot link to it.

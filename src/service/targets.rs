@@ -19,9 +19,10 @@ pub enum Which {
 
 impl Service {
     pub fn list_targets(&self, page: usize) -> Result<Vec<Target>> {
-        let c = self.conn()?;
-        let size = self.config.page_size;
-        db::targets::page(&c, page.saturating_sub(1).saturating_mul(size), size)
+        self.read_cache.target_page(page, || {
+            let size = self.config.page_size;
+            db::targets::page(&*self.conn()?, page.saturating_sub(1).saturating_mul(size), size)
+        })
     }
 
     pub fn search_targets(&self, search: &Search) -> Result<Vec<Target>> {
@@ -215,6 +216,7 @@ fn ensure_location(dir: &Path) -> Result<()> {
 }
 
 /// How much a target's backups take.
+#[derive(Clone)]
 pub struct Usage {
     /// `hardlink` when the target folder shares the store's filesystem, else `copy` (no
     /// deduplication on disk there).
@@ -234,12 +236,14 @@ impl Service {
     }
 
     pub fn target_usage(&self, t: &Target) -> Result<Usage> {
-        let linked = self.links_to_store(t);
-        let (logical, distinct) = db::backups::target_usage(&*self.conn()?, &t.id)?;
-        Ok(Usage {
-            storage: if linked { "hardlink" } else { "copy" },
-            logical,
-            disk_used: if linked { distinct } else { logical },
+        self.read_cache.usage(&t.id, || {
+            let linked = self.links_to_store(t);
+            let (logical, distinct) = db::backups::target_usage(&*self.conn()?, &t.id)?;
+            Ok(Usage {
+                storage: if linked { "hardlink" } else { "copy" },
+                logical,
+                disk_used: if linked { distinct } else { logical },
+            })
         })
     }
 }

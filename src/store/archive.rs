@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::Store;
-use super::blob::{empty_blob, put_reader};
+use super::blob::{Batch, empty_blob};
 use super::place::safe_relative;
 use crate::config::Limits;
 use crate::error::{Error, IoContext, Result};
@@ -58,18 +58,21 @@ pub fn extract(store: &Store, path: &Path, kind: Kind, limits: &Limits) -> Resul
         bytes_left: Rc::new(Cell::new((limits.max_archive_bytes > 0).then_some(limits.max_archive_bytes))),
         ..Files::default()
     };
+    let mut batch = Batch::new(store);
     match kind {
-        Kind::Tar => extract_tar(store, reader, &mut files)?,
-        Kind::TarGz => extract_tar(store, flate2::read::MultiGzDecoder::new(reader), &mut files)?,
-        Kind::TarXz => extract_tar(store, xz2::read::XzDecoder::new_multi_decoder(reader), &mut files)?,
+        Kind::Tar => extract_tar(store, &mut batch, reader, &mut files)?,
+        Kind::TarGz => extract_tar(store, &mut batch, flate2::read::MultiGzDecoder::new(reader), &mut files)?,
+        Kind::TarXz => extract_tar(store, &mut batch, xz2::read::XzDecoder::new_multi_decoder(reader), &mut files)?,
         Kind::TarZst => {
             let decoder = zstd::stream::read::Decoder::with_buffer(reader)
                 .map_err(|e| Error::bad(format!("the archive is not valid zstd: {e}")))?;
-            extract_tar(store, decoder, &mut files)?
+            extract_tar(store, &mut batch, decoder, &mut files)?
         }
-        Kind::Zip => extract_zip(store, path, &mut files)?,
+        Kind::Zip => extract_zip(store, &mut batch, path, &mut files)?,
     }
-    files.finish()
+    let files = files.finish()?;
+    batch.commit()?;
+    Ok(files)
 }
 
 /// Files by path; a later entry of the same path replaces an earlier one, as `tar x` does.
@@ -169,7 +172,7 @@ fn corrupt(e: std::io::Error) -> Error {
     Error::bad(format!("the archive is damaged or not in the format its name says: {e}"))
 }
 
-fn extract_tar(store: &Store, reader: impl Read, files: &mut Files) -> Result<()> {
+fn extract_tar(store: &Store, batch: &mut Batch, reader: impl Read, files: &mut Files) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
@@ -207,9 +210,9 @@ fn extract_tar(store: &Store, reader: impl Read, files: &mut Files) -> Result<()
             tracing::warn!("archive entry '{raw}' is a symlink to '{target}'; symlinks are not stored");
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
             let (blob, size) = if entry.header().size().unwrap_or(1) == 0 {
-                (empty_blob(store)?, 0) // Many empty files cost one blob, not one fsync each.
+                (empty_blob(store)?, 0) // Many empty files share one blob.
             } else {
-                put_reader(store, &mut files.limited(&mut entry), corrupt)?
+                batch.put(&mut files.limited(&mut entry), corrupt)?
             };
             files.add(path, blob, size, mode);
         } else {
@@ -249,7 +252,7 @@ fn check_symlink(path: &Path, target: &str) -> Result<()> {
     Ok(())
 }
 
-fn extract_zip(store: &Store, path: &Path, files: &mut Files) -> Result<()> {
+fn extract_zip(store: &Store, batch: &mut Batch, path: &Path, files: &mut Files) -> Result<()> {
     let file = File::open(path).ctx("open archive", path)?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| Error::bad(format!("the archive is not a valid zip file: {e}")))?;
@@ -273,7 +276,7 @@ fn extract_zip(store: &Store, path: &Path, files: &mut Files) -> Result<()> {
         let (blob, size) = if entry.size() == 0 {
             (empty_blob(store)?, 0)
         } else {
-            put_reader(store, &mut files.limited(&mut entry), corrupt)?
+            batch.put(&mut files.limited(&mut entry), corrupt)?
         };
         files.add(path, blob, size, mode);
     }

@@ -6,7 +6,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::Store;
-use super::atomic::fsync_dir;
+use super::atomic::{fsync_dir, sync_filesystem};
+
+/// Past this many folders, one filesystem sync is cheaper than an fsync of each.
+const MANY_FOLDERS: usize = 8;
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::BackupFile;
 
@@ -86,10 +89,15 @@ fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMo
             mode = LinkMode::Copy;
         }
     }
-    // Every created folder and new name must reach the disk before the rename publishes them.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    for d in &dirs {
-        fsync_dir(d)?;
+    // Every created folder and new name must reach the disk before the rename publishes them:
+    // an fsync per folder for a few, one filesystem sync for a big tree.
+    if dirs.len() > MANY_FOLDERS {
+        sync_filesystem(root)?;
+    } else {
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in &dirs {
+            fsync_dir(d)?;
+        }
     }
     Ok(mode)
 }

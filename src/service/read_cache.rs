@@ -1,0 +1,115 @@
+//! Answers to the read-heavy questions (a page of targets, a target's usage, the totals of
+//! `/api/stats`), kept until the database next commits.
+//!
+//! Computing them sorts targets, aggregates backup files and stats folders, which listing
+//! pages and dashboards would otherwise pay on every request. An answer is tagged with
+//! [`db::commits`] read *before* it was computed, and served only while that count is unchanged,
+//! so it is never older than the newest commit a reader could see. A time limit also refreshes
+//! what the database does not know about (whether a folder still shares the store's filesystem).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::stats::Stats;
+use super::targets::Usage;
+use crate::db;
+use crate::error::Result;
+use crate::model::target::Target;
+
+/// How long an answer is kept even when nothing commits.
+const MAX_AGE: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+pub struct ReadCache {
+    entries: Mutex<Entries>,
+    /// Held while an answer is computed, so that a burst of requests after a commit computes
+    /// it once while the rest wait for it, rather than each running the same aggregate.
+    computing: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Entries {
+    /// The commit count every entry below was computed at.
+    commits: u64,
+    born: Option<Instant>,
+    usage: HashMap<String, Usage>,
+    /// Pages of the target list, by page number.
+    pages: HashMap<usize, Vec<Target>>,
+    stats: Option<Stats>,
+}
+
+impl Entries {
+    /// Forgets everything computed before `commits`, or too long ago.
+    fn renew(&mut self, commits: u64) {
+        let expired = self.born.is_none_or(|b| b.elapsed() > MAX_AGE);
+        if self.commits != commits || expired {
+            *self = Entries { commits, born: Some(Instant::now()), ..Entries::default() };
+        }
+    }
+}
+
+impl ReadCache {
+    /// A target's usage, computed by `compute` unless known.
+    pub fn usage(&self, target_id: &str, compute: impl FnOnce() -> Result<Usage>) -> Result<Usage> {
+        self.get(
+            |e| e.usage.get(target_id).cloned(),
+            compute,
+            |e, u| {
+                e.usage.insert(target_id.to_string(), u);
+            },
+        )
+    }
+
+    /// A page of the target list, read by `compute` unless known.
+    pub fn target_page(&self, page: usize, compute: impl FnOnce() -> Result<Vec<Target>>) -> Result<Vec<Target>> {
+        self.get(
+            |e| e.pages.get(&page).cloned(),
+            compute,
+            |e, p| {
+                e.pages.insert(page, p);
+            },
+        )
+    }
+
+    /// The `/api/stats` totals, computed by `compute` unless known.
+    pub fn stats(&self, compute: impl FnOnce() -> Result<Stats>) -> Result<Stats> {
+        self.get(|e| e.stats.clone(), compute, |e, s| e.stats = Some(s))
+    }
+
+    fn get<T: Clone>(
+        &self,
+        find: impl Fn(&Entries) -> Option<T>,
+        compute: impl FnOnce() -> Result<T>,
+        keep: impl FnOnce(&mut Entries, T),
+    ) -> Result<T> {
+        if let Some(found) = self.find(&find) {
+            return Ok(found);
+        }
+        let _computing = self.computing.lock().unwrap_or_else(|e| e.into_inner());
+        // Another request may have computed it while this one waited.
+        if let Some(found) = self.find(&find) {
+            return Ok(found);
+        }
+        let commits = db::commits();
+        // Computed outside the entries' lock: readers of other answers go on meanwhile.
+        let value = compute()?;
+        let mut e = self.lock();
+        // Kept only if no commit came between reading the count and now.
+        if e.commits == commits && db::commits() == commits {
+            keep(&mut e, value.clone());
+        }
+        Ok(value)
+    }
+
+    fn find<T>(&self, find: &impl Fn(&Entries) -> Option<T>) -> Option<T> {
+        let mut e = self.lock();
+        e.renew(db::commits());
+        find(&e)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // Entries are plain data, valid even if a holder panicked.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
