@@ -7,6 +7,7 @@
 pub(crate) mod backups;
 mod jobs;
 mod misc;
+pub(crate) mod multipart;
 mod seq;
 mod targets;
 pub(crate) mod uploads;

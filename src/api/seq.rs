@@ -1,9 +1,9 @@
 //! `/api/seq/{id}`: sequential upload (begin, status, upload, finish, terminate).
 
-use actix_multipart::Multipart;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use super::multipart::Multipart;
 use super::uploads::{Quota, drain, spool_field, text_field};
 use super::{block, json_body, ok, resource};
 use crate::error::{Error, Result};
@@ -61,7 +61,7 @@ async fn upload(
     let mut quota = Quota::new(&state.service.config.limits, &req)?;
     let (mut path, mut name, mut file) = (None, None, None);
     while let Some(mut field) = quota.next_field(&mut form).await? {
-        match field.name().unwrap_or_default() {
+        match field.name() {
             "path" => path = Some(text_field(&mut field, "path", &quota).await?),
             "name" => name = Some(text_field(&mut field, "name", &quota).await?),
             "file" => {

@@ -1,14 +1,13 @@
 //! `POST /api/target/{id}/upload`: multipart `backup_file` part(s) and `manual`. The bytes are
 //! streamed to disk while hashed; the reply names the job that builds the backup.
 
-use actix_multipart::{Field, Multipart};
 use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde_json::json;
 
+use super::multipart::{Field, Multipart};
 use super::{block, ok, resource};
 use crate::config::Limits;
 use crate::error::{Error, Result};
@@ -36,10 +35,9 @@ async fn upload(
     let mut manual = None;
     let mut parts = Vec::new();
     while let Some(mut field) = quota.next_field(&mut form).await? {
-        match field.name().unwrap_or_default() {
+        match field.name() {
             "backup_file" => {
-                let filename =
-                    field.content_disposition().and_then(|cd| cd.get_filename()).unwrap_or("upload").to_string();
+                let filename = field.filename().unwrap_or("upload").to_string();
                 let spooled = spool_field(&state.service.store, &mut field, &mut quota).await?;
                 parts.push(Part { filename, spooled });
             }
@@ -89,23 +87,19 @@ impl Quota {
     }
 
     /// The next part, within the part limit and the idle timeout.
-    pub(crate) async fn next_field(&mut self, form: &mut Multipart) -> Result<Option<Field>> {
-        let next = tokio::time::timeout(self.idle, form.next()).await.map_err(|_| self.stalled())?;
-        let Some(field) = next else { return Ok(None) };
+    pub(crate) async fn next_field<'f>(&mut self, form: &'f mut Multipart) -> Result<Option<Field<'f>>> {
+        let next = tokio::time::timeout(self.idle, form.next_field()).await.map_err(|_| self.stalled())?;
+        let Some(field) = next? else { return Ok(None) };
         if self.parts_left == 0 {
             return Err(Error::bad("The request has more parts than this server accepts (max_upload_parts)"));
         }
         self.parts_left -= 1;
-        field.map(Some).map_err(multipart_error)
+        Ok(Some(field))
     }
 
     /// The next chunk of a part, within the idle timeout.
-    async fn next_chunk(&self, field: &mut Field) -> Result<Option<bytes::Bytes>> {
-        match tokio::time::timeout(self.idle, field.next()).await {
-            Err(_) => Err(self.stalled()),
-            Ok(None) => Ok(None),
-            Ok(Some(chunk)) => chunk.map(Some).map_err(multipart_error),
-        }
+    async fn next_chunk(&self, field: &mut Field<'_>) -> Result<Option<bytes::Bytes>> {
+        tokio::time::timeout(self.idle, field.chunk()).await.map_err(|_| self.stalled())?
     }
 
     fn stalled(&self) -> Error {
@@ -125,13 +119,9 @@ pub(crate) fn parse_manual(text: &str) -> Result<bool> {
     parse_bool(text).ok_or_else(|| Error::bad("Parameter 'manual' must be 0, 1, true or false"))
 }
 
-pub(crate) fn multipart_error(e: actix_multipart::MultipartError) -> Error {
-    Error::bad(format!("Malformed multipart body: {e}"))
-}
-
 /// Streams a file part into a spool on a blocking thread: the async side only forwards chunks,
 /// so memory stays at a few chunks whatever the file size.
-pub(crate) async fn spool_field(store: &Store, field: &mut Field, quota: &mut Quota) -> Result<Spooled> {
+pub(crate) async fn spool_field(store: &Store, field: &mut Field<'_>, quota: &mut Quota) -> Result<Spooled> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
     let store = store.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<Spooled> {
@@ -166,7 +156,7 @@ pub(crate) async fn spool_field(store: &Store, field: &mut Field, quota: &mut Qu
 }
 
 /// A short text part (at most 4 KiB).
-pub(crate) async fn text_field(field: &mut Field, name: &str, quota: &Quota) -> Result<String> {
+pub(crate) async fn text_field(field: &mut Field<'_>, name: &str, quota: &Quota) -> Result<String> {
     let mut buf = Vec::new();
     while let Some(chunk) = quota.next_chunk(field).await? {
         if buf.len() + chunk.len() > 4096 {
@@ -178,7 +168,7 @@ pub(crate) async fn text_field(field: &mut Field, name: &str, quota: &Quota) -> 
 }
 
 /// Reads and drops a part nobody asked for.
-pub(crate) async fn drain(field: &mut Field, quota: &Quota) -> Result<()> {
+pub(crate) async fn drain(field: &mut Field<'_>, quota: &Quota) -> Result<()> {
     while quota.next_chunk(field).await?.is_some() {}
     Ok(())
 }

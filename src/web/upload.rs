@@ -2,7 +2,7 @@
 //! `static/app.js` sends with XMLHttpRequest to show progress, speed and time left. Files
 //! that carry relative paths (a folder picked or dropped) keep their tree.
 
-use actix_multipart::Multipart;
+use crate::api::multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -79,7 +79,7 @@ async fn receive(
     let mut manual = true;
     let mut parts: Vec<(String, Spooled)> = Vec::new();
     while let Some(mut field) = quota.next_field(&mut form).await? {
-        let name = field.name().unwrap_or_default().to_string();
+        let name = field.name().to_string();
         match name.as_str() {
             "csrf" => {
                 let token = text_field(&mut field, "csrf", &quota).await?;
@@ -93,8 +93,7 @@ async fn receive(
                     crate::model::fields::parse_bool(&text_field(&mut field, "manual", &quota).await?).unwrap_or(true)
             }
             "backup_file" => {
-                let filename =
-                    field.content_disposition().and_then(|cd| cd.get_filename()).unwrap_or_default().to_string();
+                let filename = field.filename().unwrap_or_default().to_string();
                 if filename.is_empty() {
                     drain(&mut field, &quota).await?; // An empty file input.
                     continue;
