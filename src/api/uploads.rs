@@ -125,10 +125,9 @@ pub(crate) async fn spool_field(store: &Store, field: &mut Field<'_>, quota: &mu
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
     let store = store.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<Spooled> {
-        use std::io::Write;
-        let mut spool = Spool::create(&store)?;
+        let mut spool = Spool::create_hashing_aside(&store)?;
         while let Some(chunk) = rx.blocking_recv() {
-            spool.write_all(&chunk).map_err(|e| Error::io("store the upload in", &store.tmp, e))?;
+            spool.write_chunk(chunk).map_err(|e| Error::io("store the upload in", &store.tmp, e))?;
         }
         spool.finish()
     });

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use bytes::Bytes;
+
 use super::Store;
 use super::atomic::{fsync_dir, sync_filesystem};
 use crate::error::{Error, IoContext, Result};
@@ -17,13 +19,99 @@ use crate::error::{Error, IoContext, Result};
 /// Large writes: fewer syscalls on the hot path.
 const WRITE_BUFFER: usize = 1 << 20;
 
+/// Past each this many bytes, a spool's data so far is sent to disk while more arrives.
+const WRITEBACK_STEP: u64 = 32 << 20;
+
 /// A file being written in the store's temp folder; removed on drop unless kept.
 pub struct Spool {
     path: PathBuf,
     space_left: Option<Arc<AtomicU64>>,
     out: Option<BufWriter<File>>,
-    hasher: blake3::Hasher,
+    hashing: Hashing,
     size: u64,
+    /// Started once the spool passes [`WRITEBACK_STEP`].
+    writeback: Option<Writeback>,
+    next_writeback: u64,
+}
+
+/// Hashes what a spool writes: inline, or on a helper thread, so that hashing and writing an
+/// upload each get a core (blake3 was a third of the upload path's time, on the writing thread).
+enum Hashing {
+    Inline(Box<blake3::Hasher>),
+    Aside { chunks: std::sync::mpsc::SyncSender<Bytes>, thread: std::thread::JoinHandle<blake3::Hasher> },
+}
+
+impl Hashing {
+    fn aside() -> io::Result<Hashing> {
+        // A few chunks in flight: the writer runs ahead of the hasher by at most that much.
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Bytes>(16);
+        let thread = std::thread::Builder::new().name("bakch-hash".into()).spawn(move || {
+            let mut hasher = blake3::Hasher::new();
+            while let Ok(chunk) = received.recv() {
+                hasher.update(&chunk);
+            }
+            hasher
+        })?;
+        Ok(Hashing::Aside { chunks, thread })
+    }
+
+    fn update(&mut self, chunk: Bytes) -> io::Result<()> {
+        match self {
+            Hashing::Inline(h) => {
+                h.update(&chunk);
+                Ok(())
+            }
+            Hashing::Aside { chunks, .. } => {
+                chunks.send(chunk).map_err(|_| io::Error::other("the hashing thread stopped"))
+            }
+        }
+    }
+
+    fn finish(self) -> io::Result<String> {
+        let hasher = match self {
+            Hashing::Inline(h) => *h,
+            Hashing::Aside { chunks, thread } => {
+                drop(chunks);
+                thread.join().map_err(|_| io::Error::other("the hashing thread failed"))?
+            }
+        };
+        Ok(hasher.finalize().to_hex().to_string())
+    }
+}
+
+/// Syncs a long spool's data on a helper thread while more of it is written, so that the
+/// final fsync waits for the last stretch only. Otherwise the page cache would hold a whole
+/// gigabyte upload until that fsync, and the disk would idle while the body arrives.
+struct Writeback {
+    kick: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Writeback {
+    fn start(file: &File) -> Option<Writeback> {
+        let file = file.try_clone().ok()?;
+        let (kick, kicked) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("bakch-writeback".into())
+            .spawn(move || {
+                // Errors are left to the final fsync, which reports them on its own descriptor.
+                while kicked.recv().is_ok() {
+                    let _ = file.sync_data();
+                }
+            })
+            .ok()?;
+        Some(Writeback { kick, thread })
+    }
+
+    fn kick(&self) {
+        // Full: a sync is already waiting to run and will cover these bytes too.
+        let _ = self.kick.try_send(());
+    }
+
+    fn stop(self) {
+        drop(self.kick);
+        let _ = self.thread.join();
+    }
 }
 
 /// A finished spool: its bytes are on disk and fsynced. Removed on drop unless it became a
@@ -38,6 +126,15 @@ pub struct Spooled {
 
 impl Spool {
     pub fn create(store: &Store) -> Result<Spool> {
+        Spool::create_with(store, Hashing::Inline(Box::default()))
+    }
+
+    /// As [`Spool::create`], hashing on a helper thread; for uploads, written with [`Spool::write_chunk`].
+    pub fn create_hashing_aside(store: &Store) -> Result<Spool> {
+        Spool::create_with(store, Hashing::aside().ctx("start hashing for", &store.tmp)?)
+    }
+
+    fn create_with(store: &Store, hashing: Hashing) -> Result<Spool> {
         let path = store.tmp.join(uuid::Uuid::new_v4().simple().to_string());
         let file =
             OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).ctx("create temp file", &path)?;
@@ -45,8 +142,10 @@ impl Spool {
             path,
             space_left: store.space_left.clone(),
             out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
-            hasher: blake3::Hasher::new(),
+            hashing,
             size: 0,
+            writeback: None,
+            next_writeback: WRITEBACK_STEP,
         })
     }
 
@@ -59,27 +158,69 @@ impl Spool {
     fn finish_with(mut self, sync: bool) -> Result<Spooled> {
         let out = self.out.take().expect("spool finished twice");
         let file = out.into_inner().map_err(|e| e.into_error()).ctx("write", &self.path)?;
+        if let Some(writeback) = self.writeback.take() {
+            writeback.stop();
+        }
         if sync {
             file.sync_all().ctx("sync", &self.path)?;
         }
+        let hashing = std::mem::replace(&mut self.hashing, Hashing::Inline(Box::default()));
+        let hash = hashing.finish().ctx("hash", &self.path)?;
         let path = std::mem::take(&mut self.path);
         let space_left = self.space_left.take();
-        Ok(Spooled { path, hash: self.hasher.finalize().to_hex().to_string(), size: self.size, space_left })
+        Ok(Spooled { path, hash, size: self.size, space_left })
+    }
+
+    /// Writes a chunk that can be shared (not copied) with a hashing thread.
+    pub fn write_chunk(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.reserve(chunk.len())?;
+        let out = self.out.as_mut().ok_or_else(|| io::Error::other("spool already finished"))?;
+        out.write_all(&chunk)?;
+        let n = chunk.len();
+        self.hashing.update(chunk)?;
+        self.wrote(n);
+        Ok(())
+    }
+
+    /// Fault injection: takes `n` bytes from the simulated free space, or fails with ENOSPC.
+    fn reserve(&self, n: usize) -> io::Result<()> {
+        if let Some(left) = &self.space_left
+            && left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(n as u64)).is_err()
+        {
+            return Err(io::Error::from_raw_os_error(crate::error::ENOSPC));
+        }
+        Ok(())
+    }
+
+    /// Counts written bytes, and starts sending them to disk once there are many.
+    fn wrote(&mut self, n: usize) {
+        self.size += n as u64;
+        if self.size >= self.next_writeback {
+            self.next_writeback = self.size + WRITEBACK_STEP;
+            if self.writeback.is_none()
+                && let Some(out) = &self.out
+            {
+                self.writeback = Writeback::start(out.get_ref());
+            }
+            if let Some(w) = &self.writeback {
+                w.kick();
+            }
+        }
     }
 }
 
 impl Write for Spool {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(left) = &self.space_left {
-            let wanted = buf.len() as u64;
-            if left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(wanted)).is_err() {
-                return Err(io::Error::from_raw_os_error(crate::error::ENOSPC));
-            }
-        }
+        self.reserve(buf.len())?;
         let out = self.out.as_mut().ok_or_else(|| io::Error::other("spool already finished"))?;
         let n = out.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
+        match &mut self.hashing {
+            Hashing::Inline(h) => {
+                h.update(&buf[..n]);
+            }
+            aside => aside.update(Bytes::copy_from_slice(&buf[..n]))?,
+        }
+        self.wrote(n);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
