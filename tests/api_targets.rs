@@ -202,3 +202,34 @@ fn search_by_every_filter() {
     let (status, _) = s.get("/api/target/search?alias=");
     assert_eq!(status, 400);
 }
+
+/// Listings, a target's view and the stats are kept in memory between commits: a read right
+/// after a change must never show the state before it.
+#[test]
+fn reads_right_after_a_change_show_it() {
+    let s = TestServer::start();
+    let id = s.create_target(json!({"name": "n0", "backup_type": "single"}));
+    for round in 1..=12 {
+        // Read everything first, so that each answer is held in memory.
+        let (_, page) = s.get("/api/target?page=1");
+        let (_, view) = s.get(&format!("/api/target/{id}"));
+        let (_, stats) = s.get("/api/stats");
+        assert_eq!(page["targets"][0]["name"], format!("n{}", round - 1));
+        assert_eq!(view["backups"].as_array().unwrap().len(), round - 1);
+        assert_eq!(stats["total_backups"], round - 1);
+
+        let name = format!("n{round}");
+        let (status, reply) = s.patch(&format!("/api/target/{id}"), json!({"name": name}));
+        assert_eq!(status, 200, "{reply}");
+        s.upload_ok(&id, &[("f.txt", format!("content {round:03}").as_bytes())]);
+
+        let (_, page) = s.get("/api/target?page=1");
+        assert_eq!(page["targets"][0]["name"], name, "a page shows a name from before the edit");
+        let (_, view) = s.get(&format!("/api/target/{id}"));
+        assert_eq!(view["target"]["name"], name, "the view shows a name from before the edit");
+        assert_eq!(view["backups"].as_array().unwrap().len(), round, "the view misses a new backup");
+        assert_eq!(view["target"]["logical_size"], view["backups"][0]["filesize"].as_i64().unwrap() * round as i64);
+        let (_, stats) = s.get("/api/stats");
+        assert_eq!(stats["total_backups"], round, "the stats miss a new backup");
+    }
+}

@@ -1,5 +1,5 @@
-//! Answers to the read-heavy questions (a page of targets, a target's usage, the totals of
-//! `/api/stats`), kept until the database next commits.
+//! Answers to the read-heavy questions (a page of targets, a target with its backups, a
+//! target's usage, the totals of `/api/stats`), kept until the database next commits.
 //!
 //! Computing them sorts targets, aggregates backup files and stats folders, which listing
 //! pages and dashboards would otherwise pay on every request. An answer is tagged with
@@ -15,10 +15,12 @@ use super::stats::Stats;
 use super::targets::Usage;
 use crate::db;
 use crate::error::Result;
+use crate::model::backup::Backup;
 use crate::model::target::Target;
 
-/// How long an answer is kept even when nothing commits.
-const MAX_AGE: Duration = Duration::from_secs(5);
+/// How long an answer is kept even when nothing commits (a folder may be mounted elsewhere
+/// meanwhile). Long enough that recomputing every answer at once stays rare.
+const MAX_AGE: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 pub struct ReadCache {
@@ -36,6 +38,8 @@ struct Entries {
     usage: HashMap<String, Usage>,
     /// Pages of the target list, by page number.
     pages: HashMap<usize, Vec<Target>>,
+    /// Targets with their backups, by the id or alias they were asked by.
+    targets: HashMap<String, (Target, Vec<Backup>)>,
     stats: Option<Stats>,
 }
 
@@ -68,6 +72,21 @@ impl ReadCache {
             compute,
             |e, p| {
                 e.pages.insert(page, p);
+            },
+        )
+    }
+
+    /// A target and its backups, read by `compute` unless known.
+    pub fn target(
+        &self,
+        id_or_alias: &str,
+        compute: impl FnOnce() -> Result<(Target, Vec<Backup>)>,
+    ) -> Result<(Target, Vec<Backup>)> {
+        self.get(
+            |e| e.targets.get(id_or_alias).cloned(),
+            compute,
+            |e, t| {
+                e.targets.insert(id_or_alias.to_string(), t);
             },
         )
     }

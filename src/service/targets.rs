@@ -31,10 +31,12 @@ impl Service {
 
     /// A target and its listed backups (active and recycled), newest first.
     pub fn target_with_backups(&self, id: &str) -> Result<(Target, Vec<Backup>)> {
-        let c = self.conn()?;
-        let target = self.target(&c, id)?;
-        let backups = db::backups::for_target(&c, &target.id)?;
-        Ok((target, backups))
+        self.read_cache.target(id, || {
+            let c = self.conn()?;
+            let target = self.target(&c, id)?;
+            let backups = db::backups::for_target(&c, &target.id)?;
+            Ok((target, backups))
+        })
     }
 
     pub fn create_target(&self, input: TargetInput) -> Result<String> {
