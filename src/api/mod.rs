@@ -3,10 +3,13 @@
 //! Every reply is JSON with `success`; failures carry `message`. Handlers parse, make one hop
 //! to a blocking thread into `Service`, and render. A middleware turns any non-JSON error the
 //! framework itself produces (unknown route, wrong method, oversized body) into that shape.
+//! Replies are the typed structs of `schema`, from which `openapi` derives `/api/openapi.json`.
 
 pub(crate) mod backups;
 mod jobs;
 mod misc;
+mod openapi;
+pub(crate) mod schema;
 mod seq;
 mod targets;
 pub(crate) mod uploads;
@@ -17,6 +20,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::apikey::Access;
@@ -36,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .configure(backups::routes)
             .configure(jobs::routes)
             .configure(misc::routes)
+            .configure(openapi::routes)
             .default_service(web::to(not_found)),
     );
 }
@@ -59,6 +64,10 @@ async fn require_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // The API's description holds no data, so a client may read it before it has a key.
+    if req.path() == openapi::PATH {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let Some(state) = state else {
         return Err(Error::internal("application state missing").into());
@@ -112,7 +121,7 @@ async fn to_json_error(resp: HttpResponse) -> HttpResponse {
 }
 
 fn error_body(status: StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"success": false, "message": message}))
+    reply(status, &schema::ErrorBody::new(message))
 }
 
 impl ResponseError for Error {
@@ -124,13 +133,21 @@ impl ResponseError for Error {
     }
 }
 
-/// `{"success": true}` plus the given fields.
-pub(crate) fn ok(fields: Value) -> HttpResponse {
-    let mut body = json!({"success": true});
-    if let (Some(out), Value::Object(extra)) = (body.as_object_mut(), fields) {
-        out.extend(extra);
+/// A 200 with a typed reply (one of `schema`'s, which the OpenAPI document describes).
+pub(crate) fn ok(body: &impl Serialize) -> HttpResponse {
+    reply(StatusCode::OK, body)
+}
+
+/// Any reply as JSON. It goes through a `Value` so keys come out sorted, as they always have.
+pub(crate) fn reply(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    match serde_json::to_value(body) {
+        Ok(value) => HttpResponse::build(status).json(value),
+        Err(e) => {
+            tracing::error!("cannot render a reply: {e}");
+            HttpResponse::InternalServerError()
+                .json(json!({"success": false, "message": "The reply could not be rendered; see the log"}))
+        }
     }
-    HttpResponse::Ok().json(body)
 }
 
 /// Runs a service call on a blocking thread.
