@@ -167,6 +167,9 @@ fn every_registered_api_route_needs_the_key() {
                 let expected = if method == reqwest::Method::GET { 200 } else { 405 };
                 assert_eq!(none.status().as_u16(), expected, "{method} {route} without a key");
                 assert_eq!(wrong.status().as_u16(), expected, "{method} {route} with a wrong key");
+                if expected == 405 {
+                    assert_eq!(none.headers()["allow"], "GET", "a 405 names the methods the path takes");
+                }
                 continue;
             }
             assert_eq!(none.status().as_u16(), 401, "{method} {route} without a key");

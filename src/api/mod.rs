@@ -54,9 +54,15 @@ pub(crate) fn resource(path: &str, route: actix_web::Route) -> actix_web::Resour
     web::resource(path).route(route).default_service(web::to(method_not_allowed))
 }
 
-/// Answers a known path with an unsupported method.
-pub(crate) async fn method_not_allowed() -> HttpResponse {
-    error_body(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this endpoint")
+/// Answers a known path with an unsupported method, naming the ones it takes (RFC 9110 `Allow`).
+pub(crate) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut res = error_body(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this endpoint");
+    if let Some(allow) = req.match_pattern().and_then(|p| openapi::allowed_methods(&p))
+        && let Ok(value) = HeaderValue::from_str(allow)
+    {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
 }
 
 /// Guards every `/api` route with the API key, when one exists.

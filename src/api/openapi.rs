@@ -2,6 +2,7 @@
 //! `#[utoipa::path]` attributes and the reply types of `schema`. It is served without the API
 //! key (it holds no data), so a client can read it before it has one.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use actix_web::http::header::ContentType;
@@ -86,6 +87,26 @@ impl<T: utoipa::ToSchema> SchemaRef for T {
     fn schema_ref() -> RefOr<utoipa::openapi::schema::Schema> {
         RefOr::Ref(utoipa::openapi::Ref::from_schema_name(T::name()))
     }
+}
+
+/// The methods a route pattern (`/api/target/{id}`) takes, for the `Allow` header of a 405.
+/// Read from the document, which a test holds equal to the registered routes.
+pub(crate) fn allowed_methods(pattern: &str) -> Option<&'static str> {
+    static ALLOW: OnceLock<HashMap<String, String>> = OnceLock::new();
+    let table = ALLOW.get_or_init(|| {
+        let doc = ApiDoc::openapi();
+        doc.paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let ops = [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("PATCH", &item.patch)];
+                let ops = ops.into_iter().chain([("DELETE", &item.delete)]);
+                let methods: Vec<&str> = ops.filter(|(_, op)| op.is_some()).map(|(m, _)| m).collect();
+                (path.clone(), methods.join(", "))
+            })
+            .collect()
+    });
+    table.get(pattern).map(String::as_str)
 }
 
 /// The whole document, rendered once.

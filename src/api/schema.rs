@@ -401,8 +401,11 @@ pub struct NewTarget {
     #[schema(value_type = Option<crate::model::target::RecycleAction>)]
     recycle_action: Option<String>,
     /// An absolute folder outside bakch's data folder; created if missing.
+    #[schema(pattern = "^/", example = "/srv/backups/photos")]
     location: String,
     /// Names each backup: `$I` (backup id) or `$D` (date) is required, `$M` is `manual`/`auto`.
+    /// One path component: no `/`, `\`, `..`, and no leading `.`.
+    #[schema(pattern = r"\$[ID]", max_length = 200, example = "photos-$D")]
     name_template: String,
     deduplicate: Option<bool>,
     /// Letters, digits, `-`, `_` and `.` (at most 64); usable wherever the id is.
@@ -430,7 +433,9 @@ pub struct TargetEdit {
     #[schema(value_type = Option<crate::model::target::RecycleAction>)]
     recycle_action: Option<String>,
     /// A new location; the target's backups move there.
+    #[schema(pattern = "^/")]
     location: Option<String>,
+    #[schema(pattern = r"\$[ID]", max_length = 200)]
     name_template: Option<String>,
     deduplicate: Option<bool>,
     alias: Option<String>,

@@ -75,8 +75,8 @@ async fn status(state: web::Data<AppState>, id: web::Path<String>) -> Result<Htt
     request_body(content = SeqUploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "Stored", body = Done),
-        (status = 400, description = "A part is missing or malformed, or the file was not announced", body = ErrorBody),
-        (status = 404, description = "No such target, or no upload open", body = ErrorBody),
+        (status = 400, description = "A part is missing or malformed, the file was not announced, or no upload is open", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
         (status = 408, description = "The body stopped arriving for `body_idle_timeout_secs`", body = ErrorBody),
         (status = 409, description = "The file was already uploaded", body = ErrorBody),
         (status = 413, description = "The body is over `max_upload_bytes`", body = ErrorBody),
@@ -115,7 +115,8 @@ async fn upload(
 #[utoipa::path(post, path = "/api/seq/{id}/finish", operation_id = "seq_finish", tag = "sequential upload", params(TargetId),
     responses(
         (status = 200, description = "The job was queued", body = JobQueued),
-        (status = 404, description = "No such target, or no upload open", body = ErrorBody),
+        (status = 400, description = "No sequential upload is open for the target", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
         (status = 409, description = "Announced files are still missing", body = ErrorBody),
         (status = 507, description = "The disk is full", body = ErrorBody),
     ))]
@@ -129,7 +130,8 @@ async fn finish(state: web::Data<AppState>, id: web::Path<String>) -> Result<Htt
 #[utoipa::path(post, path = "/api/seq/{id}/terminate", operation_id = "seq_terminate", tag = "sequential upload", params(TargetId),
     responses(
         (status = 200, description = "Abandoned", body = Done),
-        (status = 404, description = "No such target, or no upload open", body = ErrorBody),
+        (status = 400, description = "No sequential upload is open for the target", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
     ))]
 async fn terminate(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
     let svc = state.service.clone();

@@ -211,6 +211,7 @@ async fn search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
 #[allow(dead_code)] // Only its description is used; handlers take `web::Path<String>`.
 pub(crate) struct TargetId {
     /// The target's id or its alias.
+    #[param(example = "photos")]
     id: String,
 }
 
