@@ -116,34 +116,96 @@ fn config_layers_file_then_environment_then_flags() {
     assert_eq!(s.get("/api/stats").0, 200);
 }
 
-/// Every route registered in `src/api/` (read from the source, so a new route is covered the day
-/// it is added) refuses every method without the key (401) and with a wrong key (403).
-#[test]
-fn every_registered_api_route_needs_the_key() {
-    let mut routes: Vec<String> = Vec::new();
+/// The routes registered in `src/api/` as (path, methods), read from the source so that a new
+/// route is covered the day it is added: each `resource("...")` with the `web::get()`-style
+/// methods that follow it up to the next resource or the end of its `routes` function.
+fn registered_api_routes() -> Vec<(String, Vec<String>)> {
+    let mut routes: Vec<(String, Vec<String>)> = Vec::new();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
     for entry in std::fs::read_dir(&dir).unwrap() {
         let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for (i, _) in source.match_indices("resource(\"") {
+        let starts: Vec<usize> = source.match_indices("resource(\"").map(|(i, _)| i).collect();
+        for (n, &i) in starts.iter().enumerate() {
             let rest = &source[i + "resource(\"".len()..];
             let path = &rest[..rest.find('"').unwrap()];
-            routes.push(format!("/api{path}").replace("{id}", "x").replace("{name}", "x"));
+            let fn_end = rest.find("\n}\n").unwrap_or(rest.len());
+            let next = starts.get(n + 1).map_or(fn_end, |&j| (j - i - "resource(\"".len()).min(fn_end));
+            let segment = &rest[..next];
+            let methods: Vec<String> = ["get", "post", "patch", "delete", "put"]
+                .into_iter()
+                .filter(|m| segment.contains(&format!("web::{m}()")))
+                .map(str::to_uppercase)
+                .collect();
+            assert!(!methods.is_empty(), "no method found for {path}");
+            routes.push((format!("/api{path}"), methods));
         }
     }
     routes.sort();
     routes.dedup();
     assert!(routes.len() >= 20, "found only {routes:?}");
+    routes
+}
+
+/// Every route registered in `src/api/` refuses every method without the key (401) and with a
+/// wrong key (403). The one exception is the OpenAPI document, open by design (it holds no data).
+#[test]
+fn every_registered_api_route_needs_the_key() {
+    let routes = registered_api_routes();
     let mut s = TestServer::start();
     s.new_api_key();
     let client = reqwest::blocking::Client::new();
-    for route in &routes {
+    for (path, _) in &routes {
+        let route = path.replace("{id}", "x").replace("{name}", "x");
         for method in ["GET", "POST", "PATCH", "DELETE", "PUT"] {
             let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
             let url = format!("{}{route}", s.url);
             let none = client.request(method.clone(), &url).body("{}").send().unwrap();
-            assert_eq!(none.status().as_u16(), 401, "{method} {route} without a key");
             let wrong = client.request(method.clone(), &url).bearer_auth("bakch-wrong").body("{}").send().unwrap();
+            if route == "/api/openapi.json" {
+                // Exception: the API's description is served without the key (README, Security);
+                // it answers GET, and any other method gets the usual 405, key or no key.
+                let expected = if method == reqwest::Method::GET { 200 } else { 405 };
+                assert_eq!(none.status().as_u16(), expected, "{method} {route} without a key");
+                assert_eq!(wrong.status().as_u16(), expected, "{method} {route} with a wrong key");
+                if expected == 405 {
+                    assert_eq!(none.headers()["allow"], "GET", "a 405 names the methods the path takes");
+                }
+                continue;
+            }
+            assert_eq!(none.status().as_u16(), 401, "{method} {route} without a key");
             assert_eq!(wrong.status().as_u16(), 403, "{method} {route} with a wrong key");
         }
     }
+}
+
+/// The served OpenAPI document and the registered routes agree both ways: every route (path and
+/// method) in `src/api/` is documented, and every documented operation is a registered route.
+#[test]
+fn openapi_document_covers_exactly_the_registered_routes() {
+    let mut registered: Vec<String> = registered_api_routes()
+        .into_iter()
+        .flat_map(|(path, methods)| methods.into_iter().map(move |m| format!("{m} {path}")))
+        .collect();
+    registered.sort();
+    let mut s = TestServer::start();
+    s.new_api_key();
+    let res = reqwest::blocking::get(format!("{}/api/openapi.json", s.url)).unwrap();
+    assert_eq!(res.status().as_u16(), 200, "the document is served without the key");
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let doc: serde_json::Value = res.json().unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "patch", "delete", "put", "head", "options", "trace"].contains(&method.as_str()) {
+                documented.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    documented.sort();
+    let undocumented: Vec<&String> = registered.iter().filter(|r| !documented.contains(r)).collect();
+    let unregistered: Vec<&String> = documented.iter().filter(|d| !registered.contains(d)).collect();
+    assert!(undocumented.is_empty(), "registered but not in /api/openapi.json: {undocumented:?}");
+    assert!(unregistered.is_empty(), "in /api/openapi.json but not registered: {unregistered:?}");
+    assert_eq!(registered.len(), documented.len());
 }

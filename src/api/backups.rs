@@ -5,8 +5,8 @@ use std::path::Path;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use futures_util::stream;
-use serde_json::json;
 
+use super::schema::{BackupList, Binary, DeleteFiles, Deleted, Done, ErrorBody, SetRecycled};
 use super::{attachment, block, delete_files, json_body, method_not_allowed, ok, resource};
 use crate::error::{Error, Result};
 use crate::model::fields::Fields;
@@ -31,38 +31,86 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Recycles or restores a backup.
+#[utoipa::path(patch, path = "/api/backup/{id}", operation_id = "set_backup_recycled", tag = "backups", params(BackupId), request_body = SetRecycled,
+    responses(
+        (status = 200, description = "Done", body = Done),
+        (status = 400, description = "`is_recycled` is missing or not a boolean", body = ErrorBody),
+        (status = 404, description = "No such backup", body = ErrorBody),
+        (status = 409, description = "The backup's name is taken where it would go", body = ErrorBody),
+        (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
+        (status = 507, description = "The disk is full", body = ErrorBody),
+    ))]
 async fn edit(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse> {
     let body = json_body(&body)?;
     let recycled = Fields::of(&body)?.required("is_recycled", Fields::boolean)?;
     let svc = state.service.clone();
     block(move || svc.set_recycled(&id, recycled)).await?;
-    Ok(ok(json!({})))
+    Ok(ok(&Done::default()))
 }
 
+/// Deletes a backup.
+#[utoipa::path(delete, path = "/api/backup/{id}", operation_id = "delete_backup", tag = "backups", params(BackupId), request_body = DeleteFiles,
+    responses(
+        (status = 200, description = "Deleted", body = Done),
+        (status = 400, description = "`delete_files` is missing or not a boolean", body = ErrorBody),
+        (status = 404, description = "No such backup", body = ErrorBody),
+        (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
+    ))]
 async fn delete(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse> {
     let files = delete_files(&body)?;
     let svc = state.service.clone();
     block(move || svc.delete_backup(&id, files)).await?;
-    Ok(ok(json!({})))
+    Ok(ok(&Done::default()))
 }
 
+/// The recycled backups of every target.
+#[utoipa::path(get, path = "/api/recycle_bin", operation_id = "recycle_bin", tag = "backups",
+    responses((status = 200, description = "Recycled backups", body = BackupList)))]
 async fn recycle_bin(state: web::Data<AppState>) -> Result<HttpResponse> {
     let svc = state.service.clone();
     let backups = block(move || svc.recycle_bin()).await?;
-    Ok(ok(json!({"backups": backups})))
+    Ok(ok(&BackupList::new(backups)))
 }
 
+/// Deletes every recycled backup.
+#[utoipa::path(delete, path = "/api/recycle_bin", operation_id = "clear_recycle_bin", tag = "backups", request_body = DeleteFiles,
+    responses(
+        (status = 200, description = "How many were deleted", body = Deleted),
+        (status = 400, description = "`delete_files` is missing or not a boolean", body = ErrorBody),
+        (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
+    ))]
 async fn clear_recycle_bin(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse> {
     let files = delete_files(&body)?;
     let svc = state.service.clone();
     let n = block(move || svc.clear_recycle_bin(files)).await?;
-    Ok(ok(json!({"deleted": n})))
+    Ok(ok(&Deleted::new(n)))
 }
 
+/// Downloads a backup: a single-file backup as the file, a multi-file one as a tar stream.
+#[utoipa::path(get, path = "/api/backup/{id}/download", operation_id = "download_backup", tag = "backups", params(BackupId),
+    responses(
+        (status = 200, description = "The content; `Content-Disposition` names it",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"...\"`")),
+            content(
+                (inline(Binary) = "application/octet-stream"),
+                (inline(Binary) = "application/x-tar"),
+            )),
+        (status = 404, description = "No such backup", body = ErrorBody),
+    ))]
 async fn download(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
     let svc = state.service.clone();
     let download = block(move || svc.download(&id)).await?;
     download_response(&state.service.store, download, attachment).await
+}
+
+/// The `{id}` of a backup route.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only its description is used; handlers take `web::Path<String>`.
+struct BackupId {
+    /// The backup's id.
+    id: String,
 }
 
 /// Streams a backup: the file itself, or a tar of the tree built while it is sent. The web UI

@@ -3,11 +3,14 @@
 //! Every reply is JSON with `success`; failures carry `message`. Handlers parse, make one hop
 //! to a blocking thread into `Service`, and render. A middleware turns any non-JSON error the
 //! framework itself produces (unknown route, wrong method, oversized body) into that shape.
+//! Replies are the typed structs of `schema`, from which `openapi` derives `/api/openapi.json`.
 
 pub(crate) mod backups;
 mod jobs;
 mod misc;
 pub(crate) mod multipart;
+mod openapi;
+pub(crate) mod schema;
 mod seq;
 mod targets;
 pub(crate) mod uploads;
@@ -18,6 +21,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::apikey::Access;
@@ -37,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .configure(backups::routes)
             .configure(jobs::routes)
             .configure(misc::routes)
+            .configure(openapi::routes)
             .default_service(web::to(not_found)),
     );
 }
@@ -50,9 +55,15 @@ pub(crate) fn resource(path: &str, route: actix_web::Route) -> actix_web::Resour
     web::resource(path).route(route).default_service(web::to(method_not_allowed))
 }
 
-/// Answers a known path with an unsupported method.
-pub(crate) async fn method_not_allowed() -> HttpResponse {
-    error_body(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this endpoint")
+/// Answers a known path with an unsupported method, naming the ones it takes (RFC 9110 `Allow`).
+pub(crate) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut res = error_body(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed on this endpoint");
+    if let Some(allow) = req.match_pattern().and_then(|p| openapi::allowed_methods(&p))
+        && let Ok(value) = HeaderValue::from_str(allow)
+    {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
 }
 
 /// Guards every `/api` route with the API key, when one exists.
@@ -60,6 +71,10 @@ async fn require_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // The API's description holds no data, so a client may read it before it has a key.
+    if req.path() == openapi::PATH {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let Some(state) = state else {
         return Err(Error::internal("application state missing").into());
@@ -113,7 +128,7 @@ async fn to_json_error(resp: HttpResponse) -> HttpResponse {
 }
 
 fn error_body(status: StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"success": false, "message": message}))
+    reply(status, &schema::ErrorBody::new(message))
 }
 
 impl ResponseError for Error {
@@ -125,13 +140,22 @@ impl ResponseError for Error {
     }
 }
 
-/// `{"success": true}` plus the given fields.
-pub(crate) fn ok(fields: Value) -> HttpResponse {
-    let mut body = json!({"success": true});
-    if let (Some(out), Value::Object(extra)) = (body.as_object_mut(), fields) {
-        out.extend(extra);
+/// A 200 with a typed reply (one of `schema`'s, which the OpenAPI document describes).
+pub(crate) fn ok(body: &impl Serialize) -> HttpResponse {
+    reply(StatusCode::OK, body)
+}
+
+/// Any reply as JSON, written straight from its type: building a `Value` first (which also
+/// sorted the keys) was a third of the time of a page of targets.
+pub(crate) fn reply(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => HttpResponse::build(status).content_type(actix_web::http::header::ContentType::json()).body(bytes),
+        Err(e) => {
+            tracing::error!("cannot render a reply: {e}");
+            HttpResponse::InternalServerError()
+                .json(json!({"success": false, "message": "The reply could not be rendered; see the log"}))
+        }
     }
-    HttpResponse::Ok().json(body)
 }
 
 /// Runs a service call on a blocking thread.

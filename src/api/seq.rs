@@ -1,9 +1,11 @@
 //! `/api/seq/{id}`: sequential upload (begin, status, upload, finish, terminate).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::multipart::Multipart;
+use super::schema::{Done, ErrorBody, JobQueued, SeqBegin, SeqFileState, SeqStatus, SeqUploadForm};
+use super::targets::TargetId;
 use super::uploads::{Quota, drain, spool_field, text_field};
 use super::{block, json_body, ok, resource};
 use crate::error::{Error, Result};
@@ -18,6 +20,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/seq/{id}/terminate", web::post().to(terminate)));
 }
 
+/// Opens a sequential upload for a multi-file target: the files to come, one request each.
+#[utoipa::path(post, path = "/api/seq/{id}/begin", operation_id = "seq_begin", tag = "sequential upload", params(TargetId), request_body = SeqBegin,
+    responses(
+        (status = 200, description = "Opened", body = Done),
+        (status = 400, description = "A field is missing or invalid, or the target is a single-file one", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+        (status = 409, description = "A sequential upload is already open for the target", body = ErrorBody),
+        (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
+    ))]
 async fn begin(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse> {
     let body = json_body(&body)?;
     let f = Fields::of(&body)?;
@@ -39,19 +50,38 @@ async fn begin(state: web::Data<AppState>, id: web::Path<String>, body: web::Byt
     }
     let svc = state.service.clone();
     block(move || svc.seq_begin(&id, manual, files)).await?;
-    Ok(ok(json!({})))
+    Ok(ok(&Done::default()))
 }
 
+/// The open sequential upload of a target.
+#[utoipa::path(get, path = "/api/seq/{id}", operation_id = "seq_status", tag = "sequential upload", params(TargetId),
+    responses(
+        (status = 200, description = "The announced files and which have arrived", body = SeqStatus),
+        (status = 404, description = "No such target, or no upload open", body = ErrorBody),
+    ))]
 async fn status(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
     let svc = state.service.clone();
     let open = block(move || svc.seq_status(&id)).await?;
-    let files: Vec<Value> =
-        open.files.iter().map(|f| json!({"path": f.path, "name": f.name, "uploaded": f.blob.is_some()})).collect();
-    Ok(ok(
-        json!({"manual": open.manual, "created_at": open.created_at, "updated_at": open.updated_at, "file_list": files}),
-    ))
+    let files = open
+        .files
+        .iter()
+        .map(|f| SeqFileState { path: f.path.clone(), name: f.name.clone(), uploaded: f.blob.is_some() })
+        .collect();
+    Ok(ok(&SeqStatus::new(open.manual, open.created_at, open.updated_at, files)))
 }
 
+/// Sends one announced file.
+#[utoipa::path(post, path = "/api/seq/{id}/upload", operation_id = "seq_upload", tag = "sequential upload", params(TargetId),
+    request_body(content = SeqUploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Stored", body = Done),
+        (status = 400, description = "A part is missing or malformed, the file was not announced, or no upload is open", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+        (status = 408, description = "The body stopped arriving for `body_idle_timeout_secs`", body = ErrorBody),
+        (status = 409, description = "The file was already uploaded", body = ErrorBody),
+        (status = 413, description = "The body is over `max_upload_bytes`", body = ErrorBody),
+        (status = 507, description = "The disk is full; nothing was kept", body = ErrorBody),
+    ))]
 async fn upload(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -78,17 +108,33 @@ async fn upload(
     let file = file.ok_or_else(|| Error::bad("No file given"))?;
     let svc = state.service.clone();
     block(move || svc.seq_upload(&id, &path, &name, file)).await?;
-    Ok(ok(json!({})))
+    Ok(ok(&Done::default()))
 }
 
+/// Closes a complete sequential upload and queues the job that builds its backup.
+#[utoipa::path(post, path = "/api/seq/{id}/finish", operation_id = "seq_finish", tag = "sequential upload", params(TargetId),
+    responses(
+        (status = 200, description = "The job was queued", body = JobQueued),
+        (status = 400, description = "No sequential upload is open for the target", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+        (status = 409, description = "Announced files are still missing", body = ErrorBody),
+        (status = 507, description = "The disk is full", body = ErrorBody),
+    ))]
 async fn finish(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
     let svc = state.service.clone();
     let job_id = block(move || svc.seq_finish(&id)).await?;
-    Ok(ok(json!({"job_id": job_id})))
+    Ok(ok(&JobQueued::new(job_id)))
 }
 
+/// Abandons a sequential upload and drops what it received.
+#[utoipa::path(post, path = "/api/seq/{id}/terminate", operation_id = "seq_terminate", tag = "sequential upload", params(TargetId),
+    responses(
+        (status = 200, description = "Abandoned", body = Done),
+        (status = 400, description = "No sequential upload is open for the target", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+    ))]
 async fn terminate(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
     let svc = state.service.clone();
     block(move || svc.seq_terminate(&id)).await?;
-    Ok(ok(json!({})))
+    Ok(ok(&Done::default()))
 }

@@ -1,9 +1,13 @@
 //! `/api/target`: list, create, search, view, edit, delete, bulk deletes.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
 
-use super::{block, delete_files, json_body, method_not_allowed, ok, query_count, query_pairs, resource};
+use super::schema::{
+    Created, DeleteFiles, Deleted, Done, ErrorBody, NewTarget, Storage, TargetDetail, TargetEdit, TargetList,
+    TargetMatches, TargetView,
+};
+use super::{block, delete_files, json_body, method_not_allowed, ok, query_count, query_pairs, reply, resource};
 use crate::db::targets::Search;
 use crate::error::Error;
 use crate::model::target::{Target, TargetInput};
@@ -32,18 +36,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// A target as JSON, with how its files reach the store (`hardlink` or `copy`) and its sizes.
-pub(crate) fn target_json(svc: &Service, t: &Target) -> Result<Value, Error> {
-    let mut v = serde_json::to_value(t).unwrap_or_else(|_| json!({}));
+pub(crate) fn target_json(svc: &Service, t: &Target) -> Result<TargetView, Error> {
     let usage = svc.target_usage(t)?;
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("storage".into(), json!(usage.storage));
-        obj.insert("logical_size".into(), json!(usage.logical));
-        obj.insert("disk_used".into(), json!(usage.disk_used));
-        obj.insert("dedup_saved".into(), json!(usage.logical - usage.disk_used));
-    }
-    Ok(v)
+    Ok(TargetView {
+        target: t.clone(),
+        storage: Storage::of(usage.storage),
+        logical_size: usage.logical,
+        disk_used: usage.disk_used,
+        dedup_saved: usage.logical - usage.disk_used,
+    })
 }
 
+/// Lists targets, a page at a time (`page_size` per page).
+#[utoipa::path(get, path = "/api/target", operation_id = "list_targets", tag = "targets",
+    params(("page" = Option<u64>, Query, minimum = 1, description = "1 when left out")),
+    responses(
+        (status = 200, description = "One page; past the end it is empty", body = TargetList),
+        (status = 400, description = "`page` is not a positive integer", body = ErrorBody),
+    ))]
 async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Error> {
     let page = query_count(&req, "page")?.unwrap_or(1);
     if page == 0 {
@@ -55,16 +65,30 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
         list.iter().map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
     })
     .await?;
-    Ok(ok(json!({"targets": targets, "page": page})))
+    Ok(ok(&TargetList::new(targets, page)))
 }
 
+/// Creates a target (and its folder).
+#[utoipa::path(post, path = "/api/target", operation_id = "create_target", tag = "targets", request_body = NewTarget,
+    responses(
+        (status = 201, description = "Created", body = Created),
+        (status = 400, description = "A field is missing or invalid, or the location cannot be used", body = ErrorBody),
+        (status = 409, description = "The name template or the alias is taken", body = ErrorBody),
+        (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
+    ))]
 async fn create(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, Error> {
     let input = TargetInput::from_json(&json_body(&body)?)?;
     let svc = state.service.clone();
     let id = block(move || svc.create_target(input)).await?;
-    Ok(HttpResponse::Created().json(json!({"success": true, "id": id})))
+    Ok(reply(StatusCode::CREATED, &Created::new(id)))
 }
 
+/// A target and all its backups.
+#[utoipa::path(get, path = "/api/target/{id}", operation_id = "get_target", tag = "targets", params(TargetId),
+    responses(
+        (status = 200, description = "The target", body = TargetDetail),
+        (status = 404, description = "No such target", body = ErrorBody),
+    ))]
 async fn view(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Error> {
     let svc = state.service.clone();
     let (target, backups) = block(move || {
@@ -72,23 +96,50 @@ async fn view(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpR
         Ok((target_json(&svc, &t)?, b))
     })
     .await?;
-    Ok(ok(json!({"target": target, "backups": backups})))
+    Ok(ok(&TargetDetail::new(target, backups)))
 }
 
+/// Changes a target.
+#[utoipa::path(patch, path = "/api/target/{id}", operation_id = "edit_target", tag = "targets", params(TargetId), request_body = TargetEdit,
+    responses(
+        (status = 200, description = "Changed", body = Done),
+        (status = 400, description = "A field is invalid", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+        (status = 409, description = "The name template or the alias is taken", body = ErrorBody),
+        (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
+        (status = 507, description = "The disk is full (moving the backups)", body = ErrorBody),
+    ))]
 async fn edit(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, Error> {
     let input = TargetInput::from_json(&json_body(&body)?)?;
     let svc = state.service.clone();
     block(move || svc.edit_target(&id, input)).await?;
-    Ok(ok(json!({})))
+    Ok(ok(&Done::default()))
 }
 
+/// Deletes a target and its backups.
+#[utoipa::path(delete, path = "/api/target/{id}", operation_id = "delete_target", tag = "targets", params(TargetId), request_body = DeleteFiles,
+    responses(
+        (status = 200, description = "Deleted", body = Done),
+        (status = 400, description = "`delete_files` is missing or not a boolean", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+        (status = 409, description = "Backups of the target are being uploaded or built", body = ErrorBody),
+        (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
+    ))]
 async fn delete(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, Error> {
     let files = delete_files(&body)?;
     let svc = state.service.clone();
     block(move || svc.delete_target(&id, files)).await?;
-    Ok(ok(json!({})))
+    Ok(ok(&Done::default()))
 }
 
+/// Deletes all of a target's backups, active and recycled.
+#[utoipa::path(delete, path = "/api/target/{id}/all", operation_id = "delete_target_backups", tag = "targets", params(TargetId), request_body = DeleteFiles,
+    responses(
+        (status = 200, description = "How many were deleted", body = Deleted),
+        (status = 400, description = "`delete_files` is missing or not a boolean", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+        (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
+    ))]
 async fn delete_all(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -97,6 +148,14 @@ async fn delete_all(
     bulk_delete(state, id, body, Which::All).await
 }
 
+/// Deletes a target's recycled backups.
+#[utoipa::path(delete, path = "/api/target/{id}/recycled", operation_id = "delete_target_recycled", tag = "targets", params(TargetId), request_body = DeleteFiles,
+    responses(
+        (status = 200, description = "How many were deleted", body = Deleted),
+        (status = 400, description = "`delete_files` is missing or not a boolean", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+        (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
+    ))]
 async fn delete_recycled(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -114,9 +173,27 @@ async fn bulk_delete(
     let files = delete_files(&body)?;
     let svc = state.service.clone();
     let n = block(move || svc.delete_target_backups(&id, which, files)).await?;
-    Ok(ok(json!({"deleted": n})))
+    Ok(ok(&Deleted::new(n)))
 }
 
+/// Finds targets; every filter given must match. Empty values are no filter.
+#[utoipa::path(get, path = "/api/target/search", operation_id = "search_targets", tag = "targets",
+    params(
+        ("name" = Option<String>, Query, description = "Part of the name"),
+        ("type" = Option<crate::model::target::TargetType>, Query,
+            description = "Also read as `target_type` or `backup_type`; `BackupType.SINGLE` counts as `single`"),
+        ("recycle_criteria" = Option<crate::model::target::RecycleCriteria>, Query),
+        ("recycle_action" = Option<crate::model::target::RecycleAction>, Query),
+        ("location" = Option<String>, Query, description = "Part of the location"),
+        ("name_template" = Option<String>, Query, description = "Part of the name template"),
+        ("alias" = Option<String>, Query, description = "Part of the alias"),
+        ("deduplicate" = Option<bool>, Query, description = "`true`, `1` or `on` for on; anything else for off"),
+        ("tags" = Option<String>, Query, description = "Space-separated tags the target must all carry"),
+    ),
+    responses(
+        (status = 200, description = "The matching targets", body = TargetMatches),
+        (status = 400, description = "No filter was given", body = ErrorBody),
+    ))]
 async fn search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Error> {
     let search = parse_search(query_pairs(&req))?;
     let svc = state.service.clone();
@@ -125,7 +202,17 @@ async fn search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
         list.iter().map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
     })
     .await?;
-    Ok(ok(json!({"targets": targets})))
+    Ok(ok(&TargetMatches::new(targets)))
+}
+
+/// The `{id}` of a target route: the target's id or its alias.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only its description is used; handlers take `web::Path<String>`.
+pub(crate) struct TargetId {
+    /// The target's id or its alias.
+    #[param(example = "photos")]
+    id: String,
 }
 
 /// Reads search filters; empty values are no filter (the official CLI always sends `alias=`).

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
 use super::multipart::{Field, Multipart};
+use super::schema::{ErrorBody, JobQueued, UploadForm};
+use super::targets::TargetId;
 use super::{block, ok, resource};
 use crate::config::Limits;
 use crate::error::{Error, Result};
@@ -21,6 +22,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/target/{id}/upload", web::post().to(upload)));
 }
 
+/// Uploads a backup; the reply names the job that builds it.
+#[utoipa::path(post, path = "/api/target/{id}/upload", operation_id = "upload_backup", tag = "targets", params(TargetId),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Received; the job was queued", body = JobQueued),
+        (status = 400, description = "A part is missing or malformed, or the files do not fit the target's type", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+        (status = 408, description = "The body stopped arriving for `body_idle_timeout_secs`", body = ErrorBody),
+        (status = 409, description = "A backup of that name exists", body = ErrorBody),
+        (status = 413, description = "The body is over `max_upload_bytes`", body = ErrorBody),
+        (status = 507, description = "The disk is full; nothing was kept", body = ErrorBody),
+    ))]
 async fn upload(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -48,7 +61,7 @@ async fn upload(
     let manual = manual.ok_or_else(|| required("manual"))?;
     let svc = state.service.clone();
     let job_id = block(move || svc.accept_upload(&id, manual, parts)).await?;
-    Ok(ok(json!({"job_id": job_id})))
+    Ok(ok(&JobQueued::new(job_id)))
 }
 
 /// What is left of one request's allowance (bytes, parts) while its body is read, and how long

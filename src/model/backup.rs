@@ -4,11 +4,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 
 /// A finished backup as listed by the API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Backup {
     pub id: String,
     pub target_id: String,
+    /// ISO 8601 (`2025-07-11T12:57:17+00:00`).
     #[serde(serialize_with = "iso8601")]
+    #[schema(value_type = String)]
     pub created_at: DateTime<Utc>,
     pub manual: bool,
     pub is_recycled: bool,

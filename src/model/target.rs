@@ -10,7 +10,7 @@ use super::fields::{Fields, required};
 use crate::error::{Error, Result};
 
 /// Whether a backup is one file or a folder tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetType {
     Single,
@@ -18,7 +18,7 @@ pub enum TargetType {
 }
 
 /// What makes a backup old enough to go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RecycleCriteria {
     None,
@@ -27,7 +27,7 @@ pub enum RecycleCriteria {
 }
 
 /// What happens to a backup that retention selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RecycleAction {
     Recycle,
@@ -57,8 +57,9 @@ str_enum!(RecycleCriteria, "recycle_criteria", "none" => None, "count" => Count,
 str_enum!(RecycleAction, "recycle_action", "recycle" => Recycle, "delete" => Delete);
 
 /// A target as stored and as shown in JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Target {
+    /// A UUID.
     pub id: String,
     pub name: String,
     pub target_type: TargetType,
@@ -68,6 +69,7 @@ pub struct Target {
     pub location: String,
     pub name_template: String,
     pub deduplicate: bool,
+    #[schema(required = true)]
     pub alias: Option<String>,
     pub min_backups: i64,
     pub tags: Vec<String>,

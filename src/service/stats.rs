@@ -6,8 +6,9 @@ use super::Service;
 use crate::db;
 use crate::error::Result;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Stats {
+    #[schema(value_type = String)]
     pub program_version: &'static str,
     pub total_target_size: i64,
     pub total_recycle_bin_size: i64,
