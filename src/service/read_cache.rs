@@ -8,7 +8,7 @@
 //! what the database does not know about (whether a folder still shares the store's filesystem).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::stats::Stats;
@@ -37,7 +37,8 @@ struct Entries {
     born: Option<Instant>,
     usage: HashMap<String, Usage>,
     /// Pages of the target list, by page number.
-    pages: HashMap<usize, Vec<Target>>,
+    /// Shared, not copied, with each request: a page is the most asked-for answer.
+    pages: HashMap<usize, Arc<Vec<Target>>>,
     /// Targets with their backups, by the id or alias they were asked by.
     targets: HashMap<String, (Target, Vec<Backup>)>,
     stats: Option<Stats>,
@@ -66,10 +67,10 @@ impl ReadCache {
     }
 
     /// A page of the target list, read by `compute` unless known.
-    pub fn target_page(&self, page: usize, compute: impl FnOnce() -> Result<Vec<Target>>) -> Result<Vec<Target>> {
+    pub fn target_page(&self, page: usize, compute: impl FnOnce() -> Result<Vec<Target>>) -> Result<Arc<Vec<Target>>> {
         self.get(
             |e| e.pages.get(&page).cloned(),
-            compute,
+            || compute().map(Arc::new),
             |e, p| {
                 e.pages.insert(page, p);
             },

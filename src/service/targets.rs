@@ -1,6 +1,7 @@
 //! Creating, editing (moving files when location or name template change) and deleting targets.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{Service, is_single};
 use crate::db::{self, journal::FsOp, targets::Search};
@@ -18,7 +19,7 @@ pub enum Which {
 }
 
 impl Service {
-    pub fn list_targets(&self, page: usize) -> Result<Vec<Target>> {
+    pub fn list_targets(&self, page: usize) -> Result<Arc<Vec<Target>>> {
         self.read_cache.target_page(page, || {
             let size = self.config.page_size;
             db::targets::page(&*self.conn()?, page.saturating_sub(1).saturating_mul(size), size)
