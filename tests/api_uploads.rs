@@ -225,7 +225,9 @@ fn multipart_bodies_of_any_shape_are_read_byte_exact() {
     body.extend_from_slice(b"a preamble, ignored\r\n--BOUNDARY  \r\n"); // transport padding too
     body.extend_from_slice(b"Content-Disposition: form-data; name=\"other\"\r\n\r\nskipped\r\n--BOUNDARY\r\n");
     body.extend_from_slice(b"content-disposition: form-data; name=manual\r\n\r\n1\r\n--BOUNDARY\r\n");
-    body.extend_from_slice(b"Content-Disposition: form-data; name=\"backup_file\"; filename=\"a; \\\"b\\\".txt\"\r\n");
+    body.extend_from_slice(
+        b"Content-Disposition: form-data; name=\"backup_file\"; filename=\"C:\\up; %22x%22\\a.txt\"\r\n",
+    );
     body.extend_from_slice(b"Content-Type: application/octet-stream\r\n\r\n");
     body.extend_from_slice(content);
     body.extend_from_slice(b"\r\n--BOUNDARY--\r\nan epilogue, ignored too");
@@ -236,7 +238,7 @@ fn multipart_bodies_of_any_shape_are_read_byte_exact() {
     let (t, backups) = s.target(&id);
     let bid = backups[0]["id"].as_str().unwrap();
     let placed = Path::new(t["location"].as_str().unwrap()).join(format!("mp-{bid}.txt"));
-    assert!(placed.exists(), "the quoted file name's extension is kept: {}", placed.display());
+    assert!(placed.exists(), "the quoted Windows file name's extension is kept: {}", placed.display());
     assert_eq!(s.get_raw(&format!("/api/backup/{bid}/download")).bytes().unwrap().as_ref(), content);
 
     // A few MiB of binary from a real client arrive unchanged.
@@ -262,6 +264,8 @@ fn multipart_bodies_of_any_shape_are_read_byte_exact() {
         ("B", [b"--B\n".as_slice(), part, b"\n--B--"].concat()),
         ("B", [b"--B\r\n".as_slice(), part].concat()),
         ("B", b"--B\r\nContent-Type: text/plain\r\n\r\nx\r\n--B--".to_vec()),
+        ("B", [b"--B\r\n".as_slice(), part, b"\r\n--B\r\n", part, b"\r\n--B--"].concat()[..90].to_vec()),
+        ("B", b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n--B\r\nContent-Disposition: form-data; name=\"manual\"\r\n\r\n1\r\n--B--".to_vec()),
         ("B", b"no boundary anywhere".to_vec()),
         ("B", [b"--B\r\n".as_slice(), &vec![b'h'; 20_000]].concat()),
         (&long, b"--x".to_vec()),

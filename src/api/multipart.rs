@@ -126,6 +126,10 @@ impl Multipart {
         }
         let end = loop {
             if let Some(i) = memchr::memmem::find(&self.buf, b"\r\n\r\n") {
+                // A boundary before the blank line: this part's headers never ended.
+                if self.delimiter.find(&self.buf[..i]).is_some() {
+                    return Err(Error::bad("A multipart part's headers are not ended by a blank line"));
+                }
                 break i;
             }
             if self.buf.len() > MAX_HEAD {
@@ -229,12 +233,13 @@ fn split_params(header: &str) -> Vec<(String, Option<String>)> {
             }
             if chars.peek() == Some(&'"') {
                 chars.next();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => v.extend(chars.next()),
-                        c => v.push(c),
+                // Backslashes are kept as they are: browsers and Python clients send a quote
+                // as `%22` and never escape a backslash (`C:\dir\db.sql` is a path).
+                for c in chars.by_ref() {
+                    if c == '"' {
+                        break;
                     }
+                    v.push(c);
                 }
                 // Anything between the closing quote and the next `;` is ignored.
                 while chars.peek().is_some_and(|&c| c != ';') {
@@ -276,11 +281,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parameters_with_quotes_and_escapes() {
-        let p = split_params(r#"form-data; name="backup_file"; filename="a; \"b\".txt""#);
+    fn parameters_with_quotes_and_backslashes() {
+        let p = split_params(r#"form-data; name="backup_file"; filename="a; %22b%22.txt""#);
         assert_eq!(p[0], ("form-data".to_string(), None));
         assert_eq!(p[1], ("name".to_string(), Some("backup_file".to_string())));
-        assert_eq!(p[2], ("filename".to_string(), Some(r#"a; "b".txt"#.to_string())));
+        assert_eq!(p[2], ("filename".to_string(), Some("a; %22b%22.txt".to_string())));
+        let p = split_params(r#"form-data; name="f"; filename="C:\dir\db.sql""#);
+        assert_eq!(p[2], ("filename".to_string(), Some(r"C:\dir\db.sql".to_string())));
         let p = split_params("multipart/form-data; boundary=----x123");
         assert_eq!(p[1], ("boundary".to_string(), Some("----x123".to_string())));
     }

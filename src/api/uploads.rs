@@ -135,12 +135,20 @@ pub(crate) fn parse_manual(text: &str) -> Result<bool> {
 /// Streams a file part into a spool on a blocking thread: the async side only forwards chunks,
 /// so memory stays at a few chunks whatever the file size.
 pub(crate) async fn spool_field(store: &Store, field: &mut Field<'_>, quota: &mut Quota) -> Result<Spooled> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
+    // Set once the part arrived whole: a cut-off upload is dropped without its costly fsync.
+    let whole = Arc::new(AtomicBool::new(false));
     let store = store.clone();
+    let arrived = whole.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<Spooled> {
         let mut spool = Spool::create_hashing_aside(&store)?;
         while let Some(chunk) = rx.blocking_recv() {
             spool.write_chunk(chunk).map_err(|e| Error::io("store the upload in", &store.tmp, e))?;
+        }
+        if !arrived.load(Ordering::Acquire) {
+            return Err(Error::bad("the upload was cut off")); // Replaced by the reader's error.
         }
         spool.finish()
     });
@@ -152,7 +160,10 @@ pub(crate) async fn spool_field(store: &Store, field: &mut Field<'_>, quota: &mu
                     break; // The writer failed; its error is reported below.
                 }
             }
-            Ok(None) => break,
+            Ok(None) => {
+                whole.store(true, Ordering::Release);
+                break;
+            }
             Err(e) => {
                 failure = Some(e);
                 break;

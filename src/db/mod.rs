@@ -42,6 +42,15 @@ pub fn open(path: &Path, max_size: u32) -> Result<Pool> {
         .build(manager)
         .map_err(|e| Error::internal(format!("cannot open database {}: {e}", path.display())))?;
     let mut conn = pool.get()?;
+    // Durability and the read cache's commit count (the WAL hook) both rest on WAL mode, which
+    // some filesystems (network shares) cannot give.
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::internal(format!(
+            "the database {} cannot use write-ahead logging (journal mode is '{mode}'); put the data folder on a local filesystem",
+            path.display()
+        )));
+    }
     migrate::run(&mut conn)?;
     Ok(pool)
 }

@@ -25,9 +25,10 @@ const MAX_AGE: Duration = Duration::from_secs(60);
 #[derive(Default)]
 pub struct ReadCache {
     entries: Mutex<Entries>,
-    /// Held while an answer is computed, so that a burst of requests after a commit computes
-    /// it once while the rest wait for it, rather than each running the same aggregate.
-    computing: Mutex<()>,
+    /// Held while the stats are computed, so that a burst of requests after a commit runs the
+    /// aggregate once while the rest wait for it. Only there: one lock for every answer would
+    /// make all reads wait behind one slow folder (a hung network mount, say).
+    computing_stats: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -35,6 +36,7 @@ struct Entries {
     /// The commit count every entry below was computed at.
     commits: u64,
     born: Option<Instant>,
+    /// By target id and location.
     usage: HashMap<String, Usage>,
     /// Pages of the target list, by page number.
     /// Shared, not copied, with each request: a page is the most asked-for answer.
@@ -55,13 +57,16 @@ impl Entries {
 }
 
 impl ReadCache {
-    /// A target's usage, computed by `compute` unless known.
-    pub fn usage(&self, target_id: &str, compute: impl FnOnce() -> Result<Usage>) -> Result<Usage> {
+    /// A target's usage, computed by `compute` unless known. Keyed by the location too: it
+    /// depends on the folder, and the caller's copy of the target may be older than an edit.
+    pub fn usage(&self, target_id: &str, location: &str, compute: impl FnOnce() -> Result<Usage>) -> Result<Usage> {
+        let key = format!("{target_id}\0{location}");
         self.get(
-            |e| e.usage.get(target_id).cloned(),
+            None,
+            |e| e.usage.get(&key).cloned(),
             compute,
             |e, u| {
-                e.usage.insert(target_id.to_string(), u);
+                e.usage.insert(key.clone(), u);
             },
         )
     }
@@ -69,10 +74,14 @@ impl ReadCache {
     /// A page of the target list, read by `compute` unless known.
     pub fn target_page(&self, page: usize, compute: impl FnOnce() -> Result<Vec<Target>>) -> Result<Arc<Vec<Target>>> {
         self.get(
+            None,
             |e| e.pages.get(&page).cloned(),
             || compute().map(Arc::new),
             |e, p| {
-                e.pages.insert(page, p);
+                // Pages past the end are not kept: their numbers are the client's to choose.
+                if !p.is_empty() {
+                    e.pages.insert(page, p);
+                }
             },
         )
     }
@@ -84,6 +93,7 @@ impl ReadCache {
         compute: impl FnOnce() -> Result<(Target, Vec<Backup>)>,
     ) -> Result<(Target, Vec<Backup>)> {
         self.get(
+            None,
             |e| e.targets.get(id_or_alias).cloned(),
             compute,
             |e, t| {
@@ -94,11 +104,15 @@ impl ReadCache {
 
     /// The `/api/stats` totals, computed by `compute` unless known.
     pub fn stats(&self, compute: impl FnOnce() -> Result<Stats>) -> Result<Stats> {
-        self.get(|e| e.stats.clone(), compute, |e, s| e.stats = Some(s))
+        // One computes while a burst waits: the aggregate is the costliest answer.
+        self.get(Some(&self.computing_stats), |e| e.stats.clone(), compute, |e, s| e.stats = Some(s))
     }
 
+    /// The answer `find` knows, else `compute`'s, kept by `keep`. With `single_flight`, one
+    /// request computes while others asking the same wait for its answer.
     fn get<T: Clone>(
         &self,
+        single_flight: Option<&Mutex<()>>,
         find: impl Fn(&Entries) -> Option<T>,
         compute: impl FnOnce() -> Result<T>,
         keep: impl FnOnce(&mut Entries, T),
@@ -106,9 +120,11 @@ impl ReadCache {
         if let Some(found) = self.find(&find) {
             return Ok(found);
         }
-        let _computing = self.computing.lock().unwrap_or_else(|e| e.into_inner());
+        let _computing = single_flight.map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
         // Another request may have computed it while this one waited.
-        if let Some(found) = self.find(&find) {
+        if single_flight.is_some()
+            && let Some(found) = self.find(&find)
+        {
             return Ok(found);
         }
         let commits = db::commits();

@@ -239,7 +239,7 @@ impl Service {
     }
 
     pub fn target_usage(&self, t: &Target) -> Result<Usage> {
-        self.read_cache.usage(&t.id, || {
+        self.read_cache.usage(&t.id, &t.location, || {
             let linked = self.links_to_store(t);
             let (logical, distinct) = db::backups::target_usage(&*self.conn()?, &t.id)?;
             Ok(Usage {

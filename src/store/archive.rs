@@ -58,7 +58,7 @@ pub fn extract(store: &Store, path: &Path, kind: Kind, limits: &Limits) -> Resul
         bytes_left: Rc::new(Cell::new((limits.max_archive_bytes > 0).then_some(limits.max_archive_bytes))),
         ..Files::default()
     };
-    let mut batch = Batch::new(store);
+    let mut batch = Batch::new(store)?;
     match kind {
         Kind::Tar => extract_tar(store, &mut batch, reader, &mut files)?,
         Kind::TarGz => extract_tar(store, &mut batch, flate2::read::MultiGzDecoder::new(reader), &mut files)?,

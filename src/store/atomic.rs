@@ -13,12 +13,26 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|f| f.sync_all()).ctx("sync folder", dir)
 }
 
-/// Makes everything written to the filesystem holding `dir` durable, with one `syncfs`: far
-/// cheaper than an fsync per file when thousands of files were written (each fsync commits the
-/// filesystem's journal on its own), at the price of also flushing other writers' data.
-pub fn sync_filesystem(dir: &Path) -> Result<()> {
-    let f = File::open(dir).ctx("open folder", dir)?;
-    rustix::fs::syncfs(&f).map_err(std::io::Error::from).ctx("sync the filesystem of", dir)
+/// Makes everything written to a filesystem durable with `syncfs`: far cheaper than an fsync
+/// per file when thousands were written (each fsync commits the filesystem's journal on its
+/// own), at the price of also flushing other writers' data.
+///
+/// `syncfs` reports a write error once per open handle, for errors since that handle was
+/// opened: so open it before writing what it must cover, and keep it to oneself.
+pub struct FilesystemSync {
+    handle: File,
+    dir: std::path::PathBuf,
+}
+
+impl FilesystemSync {
+    /// A handle on the filesystem holding `dir`.
+    pub fn open(dir: &Path) -> Result<FilesystemSync> {
+        Ok(FilesystemSync { handle: File::open(dir).ctx("open folder", dir)?, dir: dir.to_path_buf() })
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        rustix::fs::syncfs(&self.handle).map_err(std::io::Error::from).ctx("sync the filesystem of", &self.dir)
+    }
 }
 
 /// Writes `bytes` to `path` atomically with the given mode.

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::Store;
-use super::atomic::{fsync_dir, sync_filesystem};
+use super::atomic::{FilesystemSync, fsync_dir};
 use crate::error::{Error, IoContext, Result};
 
 /// Large writes: fewer syscalls on the hot path.
@@ -84,7 +84,7 @@ impl Hashing {
 /// gigabyte upload until that fsync, and the disk would idle while the body arrives.
 struct Writeback {
     kick: std::sync::mpsc::SyncSender<()>,
-    thread: std::thread::JoinHandle<()>,
+    thread: std::thread::JoinHandle<io::Result<()>>,
 }
 
 impl Writeback {
@@ -94,10 +94,12 @@ impl Writeback {
         let thread = std::thread::Builder::new()
             .name("bakch-writeback".into())
             .spawn(move || {
-                // Errors are left to the final fsync, which reports them on its own descriptor.
+                // The clone shares the file's error state: an error seen here is not seen again
+                // by the closing fsync, so it is kept and reported by `stop`.
                 while kicked.recv().is_ok() {
-                    let _ = file.sync_data();
+                    file.sync_data()?;
                 }
+                Ok(())
             })
             .ok()?;
         Some(Writeback { kick, thread })
@@ -108,9 +110,10 @@ impl Writeback {
         let _ = self.kick.try_send(());
     }
 
-    fn stop(self) {
+    /// Waits for the last sync; its first error, if any.
+    fn stop(self) -> io::Result<()> {
         drop(self.kick);
-        let _ = self.thread.join();
+        self.thread.join().map_err(|_| io::Error::other("the writeback thread failed"))?
     }
 }
 
@@ -159,7 +162,7 @@ impl Spool {
         let out = self.out.take().expect("spool finished twice");
         let file = out.into_inner().map_err(|e| e.into_error()).ctx("write", &self.path)?;
         if let Some(writeback) = self.writeback.take() {
-            writeback.stop();
+            writeback.stop().ctx("write", &self.path)?;
         }
         if sync {
             file.sync_all().ctx("sync", &self.path)?;
@@ -273,6 +276,10 @@ impl Spooled {
             std::fs::remove_file(&path).ctx("remove temp file", &path)?;
             give_back(&self.space_left, self.size);
             touch(&dest)?;
+            // Another upload may have named that blob without syncing its folder yet.
+            if sync {
+                fsync_dir(dest.parent().unwrap_or(&store.blobs))?;
+            }
             return Ok(hash);
         }
         let result = (|| {
@@ -368,11 +375,14 @@ pub struct Batch<'s> {
     store: &'s Store,
     /// New contents by hash, written to temp files, not yet synced or named.
     pending: HashMap<String, Spooled>,
+    /// Opened before anything is written, so that its filesystem sync reports every write
+    /// error since, and no other sync of the filesystem can take that report first.
+    sync: FilesystemSync,
 }
 
 impl<'s> Batch<'s> {
-    pub fn new(store: &'s Store) -> Self {
-        Batch { store, pending: HashMap::new() }
+    pub fn new(store: &'s Store) -> Result<Self> {
+        Ok(Batch { store, pending: HashMap::new(), sync: FilesystemSync::open(&store.tmp)? })
     }
 
     /// Streams `reader` into the store as a blob, durable only after [`Batch::commit`]; returns
@@ -393,16 +403,17 @@ impl<'s> Batch<'s> {
         Ok((hash, size))
     }
 
-    /// Syncs the new contents, names them, and syncs the names.
+    /// Syncs the new contents, names them, and syncs the names. The last sync runs even with
+    /// nothing new: blobs found in the store may have been named by another batch that has not
+    /// synced yet.
     pub fn commit(mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
+        if !self.pending.is_empty() {
+            self.sync.sync()?;
+            for (_, spooled) in self.pending.drain() {
+                spooled.into_blob_with(self.store, false)?;
+            }
         }
-        sync_filesystem(&self.store.tmp)?;
-        for (_, spooled) in self.pending.drain() {
-            spooled.into_blob_with(self.store, false)?;
-        }
-        sync_filesystem(&self.store.blobs)
+        self.sync.sync()
     }
 }
 

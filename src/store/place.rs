@@ -1,12 +1,13 @@
 //! Placing backups as plain files: hard links from blobs into a target folder or the recycle
 //! bin, built in a hidden staging name beside the destination and renamed in at once.
 
+use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::Store;
-use super::atomic::{fsync_dir, sync_filesystem};
+use super::atomic::{FilesystemSync, fsync_dir};
 
 /// Past this many folders, one filesystem sync is cheaper than an fsync of each.
 const MANY_FOLDERS: usize = 8;
@@ -71,16 +72,17 @@ pub fn materialize(store: &Store, files: &[BackupFile], dest: &Path, staging: &P
 
 fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMode> {
     std::fs::create_dir(root).ctx("create folder", root)?;
+    // Opened before the tree is filled, so that its sync reports any error in filling it.
+    let filesystem = FilesystemSync::open(root)?;
     let mut mode = LinkMode::HardLink;
-    let mut dirs: Vec<PathBuf> = vec![root.to_path_buf()];
+    // Every folder of the tree: each holds new names that must reach the disk.
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([root.to_path_buf()]);
     for f in files {
         let dest = root.join(safe_relative(&f.path)?);
         let parent = dest.parent().unwrap_or(root);
-        if !parent.exists() {
+        if !dirs.contains(parent) {
             std::fs::create_dir_all(parent).ctx("create folder", parent)?;
-        }
-        if !dirs.iter().any(|d| d == parent) {
-            dirs.push(parent.to_path_buf());
+            dirs.extend(parent.ancestors().take_while(|a| a.starts_with(root)).map(Path::to_path_buf));
         }
         if f.size == 0 {
             // An empty file needs no blob link: no link-count limit, nothing to fsync but its folder.
@@ -92,10 +94,10 @@ fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMo
     // Every created folder and new name must reach the disk before the rename publishes them:
     // an fsync per folder for a few, one filesystem sync for a big tree.
     if dirs.len() > MANY_FOLDERS {
-        sync_filesystem(root)?;
+        filesystem.sync()?;
     } else {
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in &dirs {
+        // Deepest first, so a folder's own name is synced after its contents.
+        for d in dirs.iter().rev() {
             fsync_dir(d)?;
         }
     }
