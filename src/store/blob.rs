@@ -1,7 +1,7 @@
 //! Writing blobs: bytes stream into a temp file while blake3 hashes them, then the file is
 //! fsynced and renamed to its hash. An existing blob of that hash is a deduplication hit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -366,7 +366,7 @@ fn stored(store: &Store, hash: &str) -> Result<bool> {
 }
 
 /// Many blobs written without an fsync each and made durable together by [`Batch::commit`]:
-/// an archive of 20,000 files then costs two filesystem syncs instead of 40,000 fsyncs.
+/// an archive of 20,000 new files then costs two filesystem syncs instead of 40,000 fsyncs.
 ///
 /// The crash order is kept: contents are synced while still temp files, and only then named
 /// by their hash, so a blob's name never points at a partial content. Nothing may refer to the
@@ -375,45 +375,73 @@ pub struct Batch<'s> {
     store: &'s Store,
     /// New contents by hash, written to temp files, not yet synced or named.
     pending: HashMap<String, Spooled>,
+    /// Store folders of blobs found already there: another batch may have named them and not
+    /// synced the names yet.
+    found_in: BTreeSet<PathBuf>,
     /// Opened before anything is written, so that its filesystem sync reports every write
     /// error since, and no other sync of the filesystem can take that report first.
     sync: FilesystemSync,
 }
 
+/// Up to this many new blobs, a batch fsyncs each one: a daily archive that is mostly known
+/// content then does not wait for whatever else the filesystem holds unwritten (syncfs would).
+const FEW_NEW_BLOBS: usize = 256;
+
 impl<'s> Batch<'s> {
     pub fn new(store: &'s Store) -> Result<Self> {
-        Ok(Batch { store, pending: HashMap::new(), sync: FilesystemSync::open(&store.tmp)? })
+        Ok(Batch { store, pending: HashMap::new(), found_in: BTreeSet::new(), sync: FilesystemSync::open(&store.tmp)? })
     }
 
     /// Streams `reader` into the store as a blob, durable only after [`Batch::commit`]; returns
     /// (hash, size). A failure to read is turned into an error by `read_error` (a damaged
     /// archive is the client's fault, not the disk's).
     pub fn put(&mut self, reader: &mut impl io::Read, read_error: fn(io::Error) -> Error) -> Result<(String, u64)> {
-        let known = |h: &str| Ok(self.pending.contains_key(h) || stored(self.store, h)?);
+        let (store, pending) = (self.store, &self.pending);
+        let known = |h: &str| Ok(pending.contains_key(h) || stored(store, h)?);
         let spool = match read_content(self.store, reader, read_error, known)? {
-            Content::Known(hash, size) => return Ok((hash, size)),
+            Content::Known(hash, size) => {
+                self.note_found(&hash);
+                return Ok((hash, size));
+            }
             Content::New(spool) => spool,
         };
         let done = spool.finish_with(false)?;
         let (hash, size) = (done.hash.clone(), done.size);
         // A second copy (large, so hashed while written) is dropped here, removing its file.
-        if !self.pending.contains_key(&hash) && !stored(self.store, &hash)? {
+        if self.pending.contains_key(&hash) || stored(self.store, &hash)? {
+            self.note_found(&hash);
+        } else {
             self.pending.insert(hash.clone(), done);
         }
         Ok((hash, size))
     }
 
-    /// Syncs the new contents, names them, and syncs the names. The last sync runs even with
-    /// nothing new: blobs found in the store may have been named by another batch that has not
-    /// synced yet.
+    fn note_found(&mut self, hash: &str) {
+        if !self.pending.contains_key(hash)
+            && let Some(fan) = self.store.blob_path(hash).parent()
+        {
+            self.found_in.insert(fan.to_path_buf());
+        }
+    }
+
+    /// Syncs the new contents, names them, and syncs the names, and those of the blobs found.
     pub fn commit(mut self) -> Result<()> {
-        if !self.pending.is_empty() {
+        if self.pending.len() > FEW_NEW_BLOBS {
             self.sync.sync()?;
             for (_, spooled) in self.pending.drain() {
                 spooled.into_blob_with(self.store, false)?;
             }
+            return self.sync.sync();
         }
-        self.sync.sync()
+        for (_, spooled) in self.pending.drain() {
+            File::open(&spooled.path).and_then(|f| f.sync_all()).ctx("sync", &spooled.path)?;
+            // Syncs the blob's folder too.
+            spooled.into_blob_with(self.store, true)?;
+        }
+        for fan in &self.found_in {
+            fsync_dir(fan)?;
+        }
+        Ok(())
     }
 }
 

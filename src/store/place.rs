@@ -7,10 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::Store;
-use super::atomic::{FilesystemSync, fsync_dir};
-
-/// Past this many folders, one filesystem sync is cheaper than an fsync of each.
-const MANY_FOLDERS: usize = 8;
+use super::atomic::fsync_dir;
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::BackupFile;
 
@@ -72,8 +69,6 @@ pub fn materialize(store: &Store, files: &[BackupFile], dest: &Path, staging: &P
 
 fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMode> {
     std::fs::create_dir(root).ctx("create folder", root)?;
-    // Opened before the tree is filled, so that its sync reports any error in filling it.
-    let filesystem = FilesystemSync::open(root)?;
     let mut mode = LinkMode::HardLink;
     // Every folder of the tree: each holds new names that must reach the disk.
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([root.to_path_buf()]);
@@ -91,15 +86,12 @@ fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMo
             mode = LinkMode::Copy;
         }
     }
-    // Every created folder and new name must reach the disk before the rename publishes them:
-    // an fsync per folder for a few, one filesystem sync for a big tree.
-    if dirs.len() > MANY_FOLDERS {
-        filesystem.sync()?;
-    } else {
-        // Deepest first, so a folder's own name is synced after its contents.
-        for d in dirs.iter().rev() {
-            fsync_dir(d)?;
-        }
+    // Every created folder and new name must reach the disk before the rename publishes them.
+    // After the first, these fsyncs find the journal already committed and cost little; a
+    // filesystem sync would also wait for other writers' data. Deepest first, so a folder's
+    // own name is synced after its contents.
+    for d in dirs.iter().rev() {
+        fsync_dir(d)?;
     }
     Ok(mode)
 }
