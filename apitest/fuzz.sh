@@ -16,14 +16,9 @@ BAKCH_BIN="${BAKCH_BIN:-$REPO/target/debug/bakch}"
 MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-100}"
 SEED="${FUZZ_SEED:-$RANDOM$RANDOM}"
 
-if [ ! -x "$BAKCH_BIN" ]; then
-    echo "fuzz: no bakch binary at $BAKCH_BIN (run 'cargo build' or set BAKCH_BIN)" >&2
-    exit 2
-fi
-if [ ! -x "$VENV/bin/python" ]; then
-    "${PYTHON:-python3}" -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REPO/apitest/fuzz-requirements.txt"
+. "$REPO/apitest/common.sh"
+require_bakch_bin fuzz
+ensure_venv "$VENV" "$REPO/apitest/fuzz-requirements.txt"
 PY="$VENV/bin/python"
 
 WORK="$(mktemp -d)"

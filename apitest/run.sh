@@ -11,16 +11,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${APITEST_VENV:-$REPO/target/apitest-venv}"
 export BAKCH_BIN="${BAKCH_BIN:-$REPO/target/debug/bakch}"
 
-if [ ! -x "$BAKCH_BIN" ]; then
-    echo "apitest: no bakch binary at $BAKCH_BIN (run 'cargo build' or set BAKCH_BIN)" >&2
-    exit 2
-fi
-
-if [ ! -x "$VENV/bin/python" ]; then
-    "${PYTHON:-python3}" -m venv "$VENV"
-fi
-# Quiet when everything is already installed; pip only fetches what is missing.
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REPO/apitest/requirements.txt"
+. "$REPO/apitest/common.sh"
+require_bakch_bin apitest
+ensure_venv "$VENV" "$REPO/apitest/requirements.txt"
 
 cd "$REPO"
 # Leave no .pytest_cache or __pycache__ behind in the work tree.

@@ -31,13 +31,13 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse> {
 
 /// One queued job (bakch's own endpoint), for clients that follow a job.
 #[utoipa::path(get, path = "/api/jobs/{id}", operation_id = "get_job", tag = "jobs",
-    params(("id" = i64, Path, description = "The job's id")),
+    params(JobId),
     responses(
         (status = 200, description = "The job", body = JobReply),
         (status = 404, description = "No such job", body = ErrorBody),
     ))]
 async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
-    let id: i64 = id.parse().map_err(|_| Error::not_found(format!("Job '{id}' not found")))?;
+    let id = job_id(&id)?;
     let svc = state.service.clone();
     let job = block(move || svc.job(id)).await?;
     Ok(ok(&JobReply::new(JobView::of(&job))))
@@ -58,15 +58,29 @@ async fn force_run(state: web::Data<AppState>, name: web::Path<String>) -> Resul
 
 /// Queues a failed job again (bakch's own endpoint).
 #[utoipa::path(post, path = "/api/jobs/{id}/retry", operation_id = "retry_job", tag = "jobs",
-    params(("id" = i64, Path, description = "The job's id")),
+    params(JobId),
     responses(
         (status = 200, description = "Queued again", body = Done),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job did not fail", body = ErrorBody),
     ))]
 async fn retry(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
-    let id: i64 = id.parse().map_err(|_| Error::not_found(format!("Job '{id}' not found")))?;
+    let id = job_id(&id)?;
     let svc = state.service.clone();
     block(move || svc.retry_job(id)).await?;
     Ok(ok(&Done::default()))
+}
+
+/// The `{id}` of a job route.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only its description is used; handlers take `web::Path<String>`.
+struct JobId {
+    /// The job's id.
+    id: i64,
+}
+
+/// A job id from the path; one that is not a number names no job.
+fn job_id(raw: &str) -> Result<i64> {
+    raw.parse().map_err(|_| Error::not_found(format!("Job '{raw}' not found")))
 }

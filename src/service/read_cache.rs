@@ -38,8 +38,8 @@ struct Entries {
     born: Option<Instant>,
     /// By target id and location.
     usage: HashMap<String, Usage>,
-    /// Pages of the target list, by page number.
-    /// Shared, not copied, with each request: a page is the most asked-for answer.
+    /// Pages of the target list, by page number; shared, not copied, with each request, as a
+    /// page is the most asked-for answer.
     pages: HashMap<usize, Arc<Vec<Target>>>,
     /// Targets with their backups, by the id or alias they were asked by.
     targets: HashMap<String, (Target, Vec<Backup>)>,

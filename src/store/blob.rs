@@ -117,8 +117,8 @@ impl Writeback {
     }
 }
 
-/// A finished spool: its bytes are on disk and fsynced. Removed on drop unless it became a
-/// blob or a kept upload.
+/// A finished spool: its bytes are written, and fsynced unless a [`Batch`] syncs them later.
+/// Removed on drop unless it became a blob or a kept upload.
 #[derive(Debug)]
 pub struct Spooled {
     pub path: PathBuf,
