@@ -35,10 +35,10 @@ fn sixty_four_parallel_clients_get_no_5xx_and_leave_everything_consistent() {
     let outcomes: Vec<Outcome> = clients.into_iter().flat_map(|c| c.join().expect("client thread")).collect();
     let mut ops: HashMap<&str, usize> = HashMap::new();
     let mut server_errors = Vec::new();
-    for o in outcomes {
+    for mut o in outcomes {
         *ops.entry(o.name).or_default() += 1;
-        server_errors.extend(o.error_replies);
-        w.maybe_deleted.extend(o.maybe_deleted);
+        server_errors.append(&mut o.error_replies);
+        w.absorb(&mut o);
         if let Some((job, hash)) = o.ack {
             w.acked.insert(job, hash);
         }

@@ -33,9 +33,9 @@ fn kill_at_random_moments_loses_nothing_acknowledged() {
         std::thread::sleep(Duration::from_micros(rng.below(40_000)));
         s.kill();
         kills += 1;
-        let outcome = op.join().expect("operation thread");
+        let mut outcome = op.join().expect("operation thread");
         *ops.entry(outcome.name).or_default() += 1;
-        w.maybe_deleted.extend(outcome.maybe_deleted);
+        w.absorb(&mut outcome);
         if let Some((job_id, hash)) = outcome.ack {
             w.acked.insert(job_id, hash);
         }

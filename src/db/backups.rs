@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::backup::{Backup, BackupFile};
 
 const COLUMNS: &str = "id, target_id, created_at, manual, is_recycled, filesize, hash, hash_mismatch, name";
@@ -34,10 +34,13 @@ fn query(c: &Connection, filter: &str, args: impl rusqlite::Params) -> Result<Ve
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Records a backup that is being placed; it stays hidden until [`mark_complete`].
-pub fn insert_pending(c: &Connection, b: &Backup, files: &[BackupFile]) -> Result<()> {
+/// Records a backup that is being placed; it stays hidden until [`mark_complete`]. `ident` is
+/// what its job is about to rename into place.
+pub fn insert_pending(c: &Connection, b: &Backup, files: &[BackupFile], ident: &str) -> Result<()> {
     c.execute(
-        &format!("INSERT INTO backups ({COLUMNS}, state) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,'pending')"),
+        &format!(
+            "INSERT INTO backups ({COLUMNS}, state, placed_ident) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,'pending',?10)"
+        ),
         params![
             b.id,
             b.target_id,
@@ -47,7 +50,8 @@ pub fn insert_pending(c: &Connection, b: &Backup, files: &[BackupFile]) -> Resul
             b.filesize,
             b.hash,
             b.hash_mismatch,
-            b.name
+            b.name,
+            ident
         ],
     )?;
     let mut stmt =
@@ -58,9 +62,18 @@ pub fn insert_pending(c: &Connection, b: &Backup, files: &[BackupFile]) -> Resul
     Ok(())
 }
 
+/// Makes a pending backup visible; a row that is gone (its target was deleted) is an error.
 pub fn mark_complete(c: &Connection, id: &str) -> Result<()> {
-    c.execute("UPDATE backups SET state = 'complete' WHERE id = ?1", [id])?;
+    if c.execute("UPDATE backups SET state = 'complete' WHERE id = ?1", [id])? != 1 {
+        return Err(Error::not_found(format!("backup {id} no longer exists; its target was deleted")));
+    }
     Ok(())
+}
+
+/// What a pending backup's job recorded it would rename into place.
+pub fn placed_ident(c: &Connection, id: &str) -> Result<Option<String>> {
+    let row = c.query_row("SELECT placed_ident FROM backups WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+    Ok(row.flatten())
 }
 
 /// A backup and whether it is still pending, whatever its state.
@@ -105,6 +118,13 @@ pub fn set_place(c: &Connection, id: &str, is_recycled: bool, name: &str) -> Res
 pub fn delete(c: &Connection, id: &str) -> Result<()> {
     c.execute("DELETE FROM backups WHERE id = ?1", [id])?;
     Ok(())
+}
+
+/// (id, name) of every backup, pending ones included, whose files are in the target's folder.
+pub fn placed_in_target_folder(c: &Connection, target_id: &str) -> Result<Vec<(String, String)>> {
+    let mut stmt = c.prepare_cached("SELECT id, name FROM backups WHERE target_id = ?1 AND is_recycled = 0")?;
+    let rows = stmt.query_map([target_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Whether a backup of this target (other than `except_id`) already uses `name` in the same place.

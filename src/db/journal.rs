@@ -7,8 +7,10 @@ use crate::error::Result;
 /// One promised file operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FsOp {
-    /// Move a placed backup from `path` to `dest` (rebuilt from its blobs if `path` is gone).
-    Move { path: String, dest: String, backup_id: String, single: bool },
+    /// Move a placed backup from `path` to `dest` (rebuilt from its blobs if `path` is gone);
+    /// `ident` is what the move puts at `dest` (see [`crate::store::place::identity`]), recorded
+    /// just before it does.
+    Move { path: String, dest: String, backup_id: String, single: bool, ident: Option<String> },
     /// Remove a file or folder.
     Remove { path: String },
 }
@@ -16,13 +18,32 @@ pub enum FsOp {
 /// Records an operation; returns its id.
 pub fn add(c: &Connection, op: &FsOp) -> Result<i64> {
     match op {
-        FsOp::Move { path, dest, backup_id, single } => c.execute(
-            "INSERT INTO fs_journal (op, path, dest, backup_id, single) VALUES ('move', ?1, ?2, ?3, ?4)",
-            params![path, dest, backup_id, single],
+        FsOp::Move { path, dest, backup_id, single, ident } => c.execute(
+            "INSERT INTO fs_journal (op, path, dest, backup_id, single, ident) VALUES ('move', ?1, ?2, ?3, ?4, ?5)",
+            params![path, dest, backup_id, single, ident],
         )?,
         FsOp::Remove { path } => c.execute("INSERT INTO fs_journal (op, path) VALUES ('remove', ?1)", [path])?,
     };
     Ok(c.last_insert_rowid())
+}
+
+/// Records what a move is about to put at its destination.
+pub fn set_ident(c: &Connection, id: i64, ident: &str) -> Result<()> {
+    c.execute("UPDATE fs_journal SET ident = ?2 WHERE id = ?1", params![id, ident])?;
+    Ok(())
+}
+
+/// Points a move at another destination (its first one was taken by something not bakch's).
+pub fn set_dest(c: &Connection, id: i64, dest: &str) -> Result<()> {
+    c.execute("UPDATE fs_journal SET dest = ?2, ident = NULL WHERE id = ?1", params![id, dest])?;
+    Ok(())
+}
+
+/// What move `id` recorded it put at its destination, if anything yet.
+pub fn ident(c: &Connection, id: i64) -> Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    let row = c.query_row("SELECT ident FROM fs_journal WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+    Ok(row.flatten())
 }
 
 pub fn done(c: &Connection, id: i64) -> Result<()> {
@@ -32,7 +53,7 @@ pub fn done(c: &Connection, id: i64) -> Result<()> {
 
 /// Every operation not yet done, oldest first.
 pub fn pending(c: &Connection) -> Result<Vec<(i64, FsOp)>> {
-    let mut stmt = c.prepare("SELECT id, op, path, dest, backup_id, single FROM fs_journal ORDER BY id")?;
+    let mut stmt = c.prepare("SELECT id, op, path, dest, backup_id, single, ident FROM fs_journal ORDER BY id")?;
     let rows = stmt.query_map([], |r| {
         let id: i64 = r.get(0)?;
         let op: String = r.get(1)?;
@@ -45,6 +66,7 @@ pub fn pending(c: &Connection) -> Result<Vec<(i64, FsOp)>> {
                     dest: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
                     backup_id: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
                     single: r.get(5)?,
+                    ident: r.get(6)?,
                 }
             } else {
                 FsOp::Remove { path }

@@ -299,7 +299,7 @@ pub fn validate_location(location: &str, data_dir: &Path) -> Result<String> {
 }
 
 /// Canonicalises the longest existing prefix of `path` and appends the rest.
-fn resolve_existing_prefix(path: &Path) -> PathBuf {
+pub fn resolve_existing_prefix(path: &Path) -> PathBuf {
     let mut existing = path.to_path_buf();
     let mut rest = Vec::new();
     while !existing.exists() {

@@ -1,13 +1,12 @@
 //! Single backups: delete, recycle and restore, download; the recycle bin.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{Service, is_single};
 use crate::db::{self, journal::FsOp};
 use crate::error::{Error, Result};
 use crate::model::backup::{Backup, BackupFile};
 use crate::model::target::Target;
-use crate::store::place;
 
 /// What a download streams.
 pub enum Download {
@@ -30,6 +29,11 @@ impl Service {
     /// they are never touched; shared bytes live on in the store.
     pub(super) fn delete_backup_of(&self, target: &Target, backup: &Backup, delete_files: bool) -> Result<()> {
         let _placement = self.placement_lock();
+        self.delete_backup_locked(target, backup, delete_files)
+    }
+
+    /// [`Service::delete_backup_of`] for a caller that holds the placement lock.
+    pub(super) fn delete_backup_locked(&self, target: &Target, backup: &Backup, delete_files: bool) -> Result<()> {
         let mut c = self.conn()?;
         // Read again under the lock: a recycle or an edit may have moved it since the caller looked.
         let (Some(backup), Some(target)) = (db::backups::find(&c, &backup.id)?, db::targets::find(&c, &target.id)?)
@@ -42,6 +46,7 @@ impl Service {
             db::backups::delete(tx, &backup.id)?;
             Self::journal(tx, if delete_files { vec![FsOp::Remove { path }] } else { Vec::new() })
         })?;
+        drop(c);
         self.apply_journal(&ops).map_err(|e| {
             Error::internal(format!(
                 "backup {} was deleted but its files could not be removed ({e}); bakch retries at its next start",
@@ -52,7 +57,8 @@ impl Service {
         Ok(())
     }
 
-    /// Moves a backup into the recycle bin (`true`) or back to its target folder (`false`).
+    /// Moves a backup into the recycle bin (`true`) or back to its target folder (`false`), under
+    /// a free name there.
     pub fn set_recycled(&self, id: &str, recycled: bool) -> Result<()> {
         // Taken before reading the row, so a concurrent delete or move cannot slip in between.
         let _placement = self.placement_lock();
@@ -64,9 +70,9 @@ impl Service {
         let target = self.target(&c, &backup.target_id)?;
         let dest_dir = self.place_path(&target, recycled, "");
         let (base, ext) = split_suffix(&backup.name, is_single(&target));
-        let name = place::free_name(&base, &ext, |n| {
-            Ok(dest_dir.join(n).exists() || db::backups::name_used(&c, &target.id, n, recycled, &backup.id)?)
-        })?;
+        let reserved = self.reserved(&c)?;
+        let name =
+            self.free_name(&c, &reserved, &dest_dir, (&base, &ext), (&target.id, &backup.id, recycled), |_| false)?;
         let from = self.backup_path(&target, &backup);
         let to = dest_dir.join(&name);
         let op = FsOp::Move {
@@ -74,14 +80,18 @@ impl Service {
             dest: to.to_string_lossy().into_owned(),
             backup_id: backup.id.clone(),
             single: is_single(&target),
+            ident: None,
         };
         let ops = db::with_tx(&mut c, |tx| {
             db::backups::set_place(tx, &backup.id, recycled, &name)?;
             Self::journal(tx, vec![op])
         })?;
+        drop(c);
         if let Err(e) = self.apply_journal(&ops) {
-            if !to.exists() {
+            let journal_id = ops.first().map(|(id, _)| *id).unwrap_or_default();
+            if !self.moved(journal_id, &to)? {
                 // Nothing moved: put the row back as it was.
+                let mut c = self.conn()?;
                 db::with_tx(&mut c, |tx| {
                     db::backups::set_place(tx, &backup.id, backup.is_recycled, &backup.name)?;
                     ops.iter().try_for_each(|(id, _)| db::journal::done(tx, *id))
@@ -146,15 +156,10 @@ impl Service {
 }
 
 /// Splits a placed name into (base, extension) so a renamed copy keeps its extension.
-fn split_suffix(name: &str, single: bool) -> (String, String) {
+pub(super) fn split_suffix(name: &str, single: bool) -> (String, String) {
     if !single {
         return (name.to_string(), String::new());
     }
     let ext = super::uploads::extension(name);
     (name[..name.len() - ext.len()].to_string(), ext)
-}
-
-/// The parent folder of a path, for staging beside it.
-pub fn parent_of(path: &Path) -> &Path {
-    path.parent().unwrap_or(Path::new("/"))
 }

@@ -1,19 +1,22 @@
 //! Applying the file-operation journal: a change is committed together with the file operations
 //! it promises, then the operations run. A crash in between is caught up at start-up, so the
 //! files end where the database says they are.
+//!
+//! A move never replaces what it finds at its destination, and counts as done only when the
+//! destination holds what the move itself put there (its recorded identity).
 
 use std::path::Path;
 
 use super::Service;
 use crate::db::{self, journal::FsOp};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::place;
 
 impl Service {
     /// Performs journalled operations in order, marking each done; stops at the first failure.
     pub(super) fn apply_journal(&self, ops: &[(i64, FsOp)]) -> Result<()> {
         for (id, op) in ops {
-            self.apply_op(op)?;
+            self.apply_op(*id, op)?;
             let mut c = self.conn()?;
             db::with_tx(&mut c, |tx| db::journal::done(tx, *id))?;
         }
@@ -21,23 +24,68 @@ impl Service {
     }
 
     /// One operation, idempotent: running it twice, or after a crash half-way, ends the same.
-    pub(super) fn apply_op(&self, op: &FsOp) -> Result<()> {
+    pub(super) fn apply_op(&self, id: i64, op: &FsOp) -> Result<()> {
         match op {
-            FsOp::Remove { path } => place::remove_path(Path::new(path)),
-            FsOp::Move { path, dest, backup_id, single } => {
-                let (from, to) = (Path::new(path), Path::new(dest));
-                if from == to {
-                    return Ok(());
-                }
-                if to.exists() {
-                    // Moves are atomic renames or staged rebuilds: a destination that exists is whole.
-                    return place::remove_path(from);
-                }
-                let files = db::backups::files(&*self.conn()?, backup_id)?;
-                let staging = place::staging_path(super::backups::parent_of(to), backup_id);
-                place::relocate(&self.store, &files, from, to, &staging, *single)
+            FsOp::Remove { path } => self.store.remove(Path::new(path)),
+            FsOp::Move { path, dest, backup_id, single, ident } => {
+                let record = |ident: &str| -> Result<()> {
+                    let mut c = self.conn()?;
+                    db::with_tx(&mut c, |tx| db::journal::set_ident(tx, id, ident))
+                };
+                self.move_backup(Path::new(path), Path::new(dest), (backup_id, *single), ident.as_deref(), &record)
             }
         }
+    }
+
+    /// Whether journalled move `id` has put its files at `dest`.
+    pub(super) fn moved(&self, id: i64, dest: &Path) -> Result<bool> {
+        let ident = db::journal::ident(&*self.conn()?, id)?;
+        Ok(ident.is_some() && place::identity(dest) == ident)
+    }
+
+    /// Moves a placed backup from `from` to `to`, which must be free. `ident` is what an earlier
+    /// try recorded; `record` keeps what is about to be put at `to` before it is.
+    pub(super) fn move_backup(
+        &self,
+        from: &Path,
+        to: &Path,
+        (backup_id, single): (&str, bool),
+        ident: Option<&str>,
+        record: &dyn Fn(&str) -> Result<()>,
+    ) -> Result<()> {
+        if from == to {
+            return Ok(());
+        }
+        if ident.is_some() && place::identity(to).as_deref() == ident {
+            // Done before a crash; a copy left behind by a move across filesystems goes now.
+            return self.store.remove(from);
+        }
+        if std::fs::symlink_metadata(to).is_ok() {
+            return Err(Error::conflict(format!(
+                "{} already exists and is not bakch's; it was left as it is and nothing was moved",
+                to.display()
+            )));
+        }
+        let to_dir = to.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(to_dir).map_err(|e| Error::io("create folder", to_dir, e))?;
+        if place::same_filesystem(from, to_dir) {
+            let ident = place::identity(from).ok_or_else(|| Error::internal(format!("{} vanished", from.display())))?;
+            record(&ident)?;
+            return place::publish(from, to);
+        }
+        // Another filesystem, or the files went missing (deleted by hand): build them from the
+        // store under a staging name, then swap.
+        let files = db::backups::files(&*self.conn()?, backup_id)?;
+        let (staging, _) = place::stage(&self.store, &files, to, backup_id, single)?;
+        let published = place::identity(&staging)
+            .ok_or_else(|| Error::internal(format!("{} vanished", staging.display())))
+            .and_then(|ident| record(&ident))
+            .and_then(|()| place::publish(&staging, to));
+        if let Err(e) = published {
+            let _ = self.store.remove(&staging);
+            return Err(e);
+        }
+        self.store.remove(from)
     }
 
     /// Records `ops` in the journal inside `tx`; returns them with their ids.
@@ -45,15 +93,59 @@ impl Service {
         ops.into_iter().map(|op| Ok((db::journal::add(tx, &op)?, op))).collect()
     }
 
-    /// Start-up: finishes what a crash left in the journal.
+    /// Start-up: finishes what a crash left in the journal. A move whose destination was taken
+    /// meanwhile by something not bakch's goes to a free name beside it instead.
     pub(super) fn replay_journal(&self) -> Result<()> {
         let pending = db::journal::pending(&*self.conn()?)?;
-        for (id, op) in pending {
-            match self.apply_journal(&[(id, op.clone())]) {
+        for (id, mut op) in pending {
+            let mut result = self.apply_journal(&[(id, op.clone())]);
+            if let Err(Error::Conflict(why)) = &result {
+                tracing::warn!("recovery: {why}");
+                result = self.redirect_move(id, &op).and_then(|redirected| {
+                    op = redirected;
+                    self.apply_journal(&[(id, op.clone())])
+                });
+            }
+            match result {
                 Ok(()) => tracing::warn!("recovery: finished interrupted file operation {op:?}"),
                 Err(e) => tracing::error!("recovery: file operation {op:?} still fails: {e}; will retry at next start"),
             }
         }
         Ok(())
+    }
+
+    /// Gives a move whose destination is taken a free name in the same folder: the backup's row
+    /// and the journal entry change together.
+    fn redirect_move(&self, id: i64, op: &FsOp) -> Result<FsOp> {
+        let FsOp::Move { path, dest, backup_id, single, .. } = op else {
+            return Err(Error::internal("only moves have a destination"));
+        };
+        let mut c = self.conn()?;
+        let backup = self.backup(&c, backup_id)?;
+        let to = Path::new(dest);
+        let dir = to.parent().unwrap_or(Path::new("/"));
+        let taken_name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let (base, ext) = super::backups::split_suffix(&taken_name, *single);
+        let reserved = self.reserved(&c)?;
+        let name = self.free_name(
+            &c,
+            &reserved,
+            dir,
+            (&base, &ext),
+            (&backup.target_id, &backup.id, backup.is_recycled),
+            |_| false,
+        )?;
+        let new_dest = dir.join(&name).to_string_lossy().into_owned();
+        db::with_tx(&mut c, |tx| {
+            db::backups::set_place(tx, &backup.id, backup.is_recycled, &name)?;
+            db::journal::set_dest(tx, id, &new_dest)
+        })?;
+        Ok(FsOp::Move {
+            path: path.clone(),
+            dest: new_dest,
+            backup_id: backup_id.clone(),
+            single: *single,
+            ident: None,
+        })
     }
 }

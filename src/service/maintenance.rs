@@ -12,7 +12,6 @@ use crate::db;
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::Backup;
 use crate::model::target::Target;
-use crate::store::place;
 
 impl Service {
     /// `integrity_check_job`: re-hashes every backup's files against their recorded hashes and
@@ -199,7 +198,7 @@ impl Service {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let old = entry.metadata().map(|m| older_than(&m, max_age)).unwrap_or(false);
                 if old && !owned.contains(&name) {
-                    place::remove_path(&entry.path())?;
+                    self.store.remove(&entry.path())?;
                     removed += 1;
                 }
             }

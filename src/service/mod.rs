@@ -6,6 +6,7 @@ pub mod backups;
 pub mod jobs;
 pub mod journal;
 pub mod maintenance;
+mod ownership;
 pub mod read_cache;
 pub mod recovery;
 pub mod retention;

@@ -1,11 +1,13 @@
 //! Start-up recovery: what a crash can leave behind is put right before serving.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Service;
-use crate::db;
+use crate::db::{self, journal::FsOp};
 use crate::error::Result;
+use crate::model::target::resolve_existing_prefix;
 use crate::service::uploads::UploadJob;
+use crate::store::own::OwnName;
 use crate::store::place;
 
 impl Service {
@@ -16,6 +18,15 @@ impl Service {
         for id in db::with_tx(&mut c, |tx| db::jobs::requeue_running(tx))? {
             tracing::warn!("recovery: job {id} was interrupted; queued again");
         }
+        // Folders the journal's operations work in: a crash may have left a trash name there.
+        let journal_dirs: Vec<PathBuf> = db::journal::pending(&c)?
+            .iter()
+            .flat_map(|(_, op)| match op {
+                FsOp::Move { path, dest, .. } => vec![path.clone(), dest.clone()],
+                FsOp::Remove { path } => vec![path.clone()],
+            })
+            .filter_map(|p| Path::new(&p).parent().map(Path::to_path_buf))
+            .collect();
         self.replay_journal()?;
         let open: Vec<UploadJob> =
             db::jobs::open_payloads(&c)?.iter().filter_map(|p| serde_json::from_str(p).ok()).collect();
@@ -26,7 +37,7 @@ impl Service {
             self.roll_back_pending(&b.id)?;
             tracing::warn!("recovery: removed half-built backup {} of target {}", b.id, b.target_id);
         }
-        self.sweep_target_folders(&open)?;
+        self.sweep_own_names(&open, journal_dirs)?;
         self.restore_missing_placements()?;
         let n = self.store.clear_tmp()?;
         if n > 0 {
@@ -45,32 +56,38 @@ impl Service {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name().to_string_lossy().into_owned();
             if !kept.contains(&name) {
-                crate::store::place::remove_path(&entry.path())?;
+                self.store.remove(&entry.path())?;
                 tracing::warn!("recovery: removed upload {name} that no job owns");
             }
         }
         Ok(())
     }
 
-    /// Removes bakch's own leftovers (`.bakch-*`: trash, probes, and staging names of backups no
-    /// job is building) from every target folder and the recycle bin.
-    fn sweep_target_folders(&self, open: &[UploadJob]) -> Result<()> {
-        let c = self.conn()?;
-        let mut dirs: Vec<PathBuf> = db::targets::all(&c)?.into_iter().map(|t| PathBuf::from(t.location)).collect();
+    /// Removes bakch's own leftovers (trash, probes, and staging names of backups no job is
+    /// building) from every target folder, the recycle bin and the folders of journalled
+    /// operations. Only names carrying this installation's token count (see
+    /// [`crate::store::own`]); anything else, however it looks, is the user's.
+    fn sweep_own_names(&self, open: &[UploadJob], mut dirs: Vec<PathBuf>) -> Result<()> {
+        dirs.extend(db::targets::all(&*self.conn()?)?.into_iter().map(|t| PathBuf::from(t.location)));
         dirs.push(self.store.recycle_bin.clone());
+        dirs.sort();
+        dirs.dedup();
         for dir in dirs {
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                // Every `.bakch-*` name is bakch's own scratch; only a staging folder whose job
-                // will still run is kept.
-                let live =
-                    name.strip_prefix(place::STAGING_PREFIX).is_some_and(|id| open.iter().any(|j| j.backup_id == id));
-                let stale = name.starts_with(place::OWN_PREFIX) && !live;
-                if stale {
-                    place::remove_path(&entry.path())?;
-                    tracing::warn!("recovery: removed leftover {}", entry.path().display());
-                }
+                let why = match self.store.own.parse(&name) {
+                    None => continue,
+                    Some(OwnName::Staging(id)) if open.iter().any(|j| j.backup_id == id) => continue,
+                    Some(OwnName::Staging(id)) => format!("the staging name of backup {id}, which no job will finish"),
+                    Some(OwnName::Trash) => "a removal cut short".to_string(),
+                    Some(OwnName::Probe) => "a writability probe".to_string(),
+                };
+                self.store.remove(&entry.path())?;
+                tracing::warn!(
+                    "recovery: removed {}: {why} (bakch's own name, with this installation's token)",
+                    entry.path().display()
+                );
             }
         }
         Ok(())
@@ -79,15 +96,24 @@ impl Service {
     /// Rebuilds, from the store, any listed backup whose files are gone from their place.
     fn restore_missing_placements(&self) -> Result<()> {
         let c = self.conn()?;
+        let reserved = self.reserved(&c)?;
         for target in db::targets::all(&c)? {
             for backup in db::backups::for_target(&c, &target.id)? {
                 let path = self.backup_path(&target, &backup);
-                if path.exists() {
+                if std::fs::symlink_metadata(&path).is_ok() {
+                    continue;
+                }
+                if reserved.covers(&resolve_existing_prefix(&path)) {
+                    tracing::error!(
+                        "recovery: backup {} is missing at {}, and is not rebuilt there: that path now holds another \
+                         target's folder or the data folder",
+                        backup.id,
+                        path.display()
+                    );
                     continue;
                 }
                 let files = db::backups::files(&c, &backup.id)?;
-                let staging = place::staging_path(super::backups::parent_of(&path), &backup.id);
-                match place::materialize(&self.store, &files, &path, &staging, super::is_single(&target)) {
+                match place::materialize(&self.store, &files, &path, &backup.id, super::is_single(&target)) {
                     Ok(_) => {
                         tracing::warn!("recovery: rebuilt missing files of backup {} at {}", backup.id, path.display())
                     }

@@ -8,7 +8,6 @@ use crate::db::{self, journal::FsOp, targets::Search};
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::Backup;
 use crate::model::target::{Target, TargetInput, expand_name_template};
-use crate::store::place;
 use crate::time;
 
 /// Which of a target's backups a bulk delete takes.
@@ -43,13 +42,17 @@ impl Service {
     pub fn create_target(&self, input: TargetInput) -> Result<String> {
         let mut target = input.into_new_target(uuid::Uuid::new_v4().to_string())?;
         target.normalize_and_validate(&self.config.data_dir)?;
+        // Under the placement lock, so no backup is placed where this location is being checked.
+        let _placement = self.placement_lock();
         let mut c = self.conn()?;
         check_unique(&c, &target)?;
-        ensure_location(Path::new(&target.location))?;
+        self.check_location(&c, &target.id, Path::new(&target.location))?;
+        let created = self.ensure_location(Path::new(&target.location))?;
         db::with_tx(&mut c, |tx| {
             check_unique(tx, &target)?;
             db::targets::insert(tx, &target, &time::iso(time::now()))
-        })?;
+        })
+        .inspect_err(|_| created.undo())?;
         tracing::info!("created target '{}' ({}) at {}", target.name, target.id, target.location);
         Ok(target.id)
     }
@@ -66,33 +69,20 @@ impl Service {
         let moved_folder = new.location != old.location;
         let renamed = new.name_template != old.name_template;
         let mut moves: Vec<(Backup, PathBuf, PathBuf, String)> = Vec::new();
+        let mut created = Created::default();
         if moved_folder || renamed {
-            ensure_location(Path::new(&new.location))?;
-            let backups = db::backups::for_target(&c, &old.id)?;
-            let mut chosen: Vec<(bool, String)> = Vec::new();
-            for b in backups {
-                if b.is_recycled && !renamed {
-                    continue;
-                }
-                let name = if renamed {
-                    let ext = extension_of(&old, &b);
-                    let base = expand_name_template(&new.name_template, &b.id, b.created_at, b.manual);
-                    let dir = self.place_path(&new, b.is_recycled, "");
-                    place::free_name(&base, &ext, |n| {
-                        Ok(chosen.iter().any(|(r, c)| *r == b.is_recycled && c == n)
-                            || dir.join(n).exists()
-                            || db::backups::name_used(&c, &old.id, n, b.is_recycled, &b.id)?)
-                    })?
-                } else {
-                    b.name.clone()
-                };
-                chosen.push((b.is_recycled, name.clone()));
-                let from = self.backup_path(&old, &b);
-                let to = self.place_path(&new, b.is_recycled, &name);
-                if from != to {
-                    moves.push((b, from, to, name));
-                }
+            if moved_folder {
+                self.check_location(&c, &old.id, Path::new(&new.location))?;
             }
+            created = self.ensure_location(Path::new(&new.location))?;
+            let planned = self.plan_moves(&c, &old, &new, renamed);
+            moves = match planned {
+                Ok(m) => m,
+                Err(e) => {
+                    created.undo();
+                    return Err(e);
+                }
+            };
         }
         let single = is_single(&old);
         let ops: Vec<FsOp> = moves
@@ -102,6 +92,7 @@ impl Service {
                 dest: to.to_string_lossy().into_owned(),
                 backup_id: b.id.clone(),
                 single,
+                ident: None,
             })
             .collect();
         // The new rows and the moves they promise commit together; the moves follow.
@@ -112,10 +103,17 @@ impl Service {
                 db::backups::set_place(tx, &b.id, b.is_recycled, name)?;
             }
             Self::journal(tx, ops)
-        })?;
+        })
+        .inspect_err(|_| created.undo())?;
+        drop(c);
         if let Err(e) = self.apply_journal(&journalled) {
-            self.undo_edit(&mut c, &old, &moves, &journalled)?;
-            return Err(Error::internal(format!("moving backup files failed, the edit was not applied: {e}")));
+            if self.undo_edit(&old, &moves, &journalled)? {
+                created.undo();
+            }
+            return Err(match e {
+                Error::Conflict(why) => Error::conflict(format!("{why}; the edit was not applied")),
+                e => Error::internal(format!("moving backup files failed, the edit was not applied: {e}")),
+            });
         }
         if !moves.is_empty() {
             tracing::info!("target '{}': moved {} backup(s) to {}", new.name, moves.len(), new.location);
@@ -123,43 +121,88 @@ impl Service {
         Ok(())
     }
 
-    /// Puts files and rows back as they were before a failed edit. If even that fails, the
-    /// journal keeps the forward moves, and start-up completes them.
+    /// Where each backup goes when a target's folder or name template changes: `(backup, from,
+    /// to, new name)`, every name free by the ownership rule (a taken one gets `-2`, `-3`, …).
+    fn plan_moves(
+        &self,
+        c: &rusqlite::Connection,
+        old: &Target,
+        new: &Target,
+        renamed: bool,
+    ) -> Result<Vec<(Backup, PathBuf, PathBuf, String)>> {
+        let reserved = self.reserved(c)?;
+        let mut chosen: Vec<(bool, String)> = Vec::new();
+        let mut moves = Vec::new();
+        for b in db::backups::for_target(c, &old.id)? {
+            if b.is_recycled && !renamed {
+                continue;
+            }
+            let from = self.backup_path(old, &b);
+            let dir = self.place_path(new, b.is_recycled, "");
+            let (base, ext) = if renamed {
+                (expand_name_template(&new.name_template, &b.id, b.created_at, b.manual), extension_of(old, &b))
+            } else {
+                super::backups::split_suffix(&b.name, is_single(old))
+            };
+            let name = if dir.join(&b.name) == from && !renamed {
+                b.name.clone() // Staying where it is.
+            } else {
+                self.free_name(c, &reserved, &dir, (&base, &ext), (&old.id, &b.id, b.is_recycled), |n| {
+                    chosen.iter().any(|(r, c)| *r == b.is_recycled && c == n)
+                })?
+            };
+            chosen.push((b.is_recycled, name.clone()));
+            let to = dir.join(&name);
+            if from != to {
+                moves.push((b, from, to, name));
+            }
+        }
+        Ok(moves)
+    }
+
+    /// Puts files and rows back as they were before a failed edit; returns whether it could. If
+    /// not, the journal keeps the forward moves, and start-up completes them.
     fn undo_edit(
         &self,
-        c: &mut rusqlite::Connection,
         old: &Target,
         moves: &[(Backup, PathBuf, PathBuf, String)],
         journalled: &[(i64, FsOp)],
-    ) -> Result<()> {
-        for (_, op) in journalled.iter().rev() {
-            if let FsOp::Move { path, dest, backup_id, single } = op {
-                let back = FsOp::Move {
-                    path: dest.clone(),
-                    dest: path.clone(),
-                    backup_id: backup_id.clone(),
-                    single: *single,
-                };
-                if let Err(e) = self.apply_op(&back) {
-                    tracing::error!("could not undo a move of backup {backup_id}: {e}; it completes at next start");
-                    return Ok(());
-                }
+    ) -> Result<bool> {
+        for ((b, from, to, _), (id, _)) in moves.iter().zip(journalled).rev() {
+            if !self.moved(*id, to)? {
+                continue;
+            }
+            if let Err(e) = self.move_backup(to, from, (&b.id, is_single(old)), None, &|_| Ok(())) {
+                tracing::error!("could not undo a move of backup {}: {e}; it completes at next start", b.id);
+                return Ok(false);
             }
         }
-        db::with_tx(c, |tx| {
+        let mut c = self.conn()?;
+        db::with_tx(&mut c, |tx| {
             db::targets::update(tx, old)?;
             for (b, _, _, _) in moves {
                 db::backups::set_place(tx, &b.id, b.is_recycled, &b.name)?;
             }
             journalled.iter().try_for_each(|(id, _)| db::journal::done(tx, *id))
-        })
+        })?;
+        Ok(true)
     }
 
-    /// Deletes a target and its backups' rows; with `delete_files`, their files too.
+    /// Deletes a target and its backups' rows; with `delete_files`, their files too. Holds the
+    /// placement lock throughout, so an upload job either finished before (its backup is deleted
+    /// with the rest) or finds the target gone.
     pub fn delete_target(&self, id: &str, delete_files: bool) -> Result<()> {
+        let _placement = self.placement_lock();
+        let (target, backups) = {
+            let c = self.conn()?;
+            let target = self.target(&c, id)?;
+            let backups = db::backups::for_target(&c, &target.id)?;
+            (target, backups)
+        };
+        for b in &backups {
+            self.delete_backup_locked(&target, b, delete_files)?;
+        }
         let mut c = self.conn()?;
-        let target = self.target(&c, id)?;
-        self.delete_backups_of(&target, Which::All, delete_files)?;
         db::with_tx(&mut c, |tx| db::targets::delete(tx, &target.id))?;
         tracing::info!("deleted target '{}' ({}), files deleted: {delete_files}", target.name, target.id);
         Ok(())
@@ -206,16 +249,45 @@ fn check_unique(c: &rusqlite::Connection, t: &Target) -> Result<()> {
     Ok(())
 }
 
-/// Creates the target folder, or explains why it cannot be used.
-fn ensure_location(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::bad(format!("Location {} cannot be created: {e}", dir.display())))?;
-    if !dir.is_dir() {
-        return Err(Error::bad(format!("Location {} is not a folder", dir.display())));
+/// The folders an edit or create made for a new location (the location and its highest new
+/// ancestor), so a refused change leaves none.
+#[derive(Default)]
+struct Created(Option<(PathBuf, PathBuf)>);
+
+impl Created {
+    /// Removes the folders made, if they are still empty (never anything else).
+    fn undo(&self) {
+        let Some((leaf, top)) = &self.0 else { return };
+        // Deepest first; `remove_dir` refuses a folder that is not empty.
+        for dir in leaf.ancestors() {
+            let _ = std::fs::remove_dir(dir);
+            if dir == top {
+                break;
+            }
+        }
     }
-    let probe = dir.join(format!("{}{}", place::PROBE_PREFIX, uuid::Uuid::new_v4().simple()));
-    std::fs::write(&probe, b"").map_err(|e| Error::bad(format!("Location {} is not writable: {e}", dir.display())))?;
-    std::fs::remove_file(&probe).ctx("remove", &probe)
+}
+
+impl Service {
+    /// Creates the target folder, or explains why it cannot be used; returns what it created.
+    fn ensure_location(&self, dir: &Path) -> Result<Created> {
+        let top = dir.ancestors().take_while(|a| std::fs::symlink_metadata(a).is_err()).last().map(Path::to_path_buf);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::bad(format!("Location {} cannot be created: {e}", dir.display())))?;
+        let created = Created(top.map(|top| (dir.to_path_buf(), top)));
+        if !dir.is_dir() {
+            return Err(Error::bad(format!("Location {} is not a folder", dir.display())));
+        }
+        let probe = self.store.own.probe(dir);
+        let written = std::fs::write(&probe, b"")
+            .map_err(|e| Error::bad(format!("Location {} is not writable: {e}", dir.display())))
+            .and_then(|()| std::fs::remove_file(&probe).ctx("remove", &probe));
+        if let Err(e) = written {
+            created.undo();
+            return Err(e);
+        }
+        Ok(created)
+    }
 }
 
 /// How much a target's backups take.

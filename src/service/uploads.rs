@@ -123,13 +123,11 @@ impl Service {
         let target = db::targets::find(&c, &job.target_id)?
             .ok_or_else(|| Error::not_found("the target was deleted before the upload was processed"))?;
         if let Some((existing, pending)) = db::backups::find_any(&c, &job.backup_id)? {
-            let dest = self.backup_path(&target, &existing);
-            let staging = place::staging_path(super::backups::parent_of(&dest), &existing.id);
             if !pending {
                 self.drop_spooled_archive(job);
                 return Ok(());
             }
-            if dest.exists() && !staging.exists() {
+            if Self::placed_by_job(&c, &existing.id, &self.backup_path(&target, &existing))? {
                 // The crash came after the rename: only the flag is missing.
                 db::with_tx(&mut c, |tx| db::backups::mark_complete(tx, &existing.id))?;
                 self.drop_spooled_archive(job);
@@ -173,9 +171,9 @@ impl Service {
         let location = Path::new(&target.location);
         std::fs::create_dir_all(location)
             .map_err(|e| Error::internal(format!("target folder {} cannot be created: {e}", location.display())))?;
-        let name = place::free_name(&base, &ext, |n| {
-            Ok(location.join(n).exists() || db::backups::name_used(&c, &target.id, n, false, &job.backup_id)?)
-        })?;
+        let reserved = self.reserved(&c)?;
+        let name =
+            self.free_name(&c, &reserved, location, (&base, &ext), (&target.id, &job.backup_id, false), |_| false)?;
         let backup = Backup {
             id: job.backup_id.clone(),
             target_id: target.id.clone(),
@@ -187,10 +185,17 @@ impl Service {
             hash_mismatch: false,
             name: name.clone(),
         };
-        db::with_tx(&mut c, |tx| db::backups::insert_pending(tx, &backup, &files))?;
+        // Built under its staging name first, so the row can record what will be renamed into place.
         let dest = location.join(&name);
-        let staging = place::staging_path(location, &backup.id);
-        let mode = place::materialize(&self.store, &files, &dest, &staging, is_single(&target))?;
+        let (staging, mode) = place::stage(&self.store, &files, &dest, &backup.id, is_single(&target))?;
+        let placed = place::identity(&staging)
+            .ok_or_else(|| Error::internal(format!("{} vanished", staging.display())))
+            .and_then(|ident| db::with_tx(&mut c, |tx| db::backups::insert_pending(tx, &backup, &files, &ident)))
+            .and_then(|()| place::publish(&staging, &dest));
+        if let Err(e) = placed {
+            let _ = self.store.remove(&staging);
+            return Err(e);
+        }
         if mode == place::LinkMode::Copy {
             tracing::warn!(
                 "target '{}': {} is on another filesystem than the store; files were copied, not hard-linked",
@@ -215,10 +220,19 @@ impl Service {
         }
         if let Some(target) = db::targets::find(&c, &backup.target_id)? {
             let dest = self.backup_path(&target, &backup);
-            place::remove_path(&place::staging_path(super::backups::parent_of(&dest), &backup.id))?;
-            place::remove_path(&dest)?;
+            self.store.remove(&self.store.own.staging(&dest, &backup.id))?;
+            // Only what its job renamed into place; anything else at that name is not bakch's.
+            if Self::placed_by_job(&c, &backup.id, &dest)? {
+                self.store.remove(&dest)?;
+            }
         }
         db::with_tx(&mut c, |tx| db::backups::delete(tx, backup_id))
+    }
+
+    /// Whether `dest` holds exactly what the job of pending backup `backup_id` renamed there.
+    fn placed_by_job(c: &rusqlite::Connection, backup_id: &str, dest: &Path) -> Result<bool> {
+        let ident = db::backups::placed_ident(c, backup_id)?;
+        Ok(ident.is_some() && place::identity(dest) == ident)
     }
 
     fn drop_spooled_archive(&self, job: &UploadJob) {

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod atomic;
 pub mod blob;
+pub mod own;
 pub mod place;
 pub mod tarstream;
 
@@ -24,6 +25,8 @@ pub struct Store {
     pub uploads: PathBuf,
     /// `<data>/recycle_bin`: recycled backups, shared by all targets.
     pub recycle_bin: PathBuf,
+    /// This installation's own names in shared folders (staging, trash, probes).
+    pub own: own::OwnNames,
     /// Test-only fault injection: bytes left before every store write fails with ENOSPC, set
     /// by `BAKCH_FAULT_DISK_FULL_AFTER` (a disk that fills up, without mounting one).
     pub space_left: Option<Arc<AtomicU64>>,
@@ -38,6 +41,7 @@ impl Store {
             blobs,
             uploads: data_dir.join("uploads"),
             recycle_bin: data_dir.join("recycle_bin"),
+            own: own::OwnNames::load_or_create(data_dir)?,
             space_left: std::env::var("BAKCH_FAULT_DISK_FULL_AFTER")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -63,7 +67,7 @@ impl Store {
         let mut n = 0;
         for entry in std::fs::read_dir(&self.tmp).ctx("read folder", &self.tmp)? {
             let path = entry.ctx("read folder", &self.tmp)?.path();
-            place::remove_path(&path)?;
+            self.remove(&path)?;
             n += 1;
         }
         Ok(n)

@@ -11,16 +11,6 @@ use super::atomic::fsync_dir;
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::BackupFile;
 
-/// Prefix of every name bakch itself writes into target folders (never a backup's name: name
-/// templates may not start with '.').
-pub const OWN_PREFIX: &str = ".bakch-";
-/// Prefix of bakch's own in-progress names inside target folders.
-pub const STAGING_PREFIX: &str = ".bakch-staging-";
-/// Prefix of names being removed (renamed first so they vanish at once).
-pub const TRASH_PREFIX: &str = ".bakch-trash-";
-/// Prefix of the empty file written to check that a target folder is writable.
-pub const PROBE_PREFIX: &str = ".bakch-probe-";
-
 // Linux errno values that make a hard link impossible: another filesystem, the link limit,
 // a filesystem that refuses links. Each falls back to a copy.
 const EPERM: i32 = 1;
@@ -34,37 +24,92 @@ pub enum LinkMode {
     Copy,
 }
 
-/// The staging name for building `backup_id` inside `dir`; fixed, so a crash can be cleaned up.
-pub fn staging_path(dir: &Path, backup_id: &str) -> PathBuf {
-    dir.join(format!("{STAGING_PREFIX}{backup_id}"))
+/// Builds a backup at `dest` from its blobs: a single file when `single`, otherwise a tree.
+/// `dest` must not exist (a conflict otherwise); nothing is left behind on failure.
+pub fn materialize(
+    store: &Store,
+    files: &[BackupFile],
+    dest: &Path,
+    backup_id: &str,
+    single: bool,
+) -> Result<LinkMode> {
+    let (staging, mode) = stage(store, files, dest, backup_id, single)?;
+    publish(&staging, dest).inspect_err(|_| {
+        let _ = store.remove(&staging);
+    })?;
+    Ok(mode)
 }
 
-/// Builds a backup at `dest` from its blobs: a single file when `single`, otherwise a tree.
-/// `dest` must not exist; the staging path is removed on failure.
-pub fn materialize(store: &Store, files: &[BackupFile], dest: &Path, staging: &Path, single: bool) -> Result<LinkMode> {
+/// Builds a backup from its blobs under its staging name beside `dest` (see
+/// [`super::own::OwnNames::staging`]), durable but not yet visible; returns that name.
+pub fn stage(
+    store: &Store,
+    files: &[BackupFile],
+    dest: &Path,
+    backup_id: &str,
+    single: bool,
+) -> Result<(PathBuf, LinkMode)> {
     let parent = dest.parent().ok_or_else(|| Error::internal(format!("{} has no parent folder", dest.display())))?;
     std::fs::create_dir_all(parent).ctx("create folder", parent)?;
-    if staging.exists() {
-        remove_path(staging)?;
-    }
-    let result = (|| {
-        let mode = if single {
-            let file = files.first().ok_or_else(|| Error::internal("a single-file backup has no file"))?;
-            link_or_copy(&store.blob_path(&file.blob), staging)?
-        } else {
-            build_tree(store, files, staging)?
-        };
-        if dest.exists() {
-            return Err(Error::internal(format!("{} already exists", dest.display())));
+    let staging = store.own.staging(dest, backup_id);
+    store.remove(&staging)?;
+    let built = if single {
+        files
+            .first()
+            .ok_or_else(|| Error::internal("a single-file backup has no file"))
+            .and_then(|file| link_or_copy(&store.blob_path(&file.blob), &staging))
+    } else {
+        build_tree(store, files, &staging)
+    };
+    match built {
+        Ok(mode) => Ok((staging, mode)),
+        Err(e) => {
+            let _ = store.remove(&staging);
+            Err(e)
         }
-        std::fs::rename(staging, dest).ctx("move backup into", dest)?;
-        fsync_dir(parent)?;
-        Ok(mode)
-    })();
-    if result.is_err() {
-        let _ = remove_path(staging);
     }
-    result
+}
+
+/// Renames `from` to `dest` unless something already has that name (a conflict: whatever is
+/// there is not replaced), then makes both folders' entries durable.
+pub fn publish(from: &Path, dest: &Path) -> Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, dest, RenameFlags::NOREPLACE) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => return Err(taken(dest)),
+        // A filesystem without RENAME_NOREPLACE (some network shares): check, then rename. Every
+        // placement holds the placement lock, so only a hand-made file can slip in between.
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
+            if std::fs::symlink_metadata(dest).is_ok() {
+                return Err(taken(dest));
+            }
+            std::fs::rename(from, dest).ctx("move into", dest)?;
+        }
+        Err(e) => return Err(Error::io("move into", dest, e.into())),
+    }
+    let (to_dir, from_dir) = (dest.parent().unwrap_or(Path::new("/")), from.parent().unwrap_or(Path::new("/")));
+    fsync_dir(to_dir)?;
+    if from_dir != to_dir { fsync_dir(from_dir) } else { Ok(()) }
+}
+
+fn taken(dest: &Path) -> Error {
+    Error::conflict(format!("{} already exists and is not bakch's; it was left as it is", dest.display()))
+}
+
+/// Whether `from` and `dest` are on one filesystem (so a rename can move `from` there).
+pub fn same_filesystem(from: &Path, dest_dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(from), std::fs::metadata(dest_dir)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+/// What a name points at (device and inode), to tell later whether it is still what bakch put
+/// there: a rename keeps it, a file made by someone else has another.
+pub fn identity(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| format!("{}:{}", m.dev(), m.ino()))
 }
 
 fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMode> {
@@ -132,52 +177,24 @@ pub fn safe_relative(path: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Removes a file or folder: renamed to a hidden trash name first, so it vanishes at once.
-pub fn remove_path(path: &Path) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("inspect", path, e)),
-    };
-    if !meta.is_dir() {
-        return std::fs::remove_file(path).ctx("remove", path);
-    }
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let trash = parent.join(format!("{TRASH_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-    std::fs::rename(path, &trash).ctx("remove", path)?;
-    std::fs::remove_dir_all(&trash).ctx("remove", &trash)
-}
-
-/// Moves a placed backup from `from` to `to`: a rename, or a rebuild from blobs across filesystems.
-pub fn relocate(
-    store: &Store,
-    files: &[BackupFile],
-    from: &Path,
-    to: &Path,
-    staging: &Path,
-    single: bool,
-) -> Result<()> {
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).ctx("create folder", parent)?;
-    }
-    if to.exists() {
-        return Err(Error::internal(format!("{} already exists", to.display())));
-    }
-    if !from.exists() {
-        // Files went missing (deleted by hand): rebuild them from the store.
-        materialize(store, files, to, staging, single)?;
-        return Ok(());
-    }
-    match std::fs::rename(from, to) {
-        Ok(()) => {
-            fsync_dir(to.parent().unwrap_or(Path::new("/")))?;
-            fsync_dir(from.parent().unwrap_or(Path::new("/")))
+impl Store {
+    /// Removes a file or folder: a folder is renamed to one of bakch's own trash names first,
+    /// so it vanishes from its place at once even if the removal is cut short.
+    pub fn remove(&self, path: &Path) -> Result<()> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("inspect", path, e)),
+        };
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        if !meta.is_dir() {
+            std::fs::remove_file(path).ctx("remove", path)?;
+            return fsync_dir(parent);
         }
-        Err(e) if e.raw_os_error() == Some(EXDEV) => {
-            materialize(store, files, to, staging, single)?;
-            remove_path(from)
-        }
-        Err(e) => Err(Error::io("move", from, e)),
+        let trash = self.own.trash(path);
+        std::fs::rename(path, &trash).ctx("remove", path)?;
+        fsync_dir(parent)?;
+        std::fs::remove_dir_all(&trash).ctx("remove", &trash)
     }
 }
 

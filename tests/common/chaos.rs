@@ -60,6 +60,49 @@ pub struct World {
     pub maybe_deleted: HashSet<String>,
     /// Jobs already checked FINISHED with the right backup.
     pub verified: HashSet<i64>,
+    /// Files bakch did not write (in target folders and beside the data folder), with their
+    /// content: they must survive every round untouched.
+    pub foreign: HashMap<PathBuf, Vec<u8>>,
+}
+
+impl World {
+    /// Takes in what an operation planted.
+    pub fn absorb(&mut self, outcome: &mut Outcome) {
+        self.maybe_deleted.extend(outcome.maybe_deleted.take());
+        self.foreign.extend(outcome.planted.drain(..));
+    }
+}
+
+/// Files a user keeps in the folders bakch works in, named like bakch's own leftovers and like
+/// another installation's; written before the first operation.
+fn seed_foreign(s: &TestServer) -> HashMap<PathBuf, Vec<u8>> {
+    let uuid = "6f1c1d2e-5b2a-4e1f-9a0b-0c1d2e3f4a5b";
+    let token = std::fs::read_to_string(s.data_path().join("install_token")).unwrap_or_default();
+    let rels = [
+        ".bakch-notes.txt".to_string(),
+        ".bakch-archive/inner.txt".to_string(),
+        ".bakch-data/bakch.sqlite3".to_string(),
+        format!(".bakch-staging-{uuid}/f"),
+        ".bakch-trash-0123456789abcdef0123456789abcdef".to_string(),
+        format!(".bakch-{}-notes.txt", token.trim()),
+        "README.txt".to_string(),
+    ];
+    let beside_data = s.data_path().parent().map(PathBuf::from).unwrap_or_default();
+    let mut dirs = vec![beside_data];
+    for prefix in ["cs", "cm"] {
+        dirs.extend((0..3).map(|n| s.root.path().join(format!("{prefix}-place{n}"))));
+    }
+    let mut foreign = HashMap::new();
+    for (d, dir) in dirs.iter().enumerate() {
+        for (r, rel) in rels.iter().enumerate() {
+            let path = dir.join(rel);
+            let bytes = format!("the user's file {d}.{r}").into_bytes();
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("create folders");
+            std::fs::write(&path, &bytes).expect("seed a foreign file");
+            foreign.insert(path, bytes);
+        }
+    }
+    foreign
 }
 
 pub fn client() -> Client {
@@ -114,6 +157,8 @@ pub struct Outcome {
     pub name: &'static str,
     pub ack: Option<(i64, String)>,
     pub maybe_deleted: Option<String>,
+    /// Foreign files the operation put where a backup may move.
+    pub planted: Vec<(PathBuf, Vec<u8>)>,
     pub server_errors: usize,
     /// The replies of requests that got a 5xx.
     pub error_replies: Vec<String>,
@@ -156,7 +201,14 @@ pub fn setup(s: &TestServer) -> (Env, World) {
         root: s.root.path().to_path_buf(),
         seq_lock: Default::default(),
     };
-    let world = World { single, multi, acked: HashMap::new(), maybe_deleted: HashSet::new(), verified: HashSet::new() };
+    let world = World {
+        single,
+        multi,
+        acked: HashMap::new(),
+        maybe_deleted: HashSet::new(),
+        verified: HashSet::new(),
+        foreign: seed_foreign(s),
+    };
     (env, world)
 }
 
@@ -177,7 +229,7 @@ pub fn run_op(env: &Env, rng: &mut Rng) -> Outcome {
             candidates[rng.below(candidates.len() as u64) as usize]["id"].as_str().unwrap_or_default().to_string()
         })
     };
-    match rng.below(8) {
+    match rng.below(9) {
         0 => {
             out.name = "single upload";
             let bytes = rng.bytes(300_000);
@@ -231,6 +283,24 @@ pub fn run_op(env: &Env, rng: &mut Rng) -> Outcome {
             });
             status_of(&mut out, c.patch(format!("{url}/api/target/{target}")).json(&body).send());
         }
+        7 => {
+            // A user file squats on the name a backup would take in another folder; created
+            // exclusively, so it never replaces a backup that got there first.
+            out.name = "foreign file";
+            if let Some(id) = pick(rng, false) {
+                let (prefix, ext) = if rng.below(2) == 0 { ("cs", ".bin") } else { ("cm", "") };
+                let dir = env.root.join(format!("{prefix}-place{}", rng.below(3)));
+                let path = dir.join(format!("{prefix}{}-{id}{ext}", rng.below(2)));
+                let bytes = format!("squatter {id}").into_bytes();
+                let written = std::fs::create_dir_all(&dir).and_then(|()| {
+                    use std::io::Write;
+                    std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?.write_all(&bytes)
+                });
+                if written.is_ok() {
+                    out.planted.push((path, bytes));
+                }
+            }
+        }
         _ => {
             out.name = "garbage collection";
             status_of(&mut out, c.get(format!("{url}/api/jobs/force_run/gc_job")).send());
@@ -269,6 +339,32 @@ pub fn check(s: &TestServer, w: &mut World, round: usize, downloads: bool) {
         }
     }
     w.verified.extend(w.acked.keys().copied());
+
+    // Nothing bakch did not write was moved, changed or removed.
+    for (path, bytes) in &w.foreign {
+        let now =
+            std::fs::read(path).unwrap_or_else(|e| panic!("round {round}: foreign {} is gone: {e}", path.display()));
+        assert_eq!(&now, bytes, "round {round}: foreign {} was changed", path.display());
+    }
+    // Top-level names of foreign files, which the listing below leaves out.
+    let foreign_names: HashSet<PathBuf> = w
+        .foreign
+        .keys()
+        .filter_map(|p| {
+            let dir = p.ancestors().find(|a| {
+                a.parent().is_some_and(|d| {
+                    d.file_name().is_some_and(|n| {
+                        let n = n.to_string_lossy();
+                        n.starts_with("cs-place") || n.starts_with("cm-place")
+                    })
+                })
+            })?;
+            Some(dir.to_path_buf())
+        })
+        .collect();
+    let names = |dir: &PathBuf| -> Vec<String> {
+        names(dir).into_iter().filter(|n| !foreign_names.contains(&dir.join(n))).collect()
+    };
 
     // Every listed backup is whole on disk, where the database says, and nothing else is there.
     let bin = s.data_path().join("recycle_bin");

@@ -18,6 +18,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_bakch");
 pub struct TestServer {
     pub url: String,
     pub port: u16,
+    /// Holds the data folder `data/` (so tests can put files beside it).
     pub data: TempDir,
     /// A folder outside the data folder for target locations.
     pub root: TempDir,
@@ -60,8 +61,9 @@ impl TestServer {
     /// Starts with environment variables and, if given, `<data>/config.toml`.
     pub fn start_with(env: &[(&str, &str)], config: Option<&str>) -> TestServer {
         let data = tempfile::tempdir().expect("temp data dir");
+        std::fs::create_dir(data.path().join("data")).expect("create data dir");
         if let Some(toml) = config {
-            std::fs::write(data.path().join("config.toml"), toml).expect("write config.toml");
+            std::fs::write(data.path().join("data").join("config.toml"), toml).expect("write config.toml");
         }
         let root = tempfile::tempdir().expect("temp root dir");
         let port = free_port();
@@ -82,7 +84,7 @@ impl TestServer {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--bind", &format!("127.0.0.1:{}", self.port)])
             .arg("--data-dir")
-            .arg(self.data.path())
+            .arg(self.data_path())
             .env("BAKCH_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -114,8 +116,9 @@ impl TestServer {
         self.spawn(&[]);
     }
 
-    pub fn data_path(&self) -> &Path {
-        self.data.path()
+    /// bakch's data folder.
+    pub fn data_path(&self) -> PathBuf {
+        self.data.path().join("data")
     }
 
     /// A fresh absolute folder path (not created) for a target location.
@@ -127,7 +130,7 @@ impl TestServer {
     pub fn new_api_key(&mut self) -> String {
         let out = Command::new(BIN)
             .args(["newapikey", "--overwrite", "--data-dir"])
-            .arg(self.data.path())
+            .arg(self.data_path())
             .output()
             .expect("run newapikey");
         assert!(out.status.success(), "newapikey failed: {}", String::from_utf8_lossy(&out.stderr));
