@@ -11,17 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, ServeArgs};
-
-/// Scheduled jobs and their default cron schedules (seconds first, UTC).
-pub const DEFAULT_SCHEDULES: &[(&str, &str)] = &[
-    ("recycle_job", "0 0 * * * *"),
-    ("stale_seq_upload_job", "0 */10 * * * *"),
-    ("integrity_check_job", "0 0 3 * * *"),
-    ("gc_job", "0 30 3 * * *"),
-    ("deduplicate_job", "0 15 * * * *"),
-    ("tmp_purge_job", "0 45 * * * *"),
-    ("backup_filesize_job", "0 0 4 * * *"),
-];
+use crate::model::job::Scheduled;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -130,10 +120,10 @@ impl Config {
             return Err(format!("page_size must be between 1 and 1000, got {page_size}"));
         }
         let mut schedules: BTreeMap<String, String> =
-            DEFAULT_SCHEDULES.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect();
+            Scheduled::ALL.iter().map(|s| (s.name().to_string(), s.spec().default_schedule.to_string())).collect();
         for (name, cron) in file.schedules {
             if !schedules.contains_key(&name) {
-                let known: Vec<&str> = DEFAULT_SCHEDULES.iter().map(|(n, _)| *n).collect();
+                let known: Vec<&str> = Scheduled::ALL.iter().map(|s| s.name()).collect();
                 return Err(format!("unknown scheduled job '{name}' in [schedules]; known: {}", known.join(", ")));
             }
             schedules.insert(name, cron);

@@ -12,8 +12,8 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::db::jobs::JobRow;
 use crate::jobs::scheduler::Info;
 use crate::model::backup::Backup;
+use crate::model::job::JobStatus;
 use crate::model::target::Target;
-use crate::service::jobs::display_name;
 use crate::service::stats::Stats;
 use crate::time::{http_date, parse_iso};
 
@@ -214,17 +214,6 @@ pub struct JobReply {
     pub job: JobView,
 }
 
-/// What a queued job's `status` can be.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-#[allow(dead_code)] // Only its schema is used: the status comes from the database as text.
-pub enum JobStatus {
-    Idle,
-    Running,
-    Finished,
-    Error,
-}
-
 /// A queued job. The official client parses `start_time`/`end_time` as HTTP dates and cannot
 /// take null, so a job not yet started or ended shows its last known time there; the ISO fields
 /// beside them are null until it happens.
@@ -232,10 +221,9 @@ pub enum JobStatus {
 pub struct JobView {
     pub id: i64,
     /// The job's kind.
-    pub name: String,
+    pub name: &'static str,
     pub display_name: &'static str,
-    #[schema(value_type = JobStatus)]
-    pub status: String,
+    pub status: JobStatus,
     /// HTTP date (`Tue, 15 Nov 1994 08:12:31 GMT`).
     pub start_time: String,
     /// HTTP date.
@@ -264,13 +252,12 @@ impl JobView {
         let created = parse_iso(&j.created_at).unwrap_or_default();
         let started = j.started_at.as_deref().and_then(parse_iso);
         let finished = j.finished_at.as_deref().and_then(parse_iso);
-        let payload: serde_json::Value = serde_json::from_str(&j.payload).unwrap_or_default();
-        let text = |key: &str| payload.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        let job = j.job().ok();
         JobView {
             id: j.id,
-            name: j.kind.clone(),
-            display_name: display_name(&j.kind),
-            status: j.status.clone(),
+            name: j.kind.as_str(),
+            display_name: j.kind.display_name(),
+            status: j.status,
             start_time: http_date(started.unwrap_or(created)),
             end_time: http_date(finished.or(started).unwrap_or(created)),
             created_at: j.created_at.clone(),
@@ -278,8 +265,8 @@ impl JobView {
             finished_at: j.finished_at.clone(),
             attempts: j.attempts,
             error: j.error.clone(),
-            target_id: text("target_id"),
-            backup_id: text("backup_id"),
+            target_id: job.as_ref().map(|q| q.target_id().to_string()),
+            backup_id: job.as_ref().and_then(|q| q.backup_id()).map(str::to_string),
         }
     }
 }
@@ -341,7 +328,7 @@ pub struct ScheduledJob;
 
 impl PartialSchema for ScheduledJob {
     fn schema() -> RefOr<Schema> {
-        let names = crate::service::jobs::SCHEDULED.iter().map(|(name, _)| *name);
+        let names = crate::model::job::Scheduled::ALL.iter().map(|s| s.name());
         ObjectBuilder::new()
             .schema_type(SchemaType::Type(Type::String))
             .enum_values(Some(names))

@@ -3,15 +3,16 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
+use crate::model::job::{JobKind, JobStatus, QueuedJob};
 use crate::time;
 
 /// A job as stored.
 #[derive(Debug, Clone)]
 pub struct JobRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: JobKind,
     pub payload: String,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i64,
     pub error: Option<String>,
     pub created_at: String,
@@ -19,14 +20,36 @@ pub struct JobRow {
     pub finished_at: Option<String>,
 }
 
+impl JobRow {
+    /// The job with its payload read.
+    pub fn job(&self) -> Result<QueuedJob> {
+        QueuedJob::parse(self.kind, &self.payload)
+    }
+}
+
 const COLUMNS: &str = "id, kind, payload, status, attempts, error, created_at, started_at, finished_at";
 
+/// A stored word that this version does not know (a row written by a newer bakch).
+fn unknown(col: usize, what: &str, value: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        col,
+        rusqlite::types::Type::Text,
+        format!("unknown {what} '{value}'").into(),
+    )
+}
+
+fn kind_at(r: &rusqlite::Row, col: usize) -> rusqlite::Result<JobKind> {
+    let kind: String = r.get(col)?;
+    JobKind::parse(&kind).ok_or_else(|| unknown(col, "job kind", kind))
+}
+
 fn from_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
+    let status: String = r.get(3)?;
     Ok(JobRow {
         id: r.get(0)?,
-        kind: r.get(1)?,
+        kind: kind_at(r, 1)?,
         payload: r.get(2)?,
-        status: r.get(3)?,
+        status: JobStatus::parse(&status).ok_or_else(|| unknown(3, "job status", status))?,
         attempts: r.get(4)?,
         error: r.get(5)?,
         created_at: r.get(6)?,
@@ -36,10 +59,10 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
 }
 
 /// Adds an IDLE job and returns its id.
-pub fn enqueue(c: &Connection, kind: &str, payload: &str) -> Result<i64> {
+pub fn enqueue(c: &Connection, job: &QueuedJob) -> Result<i64> {
     c.execute(
-        "INSERT INTO jobs (kind, payload, status, created_at) VALUES (?1, ?2, 'IDLE', ?3)",
-        params![kind, payload, time::iso(time::now())],
+        "INSERT INTO jobs (kind, payload, status, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![job.kind().as_str(), job.payload()?, JobStatus::Idle.as_str(), time::iso(time::now())],
     )?;
     Ok(c.last_insert_rowid())
 }
@@ -55,10 +78,10 @@ pub fn claim(c: &Connection) -> Result<Option<JobRow>> {
 
 /// Ends a job: FINISHED, or ERROR with the reason.
 pub fn finish(c: &Connection, id: i64, error: Option<&str>) -> Result<()> {
-    let status = if error.is_some() { "ERROR" } else { "FINISHED" };
+    let status = if error.is_some() { JobStatus::Error } else { JobStatus::Finished };
     c.execute(
         "UPDATE jobs SET status = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
-        params![id, status, error, time::iso(time::now())],
+        params![id, status.as_str(), error, time::iso(time::now())],
     )?;
     Ok(())
 }
@@ -81,21 +104,27 @@ pub fn recent(c: &Connection, limit: usize) -> Result<Vec<JobRow>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Payloads of jobs not yet done, so that their blobs and spooled files are kept.
-pub fn open_payloads(c: &Connection) -> Result<Vec<String>> {
-    let mut stmt = c.prepare("SELECT payload FROM jobs WHERE status IN ('IDLE', 'RUNNING')")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+/// Jobs not yet done, so that their blobs and spooled files are kept. A payload that cannot be
+/// read is an error: skipping it would let its data be removed.
+pub fn open_jobs(c: &Connection) -> Result<Vec<QueuedJob>> {
+    read_jobs(c, "SELECT kind, payload FROM jobs WHERE status IN ('IDLE', 'RUNNING')", ())
 }
 
-/// Payloads whose data must be kept: jobs not yet done, and jobs that failed since `failed_since`
-/// (ISO 8601), which can still be retried.
-pub fn live_payloads(c: &Connection, failed_since: &str) -> Result<Vec<String>> {
-    let mut stmt = c.prepare(
-        "SELECT payload FROM jobs WHERE status IN ('IDLE', 'RUNNING') OR (status = 'ERROR' AND finished_at >= ?1)",
-    )?;
-    let rows = stmt.query_map([failed_since], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+/// Jobs whose data must be kept: not yet done, or failed since `failed_since` (ISO 8601) and
+/// so still retriable. A payload that cannot be read is an error, as for [`open_jobs`].
+pub fn live_jobs(c: &Connection, failed_since: &str) -> Result<Vec<QueuedJob>> {
+    read_jobs(
+        c,
+        "SELECT kind, payload FROM jobs WHERE status IN ('IDLE', 'RUNNING') OR (status = 'ERROR' AND finished_at >= ?1)",
+        [failed_since],
+    )
+}
+
+fn read_jobs(c: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec<QueuedJob>> {
+    let mut stmt = c.prepare(sql)?;
+    let rows = stmt.query_map(args, |r| Ok((kind_at(r, 0)?, r.get::<_, String>(1)?)))?;
+    let rows: Vec<(JobKind, String)> = rows.collect::<rusqlite::Result<_>>()?;
+    rows.iter().map(|(kind, payload)| QueuedJob::parse(*kind, payload)).collect()
 }
 
 /// Puts a failed job back in the queue; false when it is not in ERROR.
@@ -106,8 +135,8 @@ pub fn retry(c: &Connection, id: i64) -> Result<bool> {
     )? > 0)
 }
 
-pub fn status(c: &Connection, id: i64) -> Result<Option<String>> {
-    Ok(c.query_row("SELECT status FROM jobs WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+pub fn status(c: &Connection, id: i64) -> Result<Option<JobStatus>> {
+    Ok(find(c, id)?.map(|j| j.status))
 }
 
 /// The last run of a scheduled job: (finished at, outcome, duration in ms).

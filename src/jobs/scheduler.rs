@@ -13,14 +13,13 @@ use super::worker::blocking;
 use crate::config::parse_cron;
 use crate::db;
 use crate::error::{Error, Result};
+use crate::model::job::Scheduled;
 use crate::service::Service;
-use crate::service::jobs::SCHEDULED;
 use crate::time;
 
 /// One scheduled job.
 pub struct Entry {
-    pub name: &'static str,
-    pub display_name: &'static str,
+    pub job: Scheduled,
     pub cron: croner::Cron,
     /// Held while the job runs, so a forced run waits for a scheduled one and vice versa.
     running: tokio::sync::Mutex<()>,
@@ -47,14 +46,14 @@ impl Scheduler {
     /// Builds the entries from the config (already validated) and starts the cron timer.
     pub async fn start(service: Arc<Service>) -> Result<Arc<Scheduler>> {
         let mut entries = BTreeMap::new();
-        for (name, display_name) in SCHEDULED {
+        for job in Scheduled::ALL {
             let cron_text = service
                 .config
                 .schedules
-                .get(*name)
-                .ok_or_else(|| Error::internal(format!("no schedule for {name}")))?;
+                .get(job.name())
+                .ok_or_else(|| Error::internal(format!("no schedule for {}", job.name())))?;
             let cron = parse_cron(cron_text).map_err(Error::internal)?;
-            entries.insert(*name, Entry { name, display_name, cron, running: tokio::sync::Mutex::new(()) });
+            entries.insert(job.name(), Entry { job, cron, running: tokio::sync::Mutex::new(()) });
         }
         let scheduler = Arc::new(Scheduler { service: service.clone(), entries, cron: std::sync::OnceLock::new() });
         let cron =
@@ -88,7 +87,7 @@ impl Scheduler {
             Err(e) => return tracing::error!("cannot check for missed scheduled runs: {e}"),
         };
         for entry in self.entries.values() {
-            let name = entry.name;
+            let name = entry.job.name();
             let last = match db::jobs::last_run(&c, name) {
                 Ok((Some(at), _, _)) => time::parse_iso(&at),
                 _ => None,
@@ -109,12 +108,13 @@ impl Scheduler {
 
     /// Runs a scheduled job now (waiting for a run in progress to end first); returns its outcome.
     pub async fn run(&self, name: &str) -> Result<String> {
-        let entry =
-            self.entries.get(name).ok_or_else(|| Error::not_found(format!("No scheduled job named '{name}'")))?;
+        let entry = Scheduled::parse(name)
+            .and_then(|job| self.entries.get(job.name()))
+            .ok_or_else(|| Error::not_found(format!("No scheduled job named '{name}'")))?;
         let _guard = entry.running.lock().await;
         let started = Instant::now();
         let svc = self.service.clone();
-        let job = entry.name;
+        let job = entry.job;
         let result = blocking(move || svc.run_scheduled(job)).await;
         let ms = started.elapsed().as_millis() as i64;
         let outcome = match &result {
@@ -125,7 +125,7 @@ impl Scheduler {
         let recorded = outcome.clone();
         blocking(move || {
             let c = svc.conn()?;
-            db::jobs::record_run(&c, job, &time::iso(time::now()), &recorded, ms)
+            db::jobs::record_run(&c, job.name(), &time::iso(time::now()), &recorded, ms)
         })
         .await?;
         result
@@ -141,11 +141,11 @@ impl Scheduler {
                 let next = next_after(&e.cron, now);
                 let after = next_after(&e.cron, next);
                 Ok(Info {
-                    name: e.name,
-                    display_name: e.display_name,
+                    name: e.job.name(),
+                    display_name: e.job.title(),
                     interval: (after - next).num_seconds(),
                     next_run: next.timestamp(),
-                    last_run: db::jobs::last_run(&c, e.name)?,
+                    last_run: db::jobs::last_run(&c, e.job.name())?,
                 })
             })
             .collect()

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::db;
 use crate::error::{Error, Result};
+use crate::model::job::QueuedJob;
 use crate::service::Service;
 
 /// Fallback wake-up, in case a notification was missed.
@@ -42,22 +43,29 @@ async fn run_next(service: &Arc<Service>) -> Result<bool> {
     })
     .await?;
     let Some(job) = claimed else { return Ok(false) };
-    tracing::info!("job {} ({}) started, attempt {}", job.id, job.kind, job.attempts);
+    let kind = job.kind;
+    tracing::info!("job {} ({}) started, attempt {}", job.id, kind.as_str(), job.attempts);
     let svc = service.clone();
-    let (kind, payload) = (job.kind.clone(), job.payload.clone());
-    let outcome = match tokio::task::spawn_blocking(move || svc.run_job(&kind, &payload)).await {
+    let payload = job.payload.clone();
+    let outcome = match tokio::task::spawn_blocking(move || {
+        let queued = QueuedJob::parse(kind, &payload)?;
+        svc.run_job(&queued)
+    })
+    .await
+    {
         Ok(result) => result,
         Err(e) => Err(Error::internal(format!("the job crashed: {e}"))),
     };
-    let error = outcome.err().map(|e| match e {
-        Error::Internal(_) | Error::DiskFull(_) => {
+    let error = outcome.err().map(|e| {
+        if kind.worth_retry(&e) {
             format!("{e} (the uploaded data is kept: fix the cause, then POST /api/jobs/{}/retry)", job.id)
+        } else {
+            e.to_string()
         }
-        other => other.to_string(),
     });
     match &error {
-        None => tracing::info!("job {} ({}) finished", job.id, job.kind),
-        Some(e) => tracing::error!("job {} ({}) failed: {e}", job.id, job.kind),
+        None => tracing::info!("job {} ({}) finished", job.id, kind.as_str()),
+        Some(e) => tracing::error!("job {} ({}) failed: {e}", job.id, kind.as_str()),
     }
     let svc = service.clone();
     blocking(move || {

@@ -2,5 +2,6 @@
 
 pub mod backup;
 pub mod fields;
+pub mod job;
 pub mod retention;
 pub mod target;

@@ -1,62 +1,37 @@
 //! What each job does: queued jobs by kind, scheduled jobs by name.
 
 use super::Service;
-use super::uploads::{UPLOAD_JOB, UploadJob};
 use crate::db::{self, jobs::JobRow};
 use crate::error::{Error, Result};
+use crate::model::job::{JobStatus, QueuedJob, Scheduled, UploadJob};
 use crate::time;
-
-/// Scheduled jobs: (name, display name). Their schedules come from the config.
-pub const SCHEDULED: &[(&str, &str)] = &[
-    ("recycle_job", "Recycle old backups"),
-    ("stale_seq_upload_job", "Purge stale sequential uploads"),
-    ("integrity_check_job", "Check backup integrity"),
-    ("gc_job", "Remove unreferenced stored content"),
-    ("deduplicate_job", "Delete repeated backups"),
-    ("tmp_purge_job", "Purge stale temp files"),
-    ("backup_filesize_job", "Recompute backup sizes"),
-];
-
-/// The display name of a queued job kind.
-pub fn display_name(kind: &str) -> &'static str {
-    match kind {
-        UPLOAD_JOB => "Process uploaded backup",
-        _ => "Job",
-    }
-}
 
 impl Service {
     /// Runs one queued job.
-    pub fn run_job(&self, kind: &str, payload: &str) -> Result<()> {
-        match kind {
-            UPLOAD_JOB => {
-                let job: UploadJob = serde_json::from_str(payload)
-                    .map_err(|e| Error::internal(format!("job payload cannot be read: {e}")))?;
-                self.run_upload(&job)
-            }
-            other => Err(Error::internal(format!("unknown job kind '{other}'"))),
+    pub fn run_job(&self, job: &QueuedJob) -> Result<()> {
+        match job {
+            QueuedJob::Upload(upload) => self.run_upload(upload),
         }
     }
 
-    /// Runs one scheduled job by name; returns its outcome line.
-    pub fn run_scheduled(&self, name: &str) -> Result<String> {
-        match name {
-            "recycle_job" => self.run_retention(),
-            "stale_seq_upload_job" => self.purge_stale_seq_uploads(),
-            "integrity_check_job" => self.check_integrity(),
-            "gc_job" => self.collect_garbage(),
-            "deduplicate_job" => self.deduplicate_backups(),
-            "tmp_purge_job" => self.purge_tmp(),
-            "backup_filesize_job" => self.recompute_filesizes(),
-            other => Err(Error::not_found(format!("No scheduled job named '{other}'"))),
+    /// Runs one scheduled job; returns its outcome line.
+    pub fn run_scheduled(&self, job: Scheduled) -> Result<String> {
+        match job {
+            Scheduled::Recycle => self.run_retention(),
+            Scheduled::StaleSeqUpload => self.purge_stale_seq_uploads(),
+            Scheduled::IntegrityCheck => self.check_integrity(),
+            Scheduled::Gc => self.collect_garbage(),
+            Scheduled::Deduplicate => self.deduplicate_backups(),
+            Scheduled::TmpPurge => self.purge_tmp(),
+            Scheduled::BackupFilesize => self.recompute_filesizes(),
         }
     }
 
     /// Upload jobs whose data must be kept: queued, running, or failed recently enough to retry.
     pub fn live_uploads(&self) -> Result<Vec<UploadJob>> {
         let since = time::now() - chrono::Duration::seconds(self.config.failed_upload_keep_secs as i64);
-        let payloads = db::jobs::live_payloads(&*self.conn()?, &time::iso(since))?;
-        Ok(payloads.iter().filter_map(|p| serde_json::from_str(p).ok()).collect())
+        let jobs = db::jobs::live_jobs(&*self.conn()?, &time::iso(since))?;
+        Ok(jobs.iter().filter_map(QueuedJob::upload).cloned().collect())
     }
 
     /// Queues a failed job again (after its cause was fixed).
@@ -64,8 +39,8 @@ impl Service {
         let mut c = self.conn()?;
         let retried = db::with_tx(&mut c, |tx| match db::jobs::status(tx, id)? {
             None => Err(Error::not_found(format!("Job {id} not found"))),
-            Some(s) if s != "ERROR" => {
-                Err(Error::conflict(format!("Job {id} is {s}; only a failed job can be retried")))
+            Some(s) if s != JobStatus::Error => {
+                Err(Error::conflict(format!("Job {id} is {}; only a failed job can be retried", s.as_str())))
             }
             Some(_) => db::jobs::retry(tx, id),
         })?;

@@ -6,11 +6,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::uploads::Source;
 use super::{Service, is_single};
 use crate::db;
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::Backup;
+use crate::model::job::Source;
 use crate::model::target::Target;
 
 impl Service {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use super::Service;
 use crate::db::{self, journal::FsOp};
 use crate::error::Result;
+use crate::model::job::{QueuedJob, Source, UploadJob};
 use crate::model::target::resolve_existing_prefix;
-use crate::service::uploads::UploadJob;
 use crate::store::own::OwnName;
 use crate::store::place;
 
@@ -28,8 +28,7 @@ impl Service {
             .filter_map(|p| Path::new(&p).parent().map(Path::to_path_buf))
             .collect();
         self.replay_journal()?;
-        let open: Vec<UploadJob> =
-            db::jobs::open_payloads(&c)?.iter().filter_map(|p| serde_json::from_str(p).ok()).collect();
+        let open: Vec<UploadJob> = db::jobs::open_jobs(&c)?.iter().filter_map(QueuedJob::upload).cloned().collect();
         for b in db::backups::pending(&c)? {
             if open.iter().any(|j| j.backup_id == b.id) {
                 continue; // Its job will finish or redo it.
@@ -47,8 +46,8 @@ impl Service {
             .live_uploads()?
             .into_iter()
             .filter_map(|j| match j.source {
-                super::uploads::Source::Archive { file, .. } => Some(file),
-                super::uploads::Source::Files { .. } => None,
+                Source::Archive { file, .. } => Some(file),
+                Source::Files { .. } => None,
             })
             .collect();
         let uploads = &self.store.uploads;

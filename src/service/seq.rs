@@ -1,11 +1,11 @@
 //! Sequential uploads: a client announces a file list, sends the files one by one (each stored
 //! as a blob at once, so an interrupted run can resume), then finishes into an upload job.
 
-use super::uploads::{Source, UploadJob};
 use super::{Service, is_single};
 use crate::db::{self, seq::SeqUpload};
 use crate::error::{Error, Result};
 use crate::model::backup::BackupFile;
+use crate::model::job::{QueuedJob, Source, UploadJob};
 use crate::store::blob::Spooled;
 use crate::store::place::safe_relative;
 use crate::time;
@@ -98,9 +98,8 @@ impl Service {
                 manual: open.manual,
                 source: Source::Files { files },
             };
-            let payload = serde_json::to_string(&job).map_err(|e| Error::internal(e.to_string()))?;
             db::seq::delete(tx, &target.id)?;
-            db::jobs::enqueue(tx, super::uploads::UPLOAD_JOB, &payload)
+            db::jobs::enqueue(tx, &QueuedJob::Upload(job))
         })?;
         self.job_ready.notify_one();
         tracing::info!("sequential upload for target '{}' finished as job {id}", target.name);

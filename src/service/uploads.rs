@@ -8,39 +8,16 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::{Service, is_single};
 use crate::db;
 use crate::error::{Error, Result};
 use crate::model::backup::{Backup, BackupFile, content_hash};
+use crate::model::job::{JobKind, QueuedJob, Source, UploadJob};
 use crate::model::target::{Target, expand_name_template};
 use crate::store::blob::Spooled;
 use crate::store::{archive, place};
 use crate::time;
-
-/// Job kind of uploads, as listed by `/api/jobs`.
-pub const UPLOAD_JOB: &str = "upload_job";
-
-/// What an upload job builds.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct UploadJob {
-    pub target_id: String,
-    /// Chosen when the upload was accepted, so a re-run builds the same backup.
-    pub backup_id: String,
-    pub created_at: String,
-    pub manual: bool,
-    pub source: Source,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Source {
-    /// Files already stored as blobs (for a single-file target, one file named as uploaded).
-    Files { files: Vec<BackupFile> },
-    /// An archive kept in the uploads folder, unpacked by the job.
-    Archive { file: String, name: String },
-}
 
 /// One received file part.
 pub struct Part {
@@ -88,14 +65,13 @@ impl Service {
         };
         let job =
             UploadJob { target_id: target.id.clone(), backup_id, created_at: time::iso(time::now()), manual, source };
-        let id = self.enqueue_upload(&mut c, &job)?;
+        let id = self.enqueue_upload(&mut c, job)?;
         tracing::info!("accepted upload for target '{}' as job {id}", target.name);
         Ok(id)
     }
 
-    pub(super) fn enqueue_upload(&self, c: &mut rusqlite::Connection, job: &UploadJob) -> Result<i64> {
-        let payload = serde_json::to_string(job).map_err(|e| Error::internal(e.to_string()))?;
-        let id = db::with_tx(c, |tx| db::jobs::enqueue(tx, UPLOAD_JOB, &payload))?;
+    pub(super) fn enqueue_upload(&self, c: &mut rusqlite::Connection, job: UploadJob) -> Result<i64> {
+        let id = db::with_tx(c, |tx| db::jobs::enqueue(tx, &QueuedJob::Upload(job)))?;
         self.job_ready.notify_one();
         Ok(id)
     }
@@ -108,9 +84,8 @@ impl Service {
             if let Err(e) = self.roll_back_pending(&job.backup_id) {
                 tracing::error!("could not roll back backup {}: {e}", job.backup_id);
             }
-            // Bad input leaves no trace; a failure of the disk or the target folder keeps the
-            // uploaded bytes so that the job can be retried once the cause is fixed.
-            if matches!(err, Error::BadRequest(_) | Error::NotFound(_)) {
+            // Bad input leaves no trace; a failure worth a retry keeps the uploaded bytes.
+            if !JobKind::Upload.worth_retry(err) {
                 self.drop_spooled_archive(job);
             }
         }

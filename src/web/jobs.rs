@@ -7,7 +7,6 @@ use askama::Template;
 
 use super::render::ago;
 use super::{Chrome, Ctx, Form, PageError, PageResult, block, enc, html, notice, see_other};
-use crate::service::jobs::display_name;
 use crate::state::AppState;
 use crate::time::parse_iso;
 
@@ -89,8 +88,8 @@ async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageRes
             .iter()
             .map(|j| JobRowView {
                 id: j.id,
-                display_name: display_name(&j.kind).to_string(),
-                status: j.status.clone(),
+                display_name: j.kind.display_name().to_string(),
+                status: j.status.as_str().to_string(),
                 created: iso_ago(&j.created_at, now),
                 error: j.error.clone().unwrap_or_default(),
             })
@@ -142,17 +141,15 @@ async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>) -> Pa
     let id: i64 = id.parse().map_err(|_| PageError::new(StatusCode::NOT_FOUND, "There is no such job."))?;
     let svc = state.service.clone();
     let job = block(move || svc.job(id)).await?;
-    let target_id = serde_json::from_str::<serde_json::Value>(&job.payload)
-        .ok()
-        .and_then(|v| v.get("target_id").and_then(|t| t.as_str()).map(str::to_string));
+    let target_id = job.job().ok().map(|q| q.target_id().to_string());
     let now = crate::time::now();
     let t = |s: &Option<String>| s.as_deref().map(|s| iso_ago(s, now)).unwrap_or_else(|| "—".into());
     html(&JobPage {
         c: ctx.chrome(format!("Job {id}"), "jobs"),
         id,
-        display_name: display_name(&job.kind).to_string(),
-        done: matches!(job.status.as_str(), "FINISHED" | "ERROR"),
-        status: job.status.clone(),
+        display_name: job.kind.display_name().to_string(),
+        done: job.status.is_done(),
+        status: job.status.as_str().to_string(),
         error: job.error.clone(),
         target_id,
         created: iso_ago(&job.created_at, now),
