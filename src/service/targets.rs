@@ -45,7 +45,7 @@ impl Service {
         target.normalize_and_validate(&self.config.data_dir)?;
         let mut c = self.conn()?;
         check_unique(&c, &target)?;
-        ensure_location(Path::new(&target.location))?;
+        ensure_location(Path::new(&target.location), self.store.modes.dir)?;
         db::with_tx(&mut c, |tx| {
             check_unique(tx, &target)?;
             db::targets::insert(tx, &target, &time::iso(time::now()))
@@ -67,7 +67,7 @@ impl Service {
         let renamed = new.name_template != old.name_template;
         let mut moves: Vec<(Backup, PathBuf, PathBuf, String)> = Vec::new();
         if moved_folder || renamed {
-            ensure_location(Path::new(&new.location))?;
+            ensure_location(Path::new(&new.location), self.store.modes.dir)?;
             let backups = db::backups::for_target(&c, &old.id)?;
             let mut chosen: Vec<(bool, String)> = Vec::new();
             for b in backups {
@@ -206,9 +206,9 @@ fn check_unique(c: &rusqlite::Connection, t: &Target) -> Result<()> {
     Ok(())
 }
 
-/// Creates the target folder, or explains why it cannot be used.
-fn ensure_location(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
+/// Creates the target folder (folders it creates get `dir_mode`), or explains why it cannot be used.
+fn ensure_location(dir: &Path, dir_mode: u32) -> Result<()> {
+    crate::store::perms::create_dir_all(dir, dir_mode)
         .map_err(|e| Error::bad(format!("Location {} cannot be created: {e}", dir.display())))?;
     if !dir.is_dir() {
         return Err(Error::bad(format!("Location {} is not a folder", dir.display())));

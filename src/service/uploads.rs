@@ -171,7 +171,7 @@ impl Service {
         let created_at: DateTime<Utc> = time::parse_iso(&job.created_at).unwrap_or_else(time::now);
         let base = expand_name_template(&target.name_template, &job.backup_id, created_at, job.manual);
         let location = Path::new(&target.location);
-        std::fs::create_dir_all(location)
+        crate::store::perms::create_dir_all(location, self.store.modes.dir)
             .map_err(|e| Error::internal(format!("target folder {} cannot be created: {e}", location.display())))?;
         let name = place::free_name(&base, &ext, |n| {
             Ok(location.join(n).exists() || db::backups::name_used(&c, &target.id, n, false, &job.backup_id)?)
