@@ -85,6 +85,7 @@ fn terminate_and_refusals() {
         json!({"manual": 0, "file_list": [{"path": "/", "name": "a\\b"}]}),
         json!({"manual": 0, "file_list": [{"path": "/", "name": "x"}, {"path": "/", "name": "x"}]}),
         json!({"manual": 0, "file_list": [{"name": "x"}]}),
+        json!({"manual": "yes", "file_list": file_list()}),
     ] {
         let (status, reply) = s.post(&format!("/api/seq/{id}/begin"), bad.clone());
         assert_eq!(status, 400, "{bad}: {reply}");
