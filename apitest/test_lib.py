@@ -613,7 +613,7 @@ def test_view_stats(server, loc, work):
     api.recycle_backup(rb["id"], True)
     stats = api.view_stats()
     assert (stats.total_targets, stats.total_backups, stats.total_recycled_backups,
-            stats.total_target_size, stats.total_recycle_bin_size) == (2, 1, 1, 1000, 500)
+            stats.total_target_size, stats.total_recycle_bin_size) == (2, 2, 1, 1000, 500)
 
 
 def test_list_jobs_and_force_run(server, loc, work):

@@ -33,7 +33,7 @@ pub fn create(path: &Path, overwrite: bool) -> Result<String, String> {
         ));
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        crate::store::perms::own_data_dir_cli(dir)?;
     }
     let key = generate();
     let json = serde_json::to_string(&KeyFile { key: key.clone() }).map_err(|e| e.to_string())?;

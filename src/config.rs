@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::model::job::Scheduled;
+use crate::store::perms::Modes;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct Config {
     pub failed_upload_keep_secs: u64,
     /// Input limits (see [`Limits`]).
     pub limits: Limits,
+    /// Modes of blobs and of what bakch creates in target folders (`[permissions]`).
+    pub modes: Modes,
 }
 
 /// What one request or archive may bring; 0 means no limit where noted.
@@ -70,6 +73,21 @@ impl Default for Limits {
     }
 }
 
+/// `[permissions]`: octal strings, checked by [`Modes::parse`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Permissions {
+    file_mode: String,
+    dir_mode: String,
+}
+
+impl Default for Permissions {
+    fn default() -> Self {
+        let m = Modes::default();
+        Permissions { file_mode: format!("{:04o}", m.file), dir_mode: format!("{:04o}", m.dir) }
+    }
+}
+
 /// The shape of the TOML file; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +105,8 @@ struct FileConfig {
     failed_upload_keep_secs: Option<u64>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    permissions: Permissions,
     #[serde(default)]
     schedules: BTreeMap<String, String>,
 }
@@ -131,6 +151,7 @@ impl Config {
         for (name, cron) in &schedules {
             parse_cron(cron).map_err(|e| format!("schedule of {name} ('{cron}') is not valid: {e}"))?;
         }
+        let modes = Modes::parse(&file.permissions.file_mode, &file.permissions.dir_mode)?;
         let data_dir = absolute(&data_dir)?;
         Ok(Config {
             data_dir,
@@ -146,6 +167,7 @@ impl Config {
             tmp_max_age_secs: file.tmp_max_age_secs.unwrap_or(24 * 3600),
             failed_upload_keep_secs: file.failed_upload_keep_secs.unwrap_or(7 * 24 * 3600),
             limits: file.limits,
+            modes,
         })
     }
 

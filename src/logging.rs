@@ -17,7 +17,7 @@ const MAX_READ: u64 = 8 << 20;
 
 /// Starts logging; keep the guard alive so the file writer flushes.
 pub fn init(log_dir: &Path, filter: &str) -> std::result::Result<WorkerGuard, String> {
-    std::fs::create_dir_all(log_dir).map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+    crate::store::perms::create_dir_all(log_dir, crate::store::perms::PRIVATE_DIR).map_err(|e| e.to_string())?;
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix(PREFIX)

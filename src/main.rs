@@ -32,6 +32,8 @@ use crate::service::Service;
 use crate::state::AppState;
 
 fn main() -> ExitCode {
+    // Before any thread starts: whatever bakch creates without an explicit mode stays private.
+    store::perms::restrict_umask();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Newapikey(args)) => new_api_key(&cli.global, args.overwrite),
@@ -59,7 +61,8 @@ fn new_api_key(global: &GlobalArgs, overwrite: bool) -> Result<(), String> {
 
 fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<(), String> {
     let config = Config::load(global, args)?;
-    std::fs::create_dir_all(&config.data_dir)
+    // Logging needs the folder; the narrowing is logged by `Service::open`, once logging runs.
+    store::perms::create_dir_all(&config.data_dir, store::perms::PRIVATE_DIR)
         .map_err(|e| format!("cannot create data folder {}: {e}", config.data_dir.display()))?;
     let key = apikey::ApiKey::new(config.apikey_path());
     if !config.bind.ip().is_loopback() && !key.exists() && !config.insecure_open_api {

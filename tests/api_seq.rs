@@ -85,9 +85,22 @@ fn terminate_and_refusals() {
         json!({"manual": 0, "file_list": [{"path": "/", "name": "a\\b"}]}),
         json!({"manual": 0, "file_list": [{"path": "/", "name": "x"}, {"path": "/", "name": "x"}]}),
         json!({"manual": 0, "file_list": [{"name": "x"}]}),
+        json!({"manual": "yes", "file_list": file_list()}),
     ] {
         let (status, reply) = s.post(&format!("/api/seq/{id}/begin"), bad.clone());
         assert_eq!(status, 400, "{bad}: {reply}");
+    }
+    // A path listed as a file and as a folder of another, in either order, is refused at once.
+    for list in [
+        json!([{"path": "/", "name": "a"}, {"path": "/a", "name": "b"}]),
+        json!([{"path": "/a/", "name": "b"}, {"path": "/", "name": "a"}]),
+        json!([{"path": "/x", "name": "a"}, {"path": "/other", "name": "f"}, {"path": "/x/a/deep", "name": "b"}]),
+    ] {
+        let (status, reply) = s.post(&format!("/api/seq/{id}/begin"), json!({"manual": 0, "file_list": list}));
+        assert_eq!(status, 400, "{list}: {reply}");
+        let message = reply["message"].as_str().unwrap_or_default();
+        assert!(message.contains("as a file and as a folder"), "{list}: {message}");
+        assert_eq!(s.get(&format!("/api/seq/{id}")).0, 404, "{list}: an upload was opened");
     }
     let (status, _) = s.post(&format!("/api/seq/{id}/finish"), json!({}));
     assert_eq!(status, 400, "nothing open");

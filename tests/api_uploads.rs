@@ -79,6 +79,65 @@ fn multi_file_target_takes_plain_files_and_archives() {
     assert!(names(&loc).iter().all(|n| n.starts_with("m-")), "{:?}", names(&loc));
 }
 
+/// The tar of (path, bytes) entries, uncompressed.
+fn plain_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, path, *bytes).expect("tar entry");
+    }
+    builder.into_inner().expect("tar")
+}
+
+#[test]
+fn every_tar_compression_python_reads_is_unpacked() {
+    use std::io::Write;
+    let s = TestServer::start();
+    let id = s.create_target(json!({"name_template": "z-$I"}));
+    let (t, _) = s.target(&id);
+    let loc = Path::new(t["location"].as_str().unwrap()).to_path_buf();
+    let tar = plain_tar(&[("dir/a.txt", b"alpha"), ("b.txt", b"beta")]);
+    let bz2 = {
+        let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        enc.write_all(&tar).unwrap();
+        enc.finish().unwrap()
+    };
+    let lzma = {
+        let stream = xz2::stream::Stream::new_lzma_encoder(&xz2::stream::LzmaOptions::new_preset(1).unwrap()).unwrap();
+        let mut enc = xz2::write::XzEncoder::new_stream(Vec::new(), stream);
+        enc.write_all(&tar).unwrap();
+        enc.finish().unwrap()
+    };
+    let xz = {
+        let mut enc = xz2::write::XzEncoder::new(Vec::new(), 1);
+        enc.write_all(&tar).unwrap();
+        enc.finish().unwrap()
+    };
+    let expect: Vec<(String, Vec<u8>)> =
+        vec![("b.txt".into(), b"beta".to_vec()), ("dir/a.txt".into(), b"alpha".to_vec())];
+    for (name, bytes) in [
+        ("a.tar.bz2", &bz2),
+        ("b.TBZ2", &bz2),
+        ("c.tbz", &bz2),
+        ("d.tar.lzma", &lzma),
+        ("e.tlz", &lzma),
+        ("f.txz", &xz),
+    ] {
+        let job = s.upload_ok(&id, &[(name, bytes)]);
+        let backup = job["backup_id"].as_str().expect("backup_id");
+        assert_eq!(tree(&loc.join(format!("z-{backup}"))), expect, "{name} was not unpacked");
+    }
+    // A single-file target keeps such a name's whole compound extension.
+    let single = s.create_target(json!({"backup_type": "single", "name_template": "s-$I"}));
+    let job = s.upload_ok(&single, &[("site.tar.bz2", &bz2)]);
+    let (t, _) = s.target(&single);
+    let kept =
+        Path::new(t["location"].as_str().unwrap()).join(format!("s-{}.tar.bz2", job["backup_id"].as_str().unwrap()));
+    assert_eq!(std::fs::read(&kept).expect("single-file backup"), bz2);
+}
+
 #[test]
 fn download_streams_the_file_or_a_tar_of_the_tree() {
     let s = TestServer::start();
@@ -160,6 +219,8 @@ fn hostile_archives_end_in_error_and_write_nothing_outside() {
         ("symlink-up.tar", raw_tar(&[("a/link", b"", tar::EntryType::Symlink, "../../x")])),
         ("hardlink-out.tar", raw_tar(&[("h", b"", tar::EntryType::Link, "/etc/passwd")])),
         ("not-an-archive.tar.gz", b"this is plain text".to_vec()),
+        ("file-and-folder.tar", raw_tar(&[("a", b"file", regular, ""), ("a/b", b"inside", regular, "")])),
+        ("not-an-archive.tar.bz2", b"this is plain text".to_vec()),
         ("truncated.tar.gz", tar_gz(&[("f", &[7u8; 5000])])[..60].to_vec()),
     ];
     for (name, bytes) in &cases {
@@ -168,6 +229,10 @@ fn hostile_archives_end_in_error_and_write_nothing_outside() {
         let job = s.wait_job(reply["job_id"].as_i64().unwrap());
         assert_eq!(job["status"], "ERROR", "{name} should fail: {job}");
         assert!(job["error"].as_str().is_some_and(|e| !e.is_empty()), "{name}: no reason given");
+        if name.starts_with("file-and-folder") {
+            let error = job["error"].as_str().unwrap_or_default();
+            assert!(error.contains("'a' both as a file and as a folder"), "{name}: {error}");
+        }
     }
     assert!(!outside.exists(), "an archive wrote outside the backup");
     assert!(names(&loc).is_empty(), "a failed job left files: {:?}", names(&loc));

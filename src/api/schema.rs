@@ -467,7 +467,7 @@ pub struct SeqEntry {
 #[allow(dead_code)] // Only its schema is used.
 pub struct UploadForm {
     /// One file for a `single` target; for a `multi` target several files, or one archive (tar,
-    /// tar.gz/xz/zst, zip) that is unpacked. The part's filename names the file.
+    /// tar.gz/bz2/xz/lzma/zst, zip) that is unpacked. The part's filename names the file.
     #[schema(value_type = Vec<String>, format = Binary, content_media_type = "application/octet-stream")]
     backup_file: Vec<Vec<u8>>,
     /// `0`, `1`, `true` or `false`.

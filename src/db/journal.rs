@@ -39,11 +39,9 @@ pub fn set_dest(c: &Connection, id: i64, dest: &str) -> Result<()> {
     Ok(())
 }
 
-/// What move `id` recorded it put at its destination, if anything yet.
-pub fn ident(c: &Connection, id: i64) -> Result<Option<String>> {
-    use rusqlite::OptionalExtension;
-    let row = c.query_row("SELECT ident FROM fs_journal WHERE id = ?1", [id], |r| r.get(0)).optional()?;
-    Ok(row.flatten())
+/// One operation, as it stands now (a move's destination and identity may have changed).
+pub fn find(c: &Connection, id: i64) -> Result<Option<FsOp>> {
+    Ok(pending(c)?.into_iter().find(|(i, _)| *i == id).map(|(_, op)| op))
 }
 
 pub fn done(c: &Connection, id: i64) -> Result<()> {

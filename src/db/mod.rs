@@ -10,7 +10,7 @@ mod migrate;
 pub mod seq;
 pub mod targets;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -18,12 +18,14 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
+use crate::store::perms;
 
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
 
 /// Opens (creating if needed) the database at `path` and applies pending migrations.
 pub fn open(path: &Path, max_size: u32) -> Result<Pool> {
+    make_private(path)?;
     let manager = SqliteConnectionManager::file(path).with_init(|c: &mut Connection| {
         c.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -53,6 +55,31 @@ pub fn open(path: &Path, max_size: u32) -> Result<Pool> {
     }
     migrate::run(&mut conn)?;
     Ok(pool)
+}
+
+/// Creates the database file owner-only, or narrows it and its WAL files: SQLite gives the
+/// `-wal` and `-shm` files it creates the mode of the database file.
+fn make_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(perms::PRIVATE_FILE)
+        .open(path)
+        .map_err(|e| Error::io("create database", path, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        match std::fs::metadata(&file) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => perms::set_mode(&file, perms::PRIVATE_FILE)?,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("inspect", &file, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Commits to the database so far, in this process. Read caches tag what they computed with the

@@ -59,6 +59,24 @@ pub fn content_hash(files: &[BackupFile], single: bool) -> String {
     h.finalize().to_hex().to_string()
 }
 
+/// A path that is also a folder of another path in `paths` (which must be sorted by
+/// components, as a `BTreeSet<PathBuf>` is), with that other path: no tree can hold both.
+pub fn file_folder_clash<'a>(
+    paths: impl IntoIterator<Item = &'a std::path::PathBuf>,
+) -> Option<(&'a std::path::PathBuf, &'a std::path::PathBuf)> {
+    let mut prev: Option<&std::path::PathBuf> = None;
+    for p in paths {
+        // Sorted by components, a folder's contents follow it at once.
+        if let Some(q) = prev
+            && p.starts_with(q)
+        {
+            return Some((q, p));
+        }
+        prev = Some(p);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

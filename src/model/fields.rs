@@ -55,17 +55,15 @@ impl<'a> Fields<'a> {
         Ok(Some(n))
     }
 
-    /// A boolean; also `0`/`1` and the strings the Python clients send.
+    /// A boolean; also `0`/`1` and the strings the Python clients send (see [`parse_bool`]).
     pub fn boolean(&self, key: &str) -> Result<Option<bool>> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::Number(n)) if n.as_i64() == Some(0) => Ok(Some(false)),
             Some(Value::Number(n)) if n.as_i64() == Some(1) => Ok(Some(true)),
-            Some(Value::String(s)) => {
-                parse_bool(s).map(Some).ok_or_else(|| Error::bad(format!("Parameter '{key}' must be true or false")))
-            }
-            Some(_) => Err(Error::bad(format!("Parameter '{key}' must be true or false"))),
+            Some(Value::String(s)) => parse_bool(s).map(Some).ok_or_else(|| not_bool(key)),
+            Some(_) => Err(not_bool(key)),
         }
     }
 
@@ -89,11 +87,20 @@ pub fn required(key: &str) -> Error {
     Error::bad(format!("Parameter '{key}' required"))
 }
 
-/// `0/1/true/false/True/False` (and yes/no, on/off) as sent by forms and the Python clients.
+/// The error for a field that is not one of the boolean forms.
+fn not_bool(key: &str) -> Error {
+    Error::bad(format!("Parameter '{key}' must be true or false (or 1 or 0)"))
+}
+
+/// `0`/`1` and `true`/`false` in any case, as the Python clients send them. Other words
+/// (`yes`, `on`, `y`) are refused: a typo must not turn into a silent choice. Web checkboxes,
+/// which send `on`, are read by the web forms' own `checked`.
 pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
+    match s.trim() {
+        "1" => Some(true),
+        "0" => Some(false),
+        t if t.eq_ignore_ascii_case("true") => Some(true),
+        t if t.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     }
 }
@@ -116,5 +123,20 @@ mod tests {
         assert!(f.strings("l").is_err());
         assert_eq!(f.required("missing", Fields::string).unwrap_err().to_string(), "Parameter 'missing' required");
         assert!(Fields::of(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn booleans_are_only_true_false_one_zero() {
+        for (text, want) in [("1", true), ("0", false), ("true", true), ("False", false), ("TRUE", true)] {
+            assert_eq!(parse_bool(text), Some(want), "{text}");
+        }
+        for text in ["yes", "no", "on", "off", "y", "2", "", "truthy"] {
+            assert_eq!(parse_bool(text), None, "{text}");
+        }
+        let v = json!({"a": 2, "b": "yes", "c": [true]});
+        let f = Fields::of(&v).unwrap();
+        for key in ["a", "b", "c"] {
+            assert!(f.boolean(key).unwrap_err().to_string().contains(&format!("'{key}'")), "{key}");
+        }
     }
 }

@@ -89,7 +89,7 @@ impl Service {
         drop(c);
         if let Err(e) = self.apply_journal(&ops) {
             let journal_id = ops.first().map(|(id, _)| *id).unwrap_or_default();
-            if !self.moved(journal_id, &to)? {
+            if self.moved_to(journal_id)?.is_none() {
                 // Nothing moved: put the row back as it was.
                 let mut c = self.conn()?;
                 db::with_tx(&mut c, |tx| {

@@ -5,7 +5,7 @@
 //! A move never replaces what it finds at its destination, and counts as done only when the
 //! destination holds what the move itself put there (its recorded identity).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Service;
 use crate::db::{self, journal::FsOp};
@@ -14,9 +14,16 @@ use crate::store::place;
 
 impl Service {
     /// Performs journalled operations in order, marking each done; stops at the first failure.
+    /// A move whose destination something not bakch's took meanwhile goes to a free name beside
+    /// it instead (its backup's row follows).
     pub(super) fn apply_journal(&self, ops: &[(i64, FsOp)]) -> Result<()> {
         for (id, op) in ops {
-            self.apply_op(*id, op)?;
+            let mut result = self.apply_op(*id, op);
+            if let Err(Error::Conflict(why)) = &result {
+                tracing::warn!("{why}; the backup goes to a free name beside it");
+                result = self.redirect_move(*id, op).and_then(|redirected| self.apply_op(*id, &redirected));
+            }
+            result?;
             let mut c = self.conn()?;
             db::with_tx(&mut c, |tx| db::journal::done(tx, *id))?;
         }
@@ -37,10 +44,16 @@ impl Service {
         }
     }
 
-    /// Whether journalled move `id` has put its files at `dest`.
-    pub(super) fn moved(&self, id: i64, dest: &Path) -> Result<bool> {
-        let ident = db::journal::ident(&*self.conn()?, id)?;
-        Ok(ident.is_some() && place::identity(dest) == ident)
+    /// Where journalled move `id` has put its backup's files, if it has.
+    pub(super) fn moved_to(&self, id: i64) -> Result<Option<PathBuf>> {
+        Ok(match db::journal::find(&*self.conn()?, id)? {
+            Some(FsOp::Move { dest, ident: Some(ident), .. })
+                if place::identity(Path::new(&dest)).as_deref() == Some(ident.as_str()) =>
+            {
+                Some(PathBuf::from(dest))
+            }
+            _ => None,
+        })
     }
 
     /// Moves a placed backup from `from` to `to`, which must be free. `ident` is what an earlier
@@ -67,7 +80,7 @@ impl Service {
             )));
         }
         let to_dir = to.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(to_dir).map_err(|e| Error::io("create folder", to_dir, e))?;
+        crate::store::perms::create_dir_all(to_dir, self.store.modes.dir)?;
         if place::same_filesystem(from, to_dir) {
             let ident = place::identity(from).ok_or_else(|| Error::internal(format!("{} vanished", from.display())))?;
             record(&ident)?;
@@ -93,20 +106,11 @@ impl Service {
         ops.into_iter().map(|op| Ok((db::journal::add(tx, &op)?, op))).collect()
     }
 
-    /// Start-up: finishes what a crash left in the journal. A move whose destination was taken
-    /// meanwhile by something not bakch's goes to a free name beside it instead.
+    /// Start-up: finishes what a crash left in the journal.
     pub(super) fn replay_journal(&self) -> Result<()> {
         let pending = db::journal::pending(&*self.conn()?)?;
-        for (id, mut op) in pending {
-            let mut result = self.apply_journal(&[(id, op.clone())]);
-            if let Err(Error::Conflict(why)) = &result {
-                tracing::warn!("recovery: {why}");
-                result = self.redirect_move(id, &op).and_then(|redirected| {
-                    op = redirected;
-                    self.apply_journal(&[(id, op.clone())])
-                });
-            }
-            match result {
+        for (id, op) in pending {
+            match self.apply_journal(&[(id, op.clone())]) {
                 Ok(()) => tracing::warn!("recovery: finished interrupted file operation {op:?}"),
                 Err(e) => tracing::error!("recovery: file operation {op:?} still fails: {e}; will retry at next start"),
             }

@@ -26,7 +26,7 @@ use crate::db::{self, Conn, Pool};
 use crate::error::{Error, Result};
 use crate::model::backup::Backup;
 use crate::model::target::{Target, TargetType};
-use crate::store::Store;
+use crate::store::{Store, perms};
 
 /// Shared by every handler and job worker.
 pub struct Service {
@@ -48,8 +48,13 @@ pub struct Service {
 
 impl Service {
     pub fn open(config: Config) -> Result<Service> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io("create data folder", &config.data_dir, e))?;
-        let store = Store::open(&config.data_dir)?;
+        if let Some(old) = perms::own_data_dir(&config.data_dir)? {
+            tracing::warn!(
+                "data folder {} was open to other accounts (mode {old:04o}); narrowed it to owner-only",
+                config.data_dir.display()
+            );
+        }
+        let store = Store::open(&config.data_dir, config.modes)?;
         let pool = db::open(&config.db_path(), (config.workers as u32 + 8).min(32))?;
         Ok(Service {
             config,

@@ -4,7 +4,7 @@
 use super::{Service, is_single};
 use crate::db::{self, seq::SeqUpload};
 use crate::error::{Error, Result};
-use crate::model::backup::BackupFile;
+use crate::model::backup::{BackupFile, file_folder_clash};
 use crate::model::job::{QueuedJob, Source, UploadJob};
 use crate::store::blob::Spooled;
 use crate::store::place::safe_relative;
@@ -25,12 +25,20 @@ impl Service {
                 "File list validation failed: it must hold between 1 and {MAX_FILES} files"
             )));
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::BTreeSet::new();
         for (path, name) in &files {
             let joined = joined_path(path, name)?;
-            if !seen.insert(joined.clone()) {
+            if !seen.insert(std::path::PathBuf::from(&joined)) {
                 return Err(Error::bad(format!("File list validation failed: '{joined}' is listed twice")));
             }
+        }
+        // Caught here, not when the backup is built, where it would look like a disk failure.
+        if let Some((file, inside)) = file_folder_clash(&seen) {
+            return Err(Error::bad(format!(
+                "File list validation failed: '{}' is listed as a file and as a folder holding '{}'",
+                file.display(),
+                inside.display()
+            )));
         }
         db::with_tx(&mut c, |tx| {
             if db::seq::find(tx, &target.id)?.is_some() {

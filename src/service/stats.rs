@@ -13,7 +13,9 @@ pub struct Stats {
     pub total_target_size: i64,
     pub total_recycle_bin_size: i64,
     pub total_targets: i64,
+    /// Every backup, recycled ones included.
     pub total_backups: i64,
+    /// The backups in the recycle bin (counted in `total_backups` too).
     pub total_recycled_backups: i64,
     /// Bytes really used on disk: each distinct content once, plus copies where links are impossible.
     pub disk_used: i64,
@@ -44,7 +46,8 @@ impl Service {
             total_target_size: t.active_bytes,
             total_recycle_bin_size: t.recycled_bytes,
             total_targets: db::targets::count(&c)?,
-            total_backups: t.active_count,
+            // A recycled backup is still a backup (Backup-chan's rule); the bin's are a subset.
+            total_backups: t.active_count + t.recycled_count,
             total_recycled_backups: t.recycled_count,
             disk_used: used,
             dedup_saved: (t.active_bytes + t.recycled_bytes - used).max(0),

@@ -168,11 +168,9 @@ impl Service {
         moves: &[(Backup, PathBuf, PathBuf, String)],
         journalled: &[(i64, FsOp)],
     ) -> Result<bool> {
-        for ((b, from, to, _), (id, _)) in moves.iter().zip(journalled).rev() {
-            if !self.moved(*id, to)? {
-                continue;
-            }
-            if let Err(e) = self.move_backup(to, from, (&b.id, is_single(old)), None, &|_| Ok(())) {
+        for ((b, from, _, _), (id, _)) in moves.iter().zip(journalled).rev() {
+            let Some(to) = self.moved_to(*id)? else { continue };
+            if let Err(e) = self.move_backup(&to, from, (&b.id, is_single(old)), None, &|_| Ok(())) {
                 tracing::error!("could not undo a move of backup {}: {e}; it completes at next start", b.id);
                 return Ok(false);
             }
@@ -272,7 +270,7 @@ impl Service {
     /// Creates the target folder, or explains why it cannot be used; returns what it created.
     fn ensure_location(&self, dir: &Path) -> Result<Created> {
         let top = dir.ancestors().take_while(|a| std::fs::symlink_metadata(a).is_err()).last().map(Path::to_path_buf);
-        std::fs::create_dir_all(dir)
+        crate::store::perms::create_dir_all(dir, self.store.modes.dir)
             .map_err(|e| Error::bad(format!("Location {} cannot be created: {e}", dir.display())))?;
         let created = Created(top.map(|top| (dir.to_path_buf(), top)));
         if !dir.is_dir() {

@@ -144,7 +144,7 @@ impl Service {
         let created_at: DateTime<Utc> = time::parse_iso(&job.created_at).unwrap_or_else(time::now);
         let base = expand_name_template(&target.name_template, &job.backup_id, created_at, job.manual);
         let location = Path::new(&target.location);
-        std::fs::create_dir_all(location)
+        crate::store::perms::create_dir_all(location, self.store.modes.dir)
             .map_err(|e| Error::internal(format!("target folder {} cannot be created: {e}", location.display())))?;
         let reserved = self.reserved(&c)?;
         let name =
@@ -239,7 +239,9 @@ pub fn clean_file_name(name: &str) -> String {
 /// A file's extension as kept on a single-file backup: `.tar.gz` and friends count as one.
 pub fn extension(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
-    for compound in [".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2", ".tar.lz4", ".tar.lzma"] {
+    // Archive names, and lz4 (kept whole: `tarfile` cannot read it either), count as one.
+    let compounds = archive::SUFFIXES.iter().map(|(s, _)| *s).filter(|s| s.starts_with(".tar.")).chain([".tar.lz4"]);
+    for compound in compounds {
         if lower.ends_with(compound) && lower.len() > compound.len() {
             return name[name.len() - compound.len()..].to_string();
         }
@@ -265,6 +267,8 @@ mod tests {
     fn extensions() {
         assert_eq!(extension("db.sql"), ".sql");
         assert_eq!(extension("site.tar.gz"), ".tar.gz");
+        assert_eq!(extension("site.tar.zstd"), ".tar.zstd");
+        assert_eq!(extension("site.TAR.BZ2"), ".TAR.BZ2");
         assert_eq!(extension("README"), "");
         assert_eq!(extension(".bashrc"), "");
         assert_eq!(extension("a.b c"), "");

@@ -19,33 +19,46 @@ use crate::config::Limits;
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::BackupFile;
 
-/// Archive formats bakch unpacks, known by file name.
+/// Archive formats bakch unpacks, known by file name: every compression of tar that Python's
+/// `tarfile` reads (as Backup-chan unpacks them), and zip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Tar,
     TarGz,
+    TarBz2,
     TarXz,
+    /// The legacy `.lzma` format (LZMA_Alone), which `tarfile`'s `xz` mode also reads.
+    TarLzma,
     TarZst,
     Zip,
 }
 
+/// File name endings of archives, lower case; the one list for unpacking and for naming.
+pub const SUFFIXES: &[(&str, Kind)] = &[
+    (".tar.gz", Kind::TarGz),
+    (".tgz", Kind::TarGz),
+    (".tar.bz2", Kind::TarBz2),
+    (".tbz2", Kind::TarBz2),
+    (".tbz", Kind::TarBz2),
+    (".tar.xz", Kind::TarXz),
+    (".txz", Kind::TarXz),
+    (".tar.lzma", Kind::TarLzma),
+    (".tlz", Kind::TarLzma),
+    (".tar.zst", Kind::TarZst),
+    (".tar.zstd", Kind::TarZst),
+    (".tzst", Kind::TarZst),
+    (".tar", Kind::Tar),
+    (".zip", Kind::Zip),
+];
+
+/// Most memory the `.lzma` decoder may take: its header names the dictionary size, so a
+/// hostile archive could otherwise ask for 4 GiB.
+const LZMA_MEMORY: u64 = 1 << 30;
+
 /// The archive kind of a file name, if it names one.
 pub fn kind_of(name: &str) -> Option<Kind> {
     let n = name.to_ascii_lowercase();
-    let ends = |s: &str| n.ends_with(s);
-    if ends(".tar.gz") || ends(".tgz") {
-        Some(Kind::TarGz)
-    } else if ends(".tar.xz") || ends(".txz") {
-        Some(Kind::TarXz)
-    } else if ends(".tar.zst") || ends(".tar.zstd") || ends(".tzst") {
-        Some(Kind::TarZst)
-    } else if ends(".tar") {
-        Some(Kind::Tar)
-    } else if ends(".zip") {
-        Some(Kind::Zip)
-    } else {
-        None
-    }
+    SUFFIXES.iter().find(|(suffix, _)| n.ends_with(suffix)).map(|(_, kind)| *kind)
 }
 
 /// The files of the archive at `path`, each stored as a blob, within the configured limits.
@@ -62,7 +75,13 @@ pub fn extract(store: &Store, path: &Path, kind: Kind, limits: &Limits) -> Resul
     match kind {
         Kind::Tar => extract_tar(store, &mut batch, reader, &mut files)?,
         Kind::TarGz => extract_tar(store, &mut batch, flate2::read::MultiGzDecoder::new(reader), &mut files)?,
+        Kind::TarBz2 => extract_tar(store, &mut batch, bzip2::read::MultiBzDecoder::new(reader), &mut files)?,
         Kind::TarXz => extract_tar(store, &mut batch, xz2::read::XzDecoder::new_multi_decoder(reader), &mut files)?,
+        Kind::TarLzma => {
+            let stream = xz2::stream::Stream::new_lzma_decoder(LZMA_MEMORY)
+                .map_err(|e| Error::internal(format!("cannot start the lzma decoder: {e}")))?;
+            extract_tar(store, &mut batch, xz2::read::XzDecoder::new_stream(reader, stream), &mut files)?
+        }
         Kind::TarZst => {
             let decoder = zstd::stream::read::Decoder::with_buffer(reader)
                 .map_err(|e| Error::bad(format!("the archive is not valid zstd: {e}")))?;
@@ -134,15 +153,12 @@ impl<R: Read> Read for Limited<R> {
 
 impl Files {
     fn finish(self) -> Result<Vec<BackupFile>> {
-        // A path cannot be both a file and a folder of other files.
-        let mut prev: Option<&PathBuf> = None;
-        for p in self.by_path.keys() {
-            if let Some(q) = prev
-                && p.starts_with(q)
-            {
-                return Err(Error::bad(format!("the archive holds '{}' both as a file and as a folder", q.display())));
-            }
-            prev = Some(p);
+        if let Some((file, inside)) = crate::model::backup::file_folder_clash(self.by_path.keys()) {
+            return Err(Error::bad(format!(
+                "the archive holds '{}' both as a file and as a folder (of '{}')",
+                file.display(),
+                inside.display()
+            )));
         }
         if self.by_path.is_empty() {
             return Err(Error::bad("the archive holds no files"));
@@ -292,6 +308,9 @@ mod tests {
         assert_eq!(kind_of("a.TAR.GZ"), Some(Kind::TarGz));
         assert_eq!(kind_of("a.tgz"), Some(Kind::TarGz));
         assert_eq!(kind_of("a.tar.zst"), Some(Kind::TarZst));
+        assert_eq!(kind_of("a.tar.bz2"), Some(Kind::TarBz2));
+        assert_eq!(kind_of("a.TBZ2"), Some(Kind::TarBz2));
+        assert_eq!(kind_of("a.tar.lzma"), Some(Kind::TarLzma));
         assert_eq!(kind_of("a.zip"), Some(Kind::Zip));
         assert_eq!(kind_of("a.txt"), None);
     }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,8 +12,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::Store;
 use super::atomic::{FilesystemSync, fsync_dir};
+use super::{Store, perms};
 use crate::error::{Error, IoContext, Result};
 
 /// Large writes: fewer syscalls on the hot path.
@@ -284,14 +284,11 @@ impl Spooled {
         }
         let result = (|| {
             let fan = dest.parent().unwrap_or(&store.blobs);
-            if !fan.exists() {
-                std::fs::create_dir_all(fan).ctx("create folder", fan)?;
-                if sync {
-                    fsync_dir(&store.blobs)?;
-                }
+            if !fan.exists() && perms::create_dir(fan, perms::PRIVATE_DIR)? && sync {
+                fsync_dir(&store.blobs)?;
             }
-            // Read-only: the same inode is hard-linked into target folders.
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).ctx("set mode of", &path)?;
+            // The configured read-only mode: the same inode is hard-linked into target folders.
+            perms::set_mode(&path, store.modes.file)?;
             std::fs::rename(&path, &dest).ctx("move blob into", &dest)?;
             if sync { fsync_dir(fan) } else { Ok(()) }
         })();

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod atomic;
 pub mod blob;
 pub mod own;
+pub mod perms;
 pub mod place;
 pub mod tarstream;
 
@@ -27,14 +28,16 @@ pub struct Store {
     pub recycle_bin: PathBuf,
     /// This installation's own names in shared folders (staging, trash, probes).
     pub own: own::OwnNames,
+    /// Modes of new blobs and of what is created in target folders.
+    pub modes: perms::Modes,
     /// Test-only fault injection: bytes left before every store write fails with ENOSPC, set
     /// by `BAKCH_FAULT_DISK_FULL_AFTER` (a disk that fills up, without mounting one).
     pub space_left: Option<Arc<AtomicU64>>,
 }
 
 impl Store {
-    /// Creates the folders if needed.
-    pub fn open(data_dir: &Path) -> Result<Store> {
+    /// Creates the folders if needed, private to bakch's user.
+    pub fn open(data_dir: &Path, modes: perms::Modes) -> Result<Store> {
         let blobs = data_dir.join("store");
         let store = Store {
             tmp: blobs.join("tmp"),
@@ -42,6 +45,7 @@ impl Store {
             uploads: data_dir.join("uploads"),
             recycle_bin: data_dir.join("recycle_bin"),
             own: own::OwnNames::load_or_create(data_dir)?,
+            modes,
             space_left: std::env::var("BAKCH_FAULT_DISK_FULL_AFTER")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -51,7 +55,7 @@ impl Store {
             tracing::warn!("BAKCH_FAULT_DISK_FULL_AFTER is set: store writes will fail once it is used up");
         }
         for dir in [&store.blobs, &store.tmp, &store.uploads, &store.recycle_bin] {
-            std::fs::create_dir_all(dir).ctx("create folder", dir)?;
+            perms::create_dir_all(dir, perms::PRIVATE_DIR)?;
         }
         Ok(store)
     }

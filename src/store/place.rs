@@ -3,11 +3,10 @@
 
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::Store;
 use super::atomic::fsync_dir;
+use super::{Store, perms};
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::BackupFile;
 
@@ -50,14 +49,14 @@ pub fn stage(
     single: bool,
 ) -> Result<(PathBuf, LinkMode)> {
     let parent = dest.parent().ok_or_else(|| Error::internal(format!("{} has no parent folder", dest.display())))?;
-    std::fs::create_dir_all(parent).ctx("create folder", parent)?;
+    perms::create_dir_all(parent, store.modes.dir)?;
     let staging = store.own.staging(dest, backup_id);
     store.remove(&staging)?;
     let built = if single {
         files
             .first()
             .ok_or_else(|| Error::internal("a single-file backup has no file"))
-            .and_then(|file| link_or_copy(&store.blob_path(&file.blob), &staging))
+            .and_then(|file| link_or_copy(&store.blob_path(&file.blob), &staging, store.modes.file))
     } else {
         build_tree(store, files, &staging)
     };
@@ -114,6 +113,7 @@ pub fn identity(path: &Path) -> Option<String> {
 
 fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMode> {
     std::fs::create_dir(root).ctx("create folder", root)?;
+    perms::set_mode(root, store.modes.dir)?;
     let mut mode = LinkMode::HardLink;
     // Every folder of the tree: each holds new names that must reach the disk.
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([root.to_path_buf()]);
@@ -121,13 +121,13 @@ fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMo
         let dest = root.join(safe_relative(&f.path)?);
         let parent = dest.parent().unwrap_or(root);
         if !dirs.contains(parent) {
-            std::fs::create_dir_all(parent).ctx("create folder", parent)?;
+            perms::create_dir_all(parent, store.modes.dir)?;
             dirs.extend(parent.ancestors().take_while(|a| a.starts_with(root)).map(Path::to_path_buf));
         }
         if f.size == 0 {
             // An empty file needs no blob link: no link-count limit, nothing to fsync but its folder.
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o444).open(&dest).ctx("create", &dest)?;
-        } else if link_or_copy(&store.blob_path(&f.blob), &dest)? == LinkMode::Copy {
+            perms::create_empty_file(&dest, store.modes.file)?;
+        } else if link_or_copy(&store.blob_path(&f.blob), &dest, store.modes.file)? == LinkMode::Copy {
             mode = LinkMode::Copy;
         }
     }
@@ -141,8 +141,9 @@ fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMo
     Ok(mode)
 }
 
-/// Hard-links `blob` to `dest`; another filesystem or too many links falls back to a copy.
-fn link_or_copy(blob: &Path, dest: &Path) -> Result<LinkMode> {
+/// Hard-links `blob` to `dest`; another filesystem or too many links falls back to a copy
+/// with mode `file_mode`.
+fn link_or_copy(blob: &Path, dest: &Path, file_mode: u32) -> Result<LinkMode> {
     match std::fs::hard_link(blob, dest) {
         Ok(()) => Ok(LinkMode::HardLink),
         Err(e) if e.kind() == ErrorKind::NotFound && !blob.exists() => {
@@ -150,6 +151,7 @@ fn link_or_copy(blob: &Path, dest: &Path) -> Result<LinkMode> {
         }
         Err(e) if matches!(e.raw_os_error(), Some(EXDEV | EMLINK | EPERM)) => {
             std::fs::copy(blob, dest).ctx("copy blob to", dest)?;
+            perms::set_mode(dest, file_mode)?;
             std::fs::File::open(dest).and_then(|f| f.sync_all()).ctx("sync", dest)?;
             Ok(LinkMode::Copy)
         }

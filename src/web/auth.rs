@@ -80,7 +80,7 @@ pub fn passwd(data_dir: &Path) -> Result<(), String> {
         .hash_password(password.as_bytes(), &salt)
         .map_err(|e| format!("cannot hash the password: {e}"))?
         .to_string();
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    crate::store::perms::own_data_dir_cli(data_dir)?;
     let path = password_path(data_dir);
     let json = serde_json::to_string(&PasswordFile { hash }).map_err(|e| e.to_string())?;
     atomic::write_file(&path, json.as_bytes(), 0o600).map_err(|e| e.to_string())?;

@@ -150,8 +150,14 @@ impl Form {
         self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
     }
     pub fn checked(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| crate::model::fields::parse_bool(v).unwrap_or(!v.is_empty()))
+        self.get(key).is_some_and(checkbox)
     }
+}
+
+/// A form checkbox: browsers send `on` (or the input's value) when checked and nothing when not;
+/// an explicit `0`/`false`/`off` (a hidden input before the box) reads as unchecked.
+pub fn checkbox(value: &str) -> bool {
+    crate::model::fields::parse_bool(value).unwrap_or(!value.is_empty() && !value.trim().eq_ignore_ascii_case("off"))
 }
 
 /// A failure shown as an HTML page with its status.

@@ -30,7 +30,8 @@ struct StatsPage {
     targets: i64,
     backups: i64,
     recycled: i64,
-    active_size: String,
+    /// Of every backup, recycled ones included, as `/api/stats` counts them.
+    total_size: String,
     recycled_size: String,
     disk_used: String,
     dedup_saved: String,
@@ -57,7 +58,7 @@ async fn stats(state: web::Data<AppState>, ctx: Ctx) -> PageResult {
         targets: stats.total_targets,
         backups: stats.total_backups,
         recycled: stats.total_recycled_backups,
-        active_size: size(stats.total_target_size),
+        total_size: size(stats.total_target_size + stats.total_recycle_bin_size),
         recycled_size: size(stats.total_recycle_bin_size),
         disk_used: size(stats.disk_used),
         dedup_saved: size(stats.dedup_saved),

@@ -88,10 +88,7 @@ async fn receive(
             }
             // The token comes first in the form, so nothing is stored for a forged request.
             _ if !csrf_ok => return Err(super::csrf_refused()),
-            "manual" => {
-                manual =
-                    crate::model::fields::parse_bool(&text_field(&mut field, "manual", &quota).await?).unwrap_or(true)
-            }
+            "manual" => manual = super::checkbox(&text_field(&mut field, "manual", &quota).await?),
             "backup_file" => {
                 let filename = field.filename().unwrap_or_default().to_string();
                 if filename.is_empty() {
