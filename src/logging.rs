@@ -1,10 +1,11 @@
 //! Logs go to stdout and to a daily file in `<data>/logs`, which `/api/log` reads back.
 //!
 //! Every field of every event passes through [`EscapedFields`], so text a client chose (a target
-//! or file name) can never start a line of its own: one event is always one line.
+//! or file name) can never start a line of its own: one event is always one line. Colour only
+//! when stdout is a terminal; the file never has any.
 
 use std::fmt::{self, Write as _};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{IsTerminal, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use tracing::field::{Field, Visit};
@@ -37,11 +38,17 @@ pub fn init(log_dir: &Path, filter: &str) -> std::result::Result<WorkerGuard, St
     let filter = EnvFilter::try_new(filter).map_err(|e| format!("log filter '{filter}' is not valid: {e}"))?;
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().fmt_fields(EscapedFields))
+        .with(tracing_subscriber::fmt::layer().with_ansi(colour_on_stdout()).fmt_fields(EscapedFields))
         .with(tracing_subscriber::fmt::layer().with_ansi(false).fmt_fields(EscapedFields).with_writer(file_writer))
         .try_init()
         .map_err(|e| format!("cannot start logging: {e}"))?;
     Ok(guard)
+}
+
+/// Colour codes only help a person at a terminal; a pipe, a file or the journal would show
+/// them raw. `NO_COLOR` (any non-empty value) turns them off there too.
+fn colour_on_stdout() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Formats an event's fields like the default formatter (the message, then `name=value`), with

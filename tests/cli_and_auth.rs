@@ -3,9 +3,10 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-use common::{BIN, TestServer, free_port};
+use common::{BIN, TestServer, free_port, poll};
 use serde_json::json;
 
 #[test]
@@ -70,6 +71,46 @@ fn bad_config_stops_start_up_with_a_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("recycle_job"));
     let out = Command::new(BIN).args(["serve", "--bind", "nowhere", "--data-dir"]).arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A started `bakch`, killed if a test ends (or fails) while it still runs.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Log lines written to a pipe (stdout here) and to the log file carry no colour codes.
+#[test]
+fn logs_off_a_terminal_have_no_colour() {
+    let data = tempfile::tempdir().unwrap();
+    let stdout_path = data.path().join("stdout.txt");
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data.path().join("data"))
+        .env("BAKCH_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = Running(child);
+    let stdout = poll("the listening line on stdout", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+        text.contains("listening on").then_some(text)
+    });
+    assert!(!stdout.contains('\u{1b}'), "colour codes on a pipe: {stdout:?}");
+    let logs = data.path().join("data/logs");
+    let file = poll("the listening line in the log file", Duration::from_secs(30), || {
+        let file = std::fs::read_dir(&logs).ok()?.flatten().next()?.path();
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.contains("listening on").then_some(text)
+    });
+    assert!(!file.contains('\u{1b}'), "colour codes in the log file: {file:?}");
 }
 
 #[test]
