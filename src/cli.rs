@@ -3,6 +3,7 @@
 //! Every serve flag is optional and also read from a `BAKCH_*` variable; a value given here
 //! overrides the config file (see `config.rs` for the order).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -65,14 +66,15 @@ pub struct NewApiKeyArgs {
     pub overwrite: bool,
 }
 
-impl ServeArgs {
-    /// The serve options when no subcommand was given: only the `BAKCH_*` variables apply.
-    pub fn default_from_env() -> ServeArgs {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            serve: ServeArgs,
+impl Cli {
+    /// Parses the command line; with no subcommand it parses again as `serve`, so that the
+    /// `BAKCH_*` variables are read, and refused when malformed, exactly as `bakch serve` does.
+    pub fn parse_or_serve() -> (GlobalArgs, Command) {
+        let cli = Cli::parse();
+        if let Some(command) = cli.command {
+            return (cli.global, command);
         }
-        Only::try_parse_from(["bakch"]).map(|o| o.serve).unwrap_or_default()
+        let again = Cli::parse_from(std::env::args_os().chain([OsString::from("serve")]));
+        (again.global, again.command.unwrap_or_else(|| Command::Serve(ServeArgs::default())))
     }
 }

@@ -1,10 +1,19 @@
 //! Logs go to stdout and to a daily file in `<data>/logs`, which `/api/log` reads back.
+//!
+//! Every field of every event passes through [`EscapedFields`], so text a client chose (a target
+//! or file name) can never start a line of its own: one event is always one line. Colour only
+//! when stdout is a terminal; the file never has any.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::fmt::{self, Write as _};
+use std::io::{IsTerminal, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use tracing::field::{Field, Visit};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -29,11 +38,68 @@ pub fn init(log_dir: &Path, filter: &str) -> std::result::Result<WorkerGuard, St
     let filter = EnvFilter::try_new(filter).map_err(|e| format!("log filter '{filter}' is not valid: {e}"))?;
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer())
-        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(file_writer))
+        .with(tracing_subscriber::fmt::layer().with_ansi(colour_on_stdout()).fmt_fields(EscapedFields))
+        .with(tracing_subscriber::fmt::layer().with_ansi(false).fmt_fields(EscapedFields).with_writer(file_writer))
         .try_init()
         .map_err(|e| format!("cannot start logging: {e}"))?;
     Ok(guard)
+}
+
+/// Colour codes only help a person at a terminal; a pipe, a file or the journal would show
+/// them raw. `NO_COLOR` (any non-empty value) turns them off there too.
+fn colour_on_stdout() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Formats an event's fields like the default formatter (the message, then `name=value`), with
+/// every control character escaped (`\n`, `\u{1b}`), so no value can break or colour a line.
+pub struct EscapedFields;
+
+impl<'w> FormatFields<'w> for EscapedFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = EscapingVisitor { out: Escaper(writer), first: true, result: Ok(()) };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct EscapingVisitor<'w> {
+    out: Escaper<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl Visit for EscapingVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `log.*` fields carry the metadata of records from the `log` crate, already shown.
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
+        }
+        let space = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = match field.name() {
+            "message" => write!(self.out, "{space}{value:?}"),
+            name => write!(self.out, "{space}{}={value:?}", name.trim_start_matches("r#")),
+        };
+    }
+}
+
+/// Writes through to the log line, escaping control characters on the way.
+struct Escaper<'w>(Writer<'w>);
+
+impl fmt::Write for Escaper<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for part in s.split_inclusive(char::is_control) {
+            match part.chars().last() {
+                Some(c) if c.is_control() => {
+                    self.0.write_str(&part[..part.len() - c.len_utf8()])?;
+                    write!(self.0, "{}", c.escape_default())?;
+                }
+                _ => self.0.write_str(part)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The last `tail` lines (all when 0) of the logs, reaching back into older daily files when
@@ -101,5 +167,13 @@ mod tests {
         assert_eq!(tail(dir.path(), 4).unwrap(), "b\nc\nd\ne");
         assert_eq!(tail(dir.path(), 0).unwrap(), "a\nb\nc\nd\ne");
         assert_eq!(tail(&dir.path().join("none"), 3).unwrap(), "");
+    }
+
+    #[test]
+    fn control_characters_in_fields_are_escaped() {
+        let mut line = String::new();
+        let mut out = Escaper(Writer::new(&mut line));
+        write!(out, "a\nb\r\tc\u{1b}[31m\u{85}é").unwrap();
+        assert_eq!(line, "a\\nb\\r\\tc\\u{1b}[31m\\u{85}é");
     }
 }

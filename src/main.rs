@@ -24,7 +24,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use actix_web::{App, HttpServer};
-use clap::Parser;
 
 use crate::cli::{Cli, Command, GlobalArgs, ServeArgs};
 use crate::config::Config;
@@ -34,12 +33,11 @@ use crate::state::AppState;
 fn main() -> ExitCode {
     // Before any thread starts: whatever bakch creates without an explicit mode stays private.
     store::perms::restrict_umask();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Newapikey(args)) => new_api_key(&cli.global, args.overwrite),
-        Some(Command::Serve(args)) => serve(&cli.global, &args),
-        Some(Command::Passwd) => Config::data_dir_only(&cli.global).and_then(|dir| web::passwd(&dir)),
-        None => serve(&cli.global, &ServeArgs::default_from_env()),
+    let (global, command) = Cli::parse_or_serve();
+    let result = match command {
+        Command::Newapikey(args) => new_api_key(&global, args.overwrite),
+        Command::Serve(args) => serve(&global, &args),
+        Command::Passwd => Config::data_dir_only(&global).and_then(|dir| web::passwd(&dir)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,10 +2,12 @@
 
 mod common;
 
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
-use common::{BIN, TestServer, free_port};
+use common::{BIN, TestServer, free_port, poll};
 use serde_json::json;
 
 #[test]
@@ -70,6 +72,88 @@ fn bad_config_stops_start_up_with_a_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("recycle_job"));
     let out = Command::new(BIN).args(["serve", "--bind", "nowhere", "--data-dir"]).arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A started `bakch`, killed if a test ends (or fails) while it still runs.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `bakch` with `args` and `env` on a fresh port; waits (bounded) for it to stop by itself
+/// and returns its exit status, stdout and stderr.
+fn run_until_it_stops(args: &[&str], env: &[(&str, &str)], data: &std::path::Path) -> (ExitStatus, String, String) {
+    let port = free_port().to_string();
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("--data-dir").arg(data).env("BAKCH_BIND", format!("127.0.0.1:{port}"));
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut running = Running(cmd.spawn().unwrap());
+    let status = poll("bakch to stop by itself", Duration::from_secs(20), || running.0.try_wait().unwrap());
+    let (mut out, mut err) = (String::new(), String::new());
+    running.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    running.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status, out, err)
+}
+
+/// Start-up problems stop bakch at once, with one message that names the culprit: a malformed
+/// `BAKCH_*` variable whether or not `serve` is written, and a database file that is not one
+/// (left as it was, and named with what to do).
+#[test]
+fn startup_errors_stop_once_with_a_clear_message() {
+    let data = tempfile::tempdir().unwrap();
+    for (var, value) in [("BAKCH_WORKERS", "many"), ("BAKCH_PAGE_SIZE", "-1")] {
+        let serve = run_until_it_stops(&["serve"], &[(var, value)], data.path());
+        let bare = run_until_it_stops(&[], &[(var, value)], data.path());
+        assert_eq!(serve.0.code(), Some(2), "{var}={value} with serve: {}", serve.2);
+        assert!(serve.2.contains(value), "{}", serve.2);
+        assert_eq!((bare.0.code(), &bare.2), (serve.0.code(), &serve.2), "{var}={value} without a subcommand");
+    }
+
+    let db = data.path().join("bakch.sqlite3");
+    let garbage: Vec<u8> = (0u32..8192).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&db, &garbage).unwrap();
+    let (status, out, err) = run_until_it_stops(&["serve"], &[], data.path());
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains(&db.display().to_string()) && err.contains("restore"), "{err}");
+    assert_eq!(format!("{out}{err}").matches("not a database").count(), 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), garbage, "the damaged file was changed");
+}
+
+/// Log lines written to a pipe (stdout here) and to the log file carry no colour codes.
+#[test]
+fn logs_off_a_terminal_have_no_colour() {
+    let data = tempfile::tempdir().unwrap();
+    let stdout_path = data.path().join("stdout.txt");
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data.path().join("data"))
+        .env("BAKCH_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = Running(child);
+    let stdout = poll("the listening line on stdout", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+        text.contains("listening on").then_some(text)
+    });
+    assert!(!stdout.contains('\u{1b}'), "colour codes on a pipe: {stdout:?}");
+    let logs = data.path().join("data/logs");
+    let file = poll("the listening line in the log file", Duration::from_secs(30), || {
+        let file = std::fs::read_dir(&logs).ok()?.flatten().next()?.path();
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.contains("listening on").then_some(text)
+    });
+    assert!(!file.contains('\u{1b}'), "colour codes in the log file: {file:?}");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! odd entries and over-long names in archives. Each gets a clear error and changes nothing.
 
 mod common;
+#[path = "common/web.rs"]
+mod web;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -183,4 +185,77 @@ fn path_bearing_inputs_cannot_climb_out() {
             s.post(&format!("/api/seq/{id}/begin"), json!({"manual": 0, "file_list": [{"path": path, "name": name}]}));
         assert_eq!(status, 400, "{path:?} {name:?}: {reply}");
     }
+}
+
+/// A line the log would show as a real error if a name could start a line of its own.
+const FORGED: &str = "2099-01-01T00:00:00.000000Z ERROR bakch: FORGED";
+
+/// Every name-like field of a target refuses control characters, through the API and the web
+/// form alike (the form shows the error by its field), and user text that does reach the log
+/// (an archive entry's name in a job's error) stays inside its own line, escaped.
+#[test]
+fn control_characters_in_names_are_refused_and_cannot_forge_log_lines() {
+    let s = TestServer::start();
+    let id = s.create_target(json!({"name": "plain", "alias": "plain", "tags": ["t"]}));
+    let (before, _) = s.target(&id);
+    let location = s.location("cc").to_string_lossy().into_owned();
+    for c in ["\n", "\r", "\t", "\0", "\u{7f}", "\u{85}", "\u{1b}"] {
+        let fields = [
+            ("name", "Target name", json!(format!("x{c}{FORGED}"))),
+            ("name_template", "Name template", json!(format!("b-$I{c}"))),
+            ("location", "Location", json!(format!("{location}{c}x"))),
+            ("alias", "Alias", json!(format!("a{c}"))),
+            ("tags", "Tags", json!([format!("t{c}x")])),
+        ];
+        for (field, label, value) in fields {
+            let (status, reply) = s.post("/api/target", common::target_body(&s, json!({ field: value.clone() })));
+            assert_eq!(status, 400, "create with {field} holding {c:?}: {reply}");
+            let message = reply["message"].as_str().unwrap();
+            assert!(message.starts_with(&format!("{label} cannot contain control characters")), "{message}");
+            let (status, reply) = s.patch(&format!("/api/target/{id}"), json!({ field: value }));
+            assert_eq!(status, 400, "edit with {field} holding {c:?}: {reply}");
+        }
+    }
+    assert_eq!(s.target(&id).0, before, "a refused edit changed the target");
+    let (_, all) = s.get("/api/target");
+    assert_eq!(all["targets"].as_array().unwrap().len(), 1, "a refused create made a target");
+
+    // The web form: the same rule, its message beside the field.
+    let w = web::Web::new(&s);
+    let csrf = web::csrf_in(&w.get("/targets/new").body).unwrap();
+    for (field, value, error_id) in [
+        ("name", "two\nlines", "e-name"),
+        ("location", "/tmp/a\tb", "e-location"),
+        ("name_template", "b-$I\u{7f}", "e-template"),
+        ("alias", "a\rb", "e-alias"),
+    ] {
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("name", "web"),
+            ("backup_type", "multi"),
+            ("recycle_criteria", "none"),
+            ("location", location.as_str()),
+            ("name_template", "web-$I"),
+        ];
+        form.retain(|(k, _)| *k != field);
+        form.push((field, value));
+        let page = w.post("/targets/new", &form);
+        assert_eq!(page.status, 400, "web form with {field} = {value:?}: {}", page.body);
+        assert!(page.body.contains("cannot contain control characters"), "{}", page.body);
+        assert!(page.body.contains(&format!("id=\"{error_id}\"")), "{field}: the error sits by its field");
+    }
+
+    // An archive entry's name reaches the log through the job's error, escaped.
+    let entry = format!("/abs\n{FORGED}");
+    let bad = raw_tar(&[(entry.as_str(), b"x", tar::EntryType::Regular, "")]);
+    let job = upload_archive(&s, &id, "forge.tar", &bad);
+    assert_eq!(job["status"], "ERROR", "{job}");
+    let log = common::poll("the job's failure in the log", Duration::from_secs(10), || {
+        let (_, body) = s.get("/api/log?tail=0");
+        let log = body["log"].as_str().unwrap_or_default().to_string();
+        log.contains("FORGED").then_some(log)
+    });
+    let forged: Vec<&str> = log.lines().filter(|l| l.contains("FORGED")).collect();
+    assert!(forged.iter().all(|l| l.contains("failed") && l.contains("\\n2099-01-01")), "{forged:?}");
+    assert!(!log.lines().any(|l| l.starts_with("2099")), "a forged line in the log:\n{log}");
 }

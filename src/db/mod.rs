@@ -26,6 +26,7 @@ pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
 /// Opens (creating if needed) the database at `path` and applies pending migrations.
 pub fn open(path: &Path, max_size: u32) -> Result<Pool> {
     make_private(path)?;
+    check_readable(path)?;
     let manager = SqliteConnectionManager::file(path).with_init(|c: &mut Connection| {
         c.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -80,6 +81,28 @@ fn make_private(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Reads the schema once over a plain connection, so that a file which is not (or no longer) a
+/// database stops start-up with one message, instead of the pool retrying and logging until its
+/// timeout.
+fn check_readable(path: &Path) -> Result<()> {
+    let read = Connection::open(path).and_then(|c| c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())));
+    match read {
+        Ok(()) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(f, detail))
+            if matches!(f.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) =>
+        {
+            let said = detail.unwrap_or_else(|| f.to_string());
+            Err(Error::internal(format!(
+                "the database file {} cannot be read (SQLite says: {said}). Stop here and restore it (with \
+                 its -wal file, if any) from a copy; or move it and its -wal and -shm files out of the data folder \
+                 to start with an empty database, which leaves the files already in target folders where they are",
+                path.display()
+            )))
+        }
+        Err(e) => Err(Error::internal(format!("cannot open database {}: {e}", path.display()))),
+    }
 }
 
 /// Commits to the database so far, in this process. Read caches tag what they computed with the

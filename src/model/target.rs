@@ -194,6 +194,16 @@ impl Target {
     /// Normalises fields (trimming, tag clean-up) and checks every rule that needs no database.
     /// `data_dir` is bakch's own folder, which no target may live in.
     pub fn normalize_and_validate(&mut self, data_dir: &Path) -> Result<()> {
+        // Checked before trimming: these fields reach logs and pages, where a line break forges a line.
+        refuse_control_chars("Target name", &self.name)?;
+        refuse_control_chars("Name template", &self.name_template)?;
+        refuse_control_chars("Location", &self.location)?;
+        if let Some(alias) = &self.alias {
+            refuse_control_chars("Alias", alias)?;
+        }
+        for tag in &self.tags {
+            refuse_control_chars("Tags", tag)?;
+        }
         self.name = self.name.trim().to_string();
         if self.name.is_empty() {
             return Err(Error::bad("Target name cannot be blank"));
@@ -215,6 +225,17 @@ impl Target {
         }
         self.tags = normalize_tags(&self.tags)?;
         Ok(())
+    }
+}
+
+/// Refuses a field holding a control character (line breaks, tabs, NUL, DEL, C1 codes).
+fn refuse_control_chars(field: &str, value: &str) -> Result<()> {
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(Error::bad(format!(
+            "{field} cannot contain control characters such as line breaks or tabs (found {})",
+            c.escape_default()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -362,6 +383,28 @@ mod tests {
             assert!(validate_location(bad, &data()).is_err(), "{bad:?} should be refused");
         }
         assert!(validate_location("/srv/bakch-data-other", &data()).is_ok());
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_name_like_field() {
+        let valid = || TargetInput::from_json(&full()).unwrap().into_new_target("id".into()).unwrap();
+        assert!(valid().normalize_and_validate(&data()).is_ok());
+        type Set = fn(&mut Target, String);
+        let fields: [(&str, Set); 5] = [
+            ("Target name", |t, v| t.name = format!("n{v}")),
+            ("Name template", |t, v| t.name_template = format!("b-$I{v}")),
+            ("Location", |t, v| t.location = format!("/tmp/x{v}")),
+            ("Alias", |t, v| t.alias = Some(format!("a{v}"))),
+            ("Tags", |t, v| t.tags = vec![format!("t{v}")]),
+        ];
+        for (field, set) in fields {
+            for c in ["\n", "\r", "\t", "\0", "\u{7f}", "\u{85}", "\u{1b}"] {
+                let mut t = valid();
+                set(&mut t, c.to_string());
+                let err = t.normalize_and_validate(&data()).unwrap_err().to_string();
+                assert!(err.starts_with(&format!("{field} cannot contain control characters")), "{field} {c:?}: {err}");
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use askama::Template;
 
 use super::render::file_tree;
 use super::targets::BackupRow;
-use super::{Chrome, ConfirmPage, Ctx, Form, PageResult, block, enc, html, notice, see_other};
+use super::{Chrome, ConfirmPage, Ctx, Form, PageResult, block, enc, html, local_path, notice, see_other};
 use crate::api::backups::{download_response, file_response};
 use crate::model::target::TargetType;
 use crate::state::AppState;
@@ -49,10 +49,16 @@ async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: 
     })
 }
 
-/// Where a form sends the user back to: a local path it names, else the backup's target.
-fn back_to(form: &Form, fallback: String) -> String {
-    let back = form.text("back");
-    if back.starts_with('/') && !back.starts_with("//") { back } else { fallback }
+/// The safe local path a form names in `back`, read before the form acts so that a hostile
+/// value can only change where the user lands (their target's page instead).
+fn back_from(form: &Form) -> Option<String> {
+    local_path(&form.text("back")).map(str::to_string)
+}
+
+/// `back` with `?done=...` appended (or `&done=...` when it has a query already).
+fn with_done(back: &str, done: &str) -> String {
+    let sep = if back.contains('?') { '&' } else { '?' };
+    format!("{back}{sep}done={done}")
 }
 
 async fn set_recycled(
@@ -64,6 +70,7 @@ async fn set_recycled(
 ) -> PageResult {
     let form = Form::parse(&body);
     ctx.check(&form)?;
+    let back = back_from(&form);
     let svc = state.service.clone();
     let target_id = block(move || {
         let (t, b, _) = svc.backup_details(&id)?;
@@ -72,9 +79,8 @@ async fn set_recycled(
     })
     .await?;
     let done = if recycled { "recycled" } else { "restored" };
-    let back = back_to(&form, format!("/targets/{}", enc(&target_id)));
-    let sep = if back.contains('?') { '&' } else { '?' };
-    Ok(see_other(&format!("{back}{sep}done={done}")))
+    let back = back.unwrap_or_else(|| format!("/targets/{}", enc(&target_id)));
+    Ok(see_other(&with_done(&back, done)))
 }
 
 async fn recycle(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
@@ -88,7 +94,7 @@ async fn restore(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, bo
 async fn delete_confirm(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
     let (target, backup, _) = block(move || svc.backup_details(&id)).await?;
-    let back = back_to(&Form::from_query(&req), format!("/targets/{}", enc(&target.id)));
+    let back = back_from(&Form::from_query(&req)).unwrap_or_else(|| format!("/targets/{}", enc(&target.id)));
     html(&ConfirmPage {
         c: ctx.chrome("Delete backup", "targets"),
         heading: format!("Delete the backup {}?", backup.name),
@@ -107,6 +113,8 @@ async fn delete(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, bod
     let form = Form::parse(&body);
     ctx.check(&form)?;
     let files = form.checked("delete_files");
+    // The deleted backup's own page is gone, so `back` may not lead to a backup page.
+    let back = back_from(&form).filter(|b| !b.starts_with("/backups/"));
     let svc = state.service.clone();
     let target_id = block(move || {
         let (t, b, _) = svc.backup_details(&id)?;
@@ -114,10 +122,8 @@ async fn delete(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, bod
         Ok(t.id)
     })
     .await?;
-    let back = back_to(&form, format!("/targets/{}", enc(&target_id)));
-    let back = if back.starts_with("/backups/") { format!("/targets/{}", enc(&target_id)) } else { back };
-    let sep = if back.contains('?') { '&' } else { '?' };
-    Ok(see_other(&format!("{back}{sep}done=deleted")))
+    let back = back.unwrap_or_else(|| format!("/targets/{}", enc(&target_id)));
+    Ok(see_other(&with_done(&back, "deleted")))
 }
 
 /// The whole backup: the file itself, or a tar of the tree built while it is sent.

@@ -225,7 +225,23 @@ pub fn html_status<T: Template>(status: StatusCode, page: &T) -> PageResult {
 
 /// 303 See Other: where a form post lands (so reload does not post again).
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+    // A value that is no valid header falls back to the home page rather than failing the answer.
+    let value = HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    HttpResponse::SeeOther().insert_header((header::LOCATION, value)).finish()
+}
+
+/// A redirect target the client named (`next`, `back`), if it is a path on this site made of
+/// safe characters: one leading `/` (not `//` or `/\`, which browsers read as another host),
+/// then visible ASCII without `\`. A query string is fine.
+pub fn local_path(candidate: &str) -> Option<&str> {
+    let rest = candidate.strip_prefix('/')?;
+    let safe = |c: char| c.is_ascii_graphic() && c != '\\';
+    (!rest.starts_with('/') && candidate.chars().all(safe)).then_some(candidate)
+}
+
+/// [`local_path`], or the home page when the client named none or an unsafe one.
+pub fn local_redirect(candidate: &str) -> String {
+    local_path(candidate).unwrap_or("/").to_string()
 }
 
 /// Runs a service call on a blocking thread, turning its error into a page error.
@@ -401,4 +417,41 @@ pub fn sort_cols(
 /// An url-encoded query string.
 pub fn query(pairs: &[(String, String)]) -> String {
     form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_origin_paths_of_safe_characters_are_redirect_targets() {
+        for good in ["/", "/targets?page=2&sort=name", "/backups/abc%0A", "/recycle-bin#x"] {
+            assert_eq!(local_redirect(good), good);
+        }
+        for bad in [
+            "",
+            "targets",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example/",
+            "/\n/x",
+            "/a\rb",
+            "/a\0",
+            "/a b",
+            "/a\\b",
+            "/a\u{7f}",
+            "https://evil.example",
+            "/caf\u{e9}",
+            "/a\u{85}",
+        ] {
+            assert_eq!(local_redirect(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_redirect_never_fails_to_build() {
+        let res = see_other("/a\nb");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(res.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()), Some("/"));
+    }
 }
