@@ -34,8 +34,8 @@ impl Service {
         // Each distinct content once in the store, plus the copies in folders that cannot link to it.
         let mut used = db::backups::distinct_blob_bytes(&c)?;
         // On the connection already held: taking a second one per target deadlocked once as
-        // many requests as the pool has connections each held one (found by benches/e2e.rs
-        // api_read at 64 connections). Only targets that copy need their own query.
+        // many requests as the pool has connections each held one (found by
+        // benches/e2e/api_read.rs at 64 connections). Only targets that copy need their own query.
         for target in db::targets::all(&c)? {
             if !self.links_to_store(&target) {
                 used += db::backups::target_usage(&c, &target.id)?.0;

@@ -1,0 +1,199 @@
+//! api_read: wrk against the read endpoints of a server seeded with many targets and backups;
+//! the goal is absolute (req/s and p99 at 64 connections), there is no physical reference.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::data::content;
+use crate::harness::{Server, need, num_cores};
+use crate::{Opts, Report, Res, median};
+
+struct Wrk {
+    rps: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn parse_ms(s: &str) -> Option<f64> {
+    let (num, mul) = if let Some(v) = s.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = s.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1000.0)
+    } else {
+        (s, 1.0)
+    };
+    num.parse::<f64>().ok().map(|n| n * mul)
+}
+
+fn run_wrk(url: &str, conns: usize, secs: u64, script: &Path) -> Res<Wrk> {
+    let threads = conns.min(2);
+    let out = Command::new("wrk")
+        .args(["-t", &threads.to_string(), "-c", &conns.to_string(), "-d", &format!("{secs}s"), "--latency", "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .map_err(|e| format!("run wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!("wrk failed: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let mut w = Wrk { rps: f64::NAN, p99_ms: f64::NAN, errors: 0 };
+    for line in text.lines().map(str::trim) {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if line.starts_with("Requests/sec:") {
+            w.rps = parts.get(1).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+        } else if line.starts_with("99%") {
+            w.p99_ms = parts.get(1).and_then(|v| parse_ms(v)).unwrap_or(f64::NAN);
+        } else if line.starts_with("Non-2xx or 3xx responses:") {
+            w.errors += parts.last().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        } else if line.starts_with("Socket errors:") {
+            // "Socket errors: connect 0, read 0, write 0, timeout 0"
+            w.errors += line
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last().and_then(|v| v.parse::<u64>().ok()))
+                .sum::<u64>();
+        }
+    }
+    if !w.rps.is_finite() {
+        return Err(format!("could not read wrk's output: {text}"));
+    }
+    Ok(w)
+}
+
+pub fn run(o: &Opts) -> Res<Report> {
+    need("wrk", "wrk")?;
+    let targets = o.size("BAKCH_BENCH_API_TARGETS", 1000.0, 10.0) as usize;
+    let backups = o.size("BAKCH_BENCH_API_BACKUPS", 10_000.0, 20.0) as usize;
+    let s = o.scratch("api_read")?;
+    let server = Server::start(&s.sub("data")?)?;
+    let locations = s.sub("targets")?;
+    let t = Instant::now();
+    let mut ids = Vec::with_capacity(targets);
+    for n in 0..targets {
+        ids.push(server.create_target(n, if n % 2 == 0 { "single" } else { "multi" }, &locations)?);
+    }
+    let created = t.elapsed().as_secs_f64();
+    // Small distinct files from 8 client threads; the server's own job workers build them.
+    let t = Instant::now();
+    let next = AtomicUsize::new(0);
+    let failure = std::sync::Mutex::new(None::<String>);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let client = reqwest::blocking::Client::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= backups {
+                        break;
+                    }
+                    let target = &ids[i % targets];
+                    let part = reqwest::blocking::multipart::Part::bytes(content(i as u64, 200 + i % 800, true))
+                        .file_name(format!("file{i}.txt"));
+                    let form = reqwest::blocking::multipart::Form::new().text("manual", "0").part("backup_file", part);
+                    let res = client.post(format!("{}/api/target/{target}/upload", server.url)).multipart(form).send();
+                    match res {
+                        Ok(r) if r.status().is_success() => {}
+                        Ok(r) => {
+                            *failure.lock().unwrap() = Some(format!("upload {i}: {}", r.status()));
+                            break;
+                        }
+                        Err(e) => {
+                            *failure.lock().unwrap() = Some(format!("upload {i}: {e}"));
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap() {
+        return Err(e);
+    }
+    let started = Instant::now();
+    loop {
+        let stats = server.get("/api/stats")?;
+        if stats["total_backups"].as_u64() == Some(backups as u64) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            return Err(format!("only {} of {backups} backups after an hour", stats["total_backups"]));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let seeded = t.elapsed().as_secs_f64();
+    println!(
+        "seeded {targets} targets in {created:.1} s, {backups} backups in {seeded:.1} s ({:.0} backups/s)",
+        backups as f64 / seeded
+    );
+
+    let page_size = 10;
+    let pages = targets.div_ceil(page_size);
+    let scripts = s.sub("wrk")?;
+    let quoted: Vec<String> = ids.iter().map(|i| format!("\"{i}\"")).collect();
+    let endpoints = [
+        (
+            "GET /api/target?page=N",
+            format!(
+                "math.randomseed(1)\nrequest = function() return wrk.format(\"GET\", \"/api/target?page=\" .. math.random(1, {pages})) end\n"
+            ),
+        ),
+        (
+            "GET /api/target/<id>",
+            format!(
+                "math.randomseed(2)\nlocal ids = {{{}}}\nrequest = function() return wrk.format(\"GET\", \"/api/target/\" .. ids[math.random(1, #ids)]) end\n",
+                quoted.join(",")
+            ),
+        ),
+        ("GET /api/stats", "request = function() return wrk.format(\"GET\", \"/api/stats\") end\n".to_string()),
+    ];
+    let mut rows: Vec<(String, Vec<f64>, Vec<f64>, u64)> = Vec::new();
+    for (name, script) in &endpoints {
+        let path = scripts.join(format!("{}.lua", rows.len()));
+        std::fs::write(&path, script).map_err(|e| format!("write {}: {e}", path.display()))?;
+        for conns in [4, 64] {
+            rows.push((format!("{name} c={conns}|{}", path.display()), vec![], vec![], 0));
+        }
+    }
+    for rep in 0..o.reps {
+        for row in rows.iter_mut() {
+            let (label, script) = row.0.split_once('|').expect("label");
+            let conns: usize = label.rsplit("c=").next().and_then(|c| c.parse().ok()).unwrap_or(4);
+            let w = run_wrk(&server.url, conns, o.api_secs, Path::new(script))?;
+            println!("rep {rep}: {label}: {:.0} req/s, p99 {:.2} ms, {} errors", w.rps, w.p99_ms, w.errors);
+            row.1.push(w.rps);
+            row.2.push(w.p99_ms);
+            row.3 += w.errors;
+        }
+    }
+    let mut r = Report::new("api_read");
+    let peak = server.peak_rss_mib();
+    let mut all_met = (true, true);
+    let mut worst = (f64::INFINITY, 0.0f64);
+    let mut errors = 0;
+    for (label, rps, p99, errs) in rows {
+        let label = label.split_once('|').map(|(l, _)| l.to_string()).unwrap_or_default();
+        if label.ends_with("c=64") {
+            let (m_rps, m_p99) = (median(&rps), median(&p99));
+            all_met.0 &= m_rps >= 10_000.0;
+            all_met.1 &= m_p99 <= 10.0;
+            worst.0 = worst.0.min(m_rps);
+            worst.1 = worst.1.max(m_p99);
+        }
+        errors += errs;
+        r.row(format!("{label} throughput"), "req/s", rps);
+        r.row(format!("{label} p99"), "ms", p99);
+    }
+    r.row("bakch peak RSS", "MiB", vec![peak]);
+    r.goal(">= 10,000 req/s at 64 connections (each endpoint)", all_met.0, format!("slowest {:.0} req/s", worst.0));
+    r.goal("p99 <= 10 ms at 64 connections", all_met.1, format!("worst {:.2} ms", worst.1));
+    r.goal("no errors", errors == 0, format!("{errors} errors"));
+    r.notes.push(format!("wrk runs on the same {} cores as the server", num_cores()));
+    r.json = json!({"targets": targets, "backups": backups, "seed_seconds": seeded, "errors": errors});
+    Ok(r)
+}

@@ -1,0 +1,95 @@
+//! dedup_series: a home folder changing a little each day, uploaded as one tar a day, against
+//! restic backing up the same folder; time and disk used against the ideal whole-file size.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::data::Home;
+use crate::harness::{Server, allocated_bytes, need, q, timed_sh};
+use crate::{MIB, Opts, Report, Res, env_f64};
+
+pub fn run(o: &Opts) -> Res<Report> {
+    need("restic", "restic")?;
+    need("curl", "curl")?;
+    let total = (o.size("BAKCH_BENCH_DEDUP_MIB", 200.0, 1.0) * MIB) as u64;
+    let days = env_f64("BAKCH_BENCH_DEDUP_DAYS").map(|d| d.max(2.0) as usize).unwrap_or(match o.mode {
+        "smoke" => 3,
+        "quick" => 5,
+        _ => 30,
+    });
+    // About 15 files per MiB, like a home folder of documents, photos and code.
+    let files = ((total as f64 / MIB) * 15.0).max(50.0) as usize;
+    let s = o.scratch("dedup_series")?;
+    let t = Instant::now();
+    let mut home = Home::create(s.sub("home")?, total, files)?;
+    println!("input: {} files, {:.0} MiB, generated in {:.1} s", files, total as f64 / MIB, t.elapsed().as_secs_f64());
+    let server = Server::start(&s.sub("data")?)?;
+    let targets = s.sub("targets")?;
+    let target = server.create_target(0, "multi", &targets)?;
+    let repo = s.path().join("restic-repo");
+    let restic = |args: &str| format!("RESTIC_PASSWORD=bench restic --no-cache -q -r {} {args}", q(&repo));
+    timed_sh(&restic("init"))?;
+    let tar_path = s.path().join("day.tar");
+    let (mut bakch, mut rest, mut ratio, mut tar_secs) = (vec![], vec![], vec![], vec![]);
+    for day in 0..days {
+        if day > 0 {
+            home.day(total)?;
+        }
+        let t = Instant::now();
+        home.tar(&tar_path)?;
+        tar_secs.push(t.elapsed().as_secs_f64());
+        let run_bakch = || -> Res<f64> {
+            let start = Instant::now();
+            let job = server.upload_file(&target, &tar_path, &format!("home-day{day}.tar"))?;
+            server.wait_jobs(&[job])?;
+            Ok(start.elapsed().as_secs_f64())
+        };
+        let run_restic = || timed_sh(&format!("cd {} && {}", q(s.path()), restic("backup home")));
+        let (tb, tr) = if day % 2 == 0 {
+            let tb = run_bakch()?;
+            (tb, run_restic()?)
+        } else {
+            let tr = run_restic()?;
+            (run_bakch()?, tr)
+        };
+        bakch.push(tb);
+        rest.push(tr);
+        ratio.push(tb / tr);
+    }
+    let stats = server.get("/api/stats")?;
+    let api_used = stats["disk_used"].as_u64().unwrap_or(0);
+    let data = s.path().join("data");
+    let bakch_alloc = allocated_bytes(&[&data, &targets]);
+    let restic_alloc = allocated_bytes(&[&repo]);
+    let ideal = home.ideal();
+    let (sum_b, sum_r): (f64, f64) = (bakch.iter().sum(), rest.iter().sum());
+    println!(
+        "{days} days: bakch {sum_b:.1} s, restic {sum_r:.1} s; ideal {:.1} MiB, bakch {:.1} MiB on disk ({:.1} MiB by /api/stats), restic {:.1} MiB",
+        ideal as f64 / MIB,
+        bakch_alloc as f64 / MIB,
+        api_used as f64 / MIB,
+        restic_alloc as f64 / MIB
+    );
+    let mut r = Report::new("dedup_series");
+    let peak = server.peak_rss_mib();
+    let disk_ratio = bakch_alloc as f64 / ideal as f64;
+    r.row("bakch upload until FINISHED, per day", "s", bakch);
+    r.row("restic backup, per day", "s", rest);
+    r.row("ratio bakch / restic, per day", "x", ratio);
+    r.row("making the day's tar (not timed above)", "s", tar_secs);
+    r.row("bakch total time", "s", vec![sum_b]);
+    r.row("restic total time", "s", vec![sum_r]);
+    r.row("ideal whole-file dedup size", "MiB", vec![ideal as f64 / MIB]);
+    r.row("bakch disk used (allocated: store, db, target folders)", "MiB", vec![bakch_alloc as f64 / MIB]);
+    r.row("bakch disk_used (/api/stats)", "MiB", vec![api_used as f64 / MIB]);
+    r.row("restic repository (allocated)", "MiB", vec![restic_alloc as f64 / MIB]);
+    r.row("bakch peak RSS", "MiB", vec![peak]);
+    r.goal("disk used <= 1.05x ideal whole-file size", disk_ratio <= 1.05, format!("{disk_ratio:.3}x"));
+    r.goal("total time <= restic's", sum_b <= sum_r, format!("{:.2}x", sum_b / sum_r));
+    r.json = json!({
+        "days": days, "files": files, "home_bytes": total, "ideal_bytes": ideal,
+        "bakch_allocated_bytes": bakch_alloc, "bakch_api_disk_used": api_used, "restic_allocated_bytes": restic_alloc,
+    });
+    Ok(r)
+}
