@@ -447,7 +447,7 @@ def test_stats(server, cli, loc, work):
         " | Total size of all targets: 1000.00 B",
         " | Total size of recycle bin: 2.00 KiB",
         " | Total number of targets: 1",
-        " | Total number of backups: 1 (1 recycled)",
+        " | Total number of backups: 2 (1 recycled)",
     ]
 
 

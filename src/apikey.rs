@@ -8,7 +8,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::store::atomic;
+use crate::store::durable;
 use crate::watched::WatchedFile;
 
 #[derive(Serialize, Deserialize)]
@@ -37,7 +37,7 @@ pub fn create(path: &Path, overwrite: bool) -> Result<String, String> {
     }
     let key = generate();
     let json = serde_json::to_string(&KeyFile { key: key.clone() }).map_err(|e| e.to_string())?;
-    atomic::write_file(path, json.as_bytes(), 0o600).map_err(|e| e.to_string())?;
+    durable::write_file(path, json.as_bytes(), 0o600).map_err(|e| e.to_string())?;
     Ok(key)
 }
 

@@ -208,3 +208,45 @@ pub fn target_usage(c: &Connection, target_id: &str) -> Result<(i64, i64)> {
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)
 }
+
+/// Per target, the figures the targets list shows: active and recycled counts, the logical size
+/// of active backups, the newest active backup's time (ISO 8601) and how many are damaged.
+#[derive(Debug, Clone, Default)]
+pub struct TargetFigures {
+    pub active: i64,
+    pub recycled: i64,
+    pub size: i64,
+    pub last_backup: Option<String>,
+    pub damaged: i64,
+}
+
+/// [`TargetFigures`] of every target that has complete backups, by target id.
+pub fn target_figures(c: &Connection) -> Result<std::collections::HashMap<String, TargetFigures>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT target_id, COALESCE(SUM(is_recycled = 0), 0), COALESCE(SUM(is_recycled = 1), 0),
+                COALESCE(SUM(CASE WHEN is_recycled = 0 THEN filesize END), 0),
+                MAX(CASE WHEN is_recycled = 0 THEN created_at END), COALESCE(SUM(hash_mismatch), 0)
+         FROM backups WHERE state = 'complete' GROUP BY target_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            TargetFigures {
+                active: r.get(1)?,
+                recycled: r.get(2)?,
+                size: r.get(3)?,
+                last_backup: r.get(4)?,
+                damaged: r.get(5)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One file of a backup by its path: (blob, size).
+pub fn file(c: &Connection, backup_id: &str, path: &str) -> Result<Option<(String, i64)>> {
+    Ok(c.query_row("SELECT blob, size FROM backup_files WHERE backup_id = ?1 AND path = ?2", [backup_id, path], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()?)
+}

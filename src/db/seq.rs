@@ -76,3 +76,35 @@ pub fn idle_since(c: &Connection, before: &str) -> Result<Vec<String>> {
     let rows = stmt.query_map([before], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// An open sequential upload, as the jobs page lists it.
+#[derive(Debug, Clone)]
+pub struct OpenSeq {
+    pub target_id: String,
+    pub target_name: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub files: i64,
+    pub uploaded: i64,
+}
+
+/// Every open sequential upload, oldest first.
+pub fn open_uploads(c: &Connection) -> Result<Vec<OpenSeq>> {
+    let mut stmt = c.prepare(
+        "SELECT s.target_id, t.name, s.created_at, s.updated_at,
+                (SELECT COUNT(*) FROM seq_files f WHERE f.target_id = s.target_id),
+                (SELECT COUNT(*) FROM seq_files f WHERE f.target_id = s.target_id AND f.blob IS NOT NULL)
+         FROM seq_uploads s JOIN targets t ON t.id = s.target_id ORDER BY s.created_at",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(OpenSeq {
+            target_id: r.get(0)?,
+            target_name: r.get(1)?,
+            created_at: r.get(2)?,
+            updated_at: r.get(3)?,
+            files: r.get(4)?,
+            uploaded: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::ownership::Reserved;
 use super::{Service, is_single};
 use crate::db::{self, journal::FsOp};
 use crate::error::{Error, Result};
@@ -18,35 +19,28 @@ pub enum Download {
 
 impl Service {
     pub fn delete_backup(&self, id: &str, delete_files: bool) -> Result<()> {
+        let _placement = self.placement_lock();
+        let (target, backup) = self.read_backup(id)?;
+        self.delete_backup_locked(&target, &backup, delete_files)
+    }
+
+    /// A backup and its target, read under the placement lock the caller holds.
+    fn read_backup(&self, id: &str) -> Result<(Target, Backup)> {
         let c = self.conn()?;
         let backup = self.backup(&c, id)?;
         let target = self.target(&c, &backup.target_id)?;
-        drop(c);
-        self.delete_backup_of(&target, &backup, delete_files)
+        Ok((target, backup))
     }
 
     /// Removes the row, then (if asked) the files. Other backups' files are separate names, so
-    /// they are never touched; shared bytes live on in the store.
-    pub(super) fn delete_backup_of(&self, target: &Target, backup: &Backup, delete_files: bool) -> Result<()> {
-        let _placement = self.placement_lock();
-        self.delete_backup_locked(target, backup, delete_files)
-    }
-
-    /// [`Service::delete_backup_of`] for a caller that holds the placement lock.
+    /// they are never touched; shared bytes live on in the store. The caller holds the placement
+    /// lock and read `backup` under it.
     pub(super) fn delete_backup_locked(&self, target: &Target, backup: &Backup, delete_files: bool) -> Result<()> {
-        let mut c = self.conn()?;
-        // Read again under the lock: a recycle or an edit may have moved it since the caller looked.
-        let (Some(backup), Some(target)) = (db::backups::find(&c, &backup.id)?, db::targets::find(&c, &target.id)?)
-        else {
-            return Ok(()); // Already gone.
-        };
-        let (backup, target) = (&backup, &target);
         let path = self.backup_path(target, backup).to_string_lossy().into_owned();
-        let ops = db::with_tx(&mut c, |tx| {
+        let ops = db::with_tx(&mut *self.conn()?, |tx| {
             db::backups::delete(tx, &backup.id)?;
             Self::journal(tx, if delete_files { vec![FsOp::Remove { path }] } else { Vec::new() })
         })?;
-        drop(c);
         self.apply_journal(&ops).map_err(|e| {
             Error::internal(format!(
                 "backup {} was deleted but its files could not be removed ({e}); bakch retries at its next start",
@@ -62,24 +56,33 @@ impl Service {
     pub fn set_recycled(&self, id: &str, recycled: bool) -> Result<()> {
         // Taken before reading the row, so a concurrent delete or move cannot slip in between.
         let _placement = self.placement_lock();
-        let mut c = self.conn()?;
-        let backup = self.backup(&c, id)?;
+        let (target, backup) = self.read_backup(id)?;
+        let reserved = self.reserved(&*self.conn()?)?;
+        self.set_recycled_locked(&target, &backup, recycled, &reserved)
+    }
+
+    /// [`Service::set_recycled`] for a caller that holds the placement lock and read `backup`
+    /// under it.
+    pub(super) fn set_recycled_locked(
+        &self,
+        target: &Target,
+        backup: &Backup,
+        recycled: bool,
+        reserved: &Reserved,
+    ) -> Result<()> {
         if backup.is_recycled == recycled {
             return Ok(());
         }
-        let target = self.target(&c, &backup.target_id)?;
-        let dest_dir = self.place_path(&target, recycled, "");
-        let (base, ext) = split_suffix(&backup.name, is_single(&target));
-        let reserved = self.reserved(&c)?;
+        let dest_dir = self.place_path(target, recycled, "");
+        let (base, ext) = split_suffix(&backup.name, is_single(target));
+        let mut c = self.conn()?;
         let name =
-            self.free_name(&c, &reserved, &dest_dir, (&base, &ext), (&target.id, &backup.id, recycled), |_| false)?;
-        let from = self.backup_path(&target, &backup);
-        let to = dest_dir.join(&name);
+            self.free_name(&c, reserved, &dest_dir, (&base, &ext), (&target.id, &backup.id, recycled), |_| false)?;
         let op = FsOp::Move {
-            path: from.to_string_lossy().into_owned(),
-            dest: to.to_string_lossy().into_owned(),
+            path: self.backup_path(target, backup).to_string_lossy().into_owned(),
+            dest: dest_dir.join(&name).to_string_lossy().into_owned(),
             backup_id: backup.id.clone(),
-            single: is_single(&target),
+            single: is_single(target),
             ident: None,
         };
         let ops = db::with_tx(&mut c, |tx| {
@@ -91,8 +94,7 @@ impl Service {
             let journal_id = ops.first().map(|(id, _)| *id).unwrap_or_default();
             if self.moved_to(journal_id)?.is_none() {
                 // Nothing moved: put the row back as it was.
-                let mut c = self.conn()?;
-                db::with_tx(&mut c, |tx| {
+                db::with_tx(&mut *self.conn()?, |tx| {
                     db::backups::set_place(tx, &backup.id, backup.is_recycled, &backup.name)?;
                     ops.iter().try_for_each(|(id, _)| db::journal::done(tx, *id))
                 })?;
@@ -108,21 +110,42 @@ impl Service {
         Ok(())
     }
 
+    /// A listed backup, its target and its files.
+    pub fn backup_details(&self, id: &str) -> Result<(Target, Backup, Vec<BackupFile>)> {
+        let c = self.conn()?;
+        let backup = self.backup(&c, id)?;
+        let target = self.target(&c, &backup.target_id)?;
+        let files = db::backups::files(&c, &backup.id)?;
+        Ok((target, backup, files))
+    }
+
+    /// One file of a backup, for download: (blob path, size, file name).
+    pub fn backup_file(&self, id: &str, path: &str) -> Result<(PathBuf, u64, String)> {
+        let c = self.conn()?;
+        let backup = self.backup(&c, id)?;
+        let (blob, size) = db::backups::file(&c, &backup.id, path)?
+            .ok_or_else(|| Error::not_found(format!("Backup {id} has no file '{path}'")))?;
+        let blob = self.store.blob_path(&blob);
+        if !blob.exists() {
+            return Err(Error::internal(format!("the stored content of '{path}' is missing")));
+        }
+        let name = path.rsplit('/').next().unwrap_or(path).to_string();
+        Ok((blob, size as u64, name))
+    }
+
     pub fn recycle_bin(&self) -> Result<Vec<Backup>> {
         db::backups::recycled(&*self.conn()?)
     }
 
     /// Deletes every recycled backup of every target.
     pub fn clear_recycle_bin(&self, delete_files: bool) -> Result<usize> {
-        let c = self.conn()?;
-        let backups = db::backups::recycled(&c)?;
-        let mut n = 0;
+        let _placement = self.placement_lock();
+        let backups = db::backups::recycled(&*self.conn()?)?;
         for b in &backups {
-            let target = self.target(&c, &b.target_id)?;
-            self.delete_backup_of(&target, b, delete_files)?;
-            n += 1;
+            let target = self.target(&*self.conn()?, &b.target_id)?;
+            self.delete_backup_locked(&target, b, delete_files)?;
         }
-        Ok(n)
+        Ok(backups.len())
     }
 
     /// What to send for `GET /api/backup/{id}/download`.

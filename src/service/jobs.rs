@@ -51,6 +51,11 @@ impl Service {
         Ok(())
     }
 
+    /// One queued job by id.
+    pub fn job(&self, id: i64) -> Result<JobRow> {
+        db::jobs::find(&*self.conn()?, id)?.ok_or_else(|| Error::not_found(format!("Job {id} not found")))
+    }
+
     /// The newest queued jobs, for `/api/jobs`.
     pub fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRow>> {
         db::jobs::recent(&*self.conn()?, limit)

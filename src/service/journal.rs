@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::Service;
 use crate::db::{self, journal::FsOp};
 use crate::error::{Error, Result};
+use crate::store::durable::{self, Existing};
 use crate::store::place;
 
 impl Service {
@@ -84,7 +85,7 @@ impl Service {
         if place::same_filesystem(from, to_dir) {
             let ident = place::identity(from).ok_or_else(|| Error::internal(format!("{} vanished", from.display())))?;
             record(&ident)?;
-            return place::publish(from, to);
+            return durable::publish(from, to, Existing::Keep, durable::Sync::Now);
         }
         // Another filesystem, or the files went missing (deleted by hand): build them from the
         // store under a staging name, then swap.
@@ -93,7 +94,7 @@ impl Service {
         let published = place::identity(&staging)
             .ok_or_else(|| Error::internal(format!("{} vanished", staging.display())))
             .and_then(|ident| record(&ident))
-            .and_then(|()| place::publish(&staging, to));
+            .and_then(|()| durable::publish(&staging, to, Existing::Keep, durable::Sync::Now));
         if let Err(e) = published {
             let _ = self.store.remove(&staging);
             return Err(e);

@@ -106,7 +106,7 @@ impl Service {
         drop(c);
         let grace = Duration::from_secs(self.config.gc_grace_secs);
         let mut plan: Vec<(PathBuf, u64)> = Vec::new();
-        for (hash, path, meta) in self.blobs()? {
+        for (hash, path, meta) in self.store.blobs_on_disk()? {
             if !marked.contains(&hash) && older_than(&meta, grace) {
                 plan.push((path, meta.len()));
             }
@@ -116,46 +116,22 @@ impl Service {
             return Ok("no unreferenced blobs".to_string());
         }
         tracing::info!("gc plan: remove {} unreferenced blob(s), {bytes} bytes", plan.len());
-        let mut removed = 0;
-        for (path, _) in &plan {
-            // A dedup hit touches a blob; one touched since the plan was made stays.
-            match std::fs::metadata(path) {
-                Ok(meta) if older_than(&meta, grace) => {
-                    std::fs::remove_file(path).ctx("remove blob", path)?;
-                    removed += 1;
-                }
-                _ => {}
-            }
-        }
+        // A dedup hit touches a blob; one touched since the plan was made stays.
+        let paths: Vec<PathBuf> = plan.into_iter().map(|(path, _)| path).collect();
+        let removed = self.store.sweep_blobs(&paths, |meta| older_than(meta, grace))?;
         Ok(format!("removed {removed} unreferenced blob(s), {bytes} bytes"))
-    }
-
-    /// Every blob file: (hash, path, metadata).
-    fn blobs(&self) -> Result<Vec<(String, PathBuf, std::fs::Metadata)>> {
-        let mut out = Vec::new();
-        for fan in std::fs::read_dir(&self.store.blobs).ctx("read folder", &self.store.blobs)? {
-            let fan = fan.ctx("read folder", &self.store.blobs)?;
-            let fan_name = fan.file_name().to_string_lossy().into_owned();
-            if fan_name.len() != 2 || !fan.path().is_dir() {
-                continue; // `tmp/` and anything that is not a fan-out folder.
-            }
-            for entry in std::fs::read_dir(fan.path()).ctx("read folder", &fan.path())? {
-                let entry = entry.ctx("read folder", &fan.path())?;
-                let meta = entry.metadata().ctx("inspect", &entry.path())?;
-                out.push((format!("{fan_name}{}", entry.file_name().to_string_lossy()), entry.path(), meta));
-            }
-        }
-        Ok(out)
     }
 
     /// `deduplicate_job`: in targets with `deduplicate` on, deletes each active backup whose whole
     /// content equals an older active backup's.
     pub fn deduplicate_backups(&self) -> Result<String> {
-        let c = self.conn()?;
+        let targets = db::targets::all(&*self.conn()?)?;
         let mut removed = 0;
-        for target in db::targets::all(&c)?.iter().filter(|t| t.deduplicate) {
+        for target in targets.iter().filter(|t| t.deduplicate) {
+            // Read under the lock, so what is deleted is what was compared.
+            let _placement = self.placement_lock();
             let mut active: Vec<Backup> =
-                db::backups::for_target(&c, &target.id)?.into_iter().filter(|b| !b.is_recycled).collect();
+                db::backups::for_target(&*self.conn()?, &target.id)?.into_iter().filter(|b| !b.is_recycled).collect();
             active.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
             let mut seen = HashSet::new();
             for b in active {
@@ -165,7 +141,7 @@ impl Service {
                         b.id,
                         target.name
                     );
-                    self.delete_backup_of(target, &b, true)?;
+                    self.delete_backup_locked(target, &b, true)?;
                     removed += 1;
                 }
             }

@@ -14,7 +14,6 @@ pub mod seq;
 pub mod stats;
 pub mod targets;
 pub mod uploads;
-pub mod web_queries;
 
 use std::path::PathBuf;
 use std::sync::Arc;

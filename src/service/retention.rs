@@ -13,7 +13,12 @@ impl Service {
         let targets = db::targets::all(&*self.conn()?)?;
         let (mut recycled, mut deleted, mut failed) = (0, 0, 0);
         for target in targets.iter().filter(|t| t.recycle_criteria != RecycleCriteria::None) {
-            let backups = db::backups::for_target(&*self.conn()?, &target.id)?;
+            // Plan and act under one lock: the rows read here are the ones moved, read once.
+            let _placement = self.placement_lock();
+            let (backups, reserved) = {
+                let c = self.conn()?;
+                (db::backups::for_target(&c, &target.id)?, self.reserved(&c)?)
+            };
             let active: Vec<(&str, _)> =
                 backups.iter().filter(|b| !b.is_recycled).map(|b| (b.id.as_str(), b.created_at)).collect();
             let rule = Rule {
@@ -22,9 +27,12 @@ impl Service {
                 min_backups: target.min_backups,
             };
             for id in retention::select(rule, &active, time::now()) {
+                let Some(backup) = backups.iter().find(|b| b.id == id) else { continue };
                 let outcome = match target.recycle_action {
-                    RecycleAction::Recycle => self.set_recycled(id, true).map(|_| recycled += 1),
-                    RecycleAction::Delete => self.delete_backup(id, true).map(|_| deleted += 1),
+                    RecycleAction::Recycle => {
+                        self.set_recycled_locked(target, backup, true, &reserved).map(|_| recycled += 1)
+                    }
+                    RecycleAction::Delete => self.delete_backup_locked(target, backup, true).map(|_| deleted += 1),
                 };
                 if let Err(e) = outcome {
                     failed += 1;

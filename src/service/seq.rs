@@ -2,6 +2,7 @@
 //! as a blob at once, so an interrupted run can resume), then finishes into an upload job.
 
 use super::{Service, is_single};
+pub use crate::db::seq::OpenSeq;
 use crate::db::{self, seq::SeqUpload};
 use crate::error::{Error, Result};
 use crate::model::backup::{BackupFile, file_folder_clash};
@@ -14,6 +15,38 @@ use crate::time;
 const MAX_FILES: usize = 1_000_000;
 
 impl Service {
+    /// Sequential uploads that are open, oldest first.
+    pub fn open_seq_uploads(&self) -> Result<Vec<OpenSeq>> {
+        db::seq::open_uploads(&*self.conn()?)
+    }
+
+    /// A multi-file upload whose files carry relative paths (a folder picked or dropped in the
+    /// browser). Goes through the sequential-upload operations, which keep paths; returns the
+    /// job id. Fails with `Target busy` while another sequential upload is open on the target.
+    pub fn accept_tree_upload(&self, target_id: &str, manual: bool, parts: Vec<(String, Spooled)>) -> Result<i64> {
+        let target = self.target(&*self.conn()?, target_id)?;
+        if is_single(&target) {
+            return Err(Error::bad(format!("Target '{}' takes single files, not folders", target.name)));
+        }
+        let mut list = Vec::with_capacity(parts.len());
+        for (path, _) in &parts {
+            let path = path.trim_start_matches('/');
+            let (dir, name) = match path.rsplit_once('/') {
+                Some((d, n)) => (format!("/{d}"), n.to_string()),
+                None => ("/".to_string(), path.to_string()),
+            };
+            list.push((dir, name));
+        }
+        self.seq_begin(&target.id, manual, list.clone())?;
+        for ((dir, name), (_, spooled)) in list.iter().zip(parts) {
+            if let Err(e) = self.seq_upload(&target.id, dir, name, spooled) {
+                let _ = self.seq_terminate(&target.id);
+                return Err(e);
+            }
+        }
+        self.seq_finish(&target.id)
+    }
+
     pub fn seq_begin(&self, target_id: &str, manual: bool, files: Vec<(String, String)>) -> Result<()> {
         let mut c = self.conn()?;
         let target = self.target(&c, target_id)?;

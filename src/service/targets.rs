@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Service, is_single};
 use crate::db::{self, journal::FsOp, targets::Search};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::model::backup::Backup;
 use crate::model::target::{Target, TargetInput, expand_name_template};
 use crate::time;
@@ -213,10 +213,11 @@ impl Service {
     }
 
     fn delete_backups_of(&self, target: &Target, which: Which, delete_files: bool) -> Result<usize> {
+        let _placement = self.placement_lock();
         let backups = db::backups::for_target(&*self.conn()?, &target.id)?;
         let mut n = 0;
         for b in backups.iter().filter(|b| which == Which::All || b.is_recycled) {
-            self.delete_backup_of(target, b, delete_files)?;
+            self.delete_backup_locked(target, b, delete_files)?;
             n += 1;
         }
         Ok(n)
@@ -279,7 +280,7 @@ impl Service {
         let probe = self.store.own.probe(dir);
         let written = std::fs::write(&probe, b"")
             .map_err(|e| Error::bad(format!("Location {} is not writable: {e}", dir.display())))
-            .and_then(|()| std::fs::remove_file(&probe).ctx("remove", &probe));
+            .and_then(|()| self.store.remove(&probe));
         if let Err(e) = written {
             created.undo();
             return Err(e);
@@ -318,5 +319,43 @@ impl Service {
                 disk_used: if linked { distinct } else { logical },
             })
         })
+    }
+}
+
+/// A target with the figures the targets list shows and sorts by.
+pub struct TargetSummary {
+    pub target: Target,
+    pub active: i64,
+    pub recycled: i64,
+    /// Logical size of its active backups.
+    pub size: i64,
+    pub last_backup: Option<chrono::DateTime<chrono::Utc>>,
+    /// Backups whose content no longer matches their hash.
+    pub damaged: i64,
+}
+
+impl Service {
+    /// Every target (or those matching `search`) with its backup figures.
+    pub fn target_summaries(&self, search: Option<&Search>) -> Result<Vec<TargetSummary>> {
+        let c = self.conn()?;
+        let targets = match search {
+            Some(s) => db::targets::search(&c, s)?,
+            None => db::targets::all(&c)?,
+        };
+        let mut figures = db::backups::target_figures(&c)?;
+        Ok(targets
+            .into_iter()
+            .map(|t| {
+                let f = figures.remove(&t.id).unwrap_or_default();
+                TargetSummary {
+                    target: t,
+                    active: f.active,
+                    recycled: f.recycled,
+                    size: f.size,
+                    last_backup: f.last_backup.as_deref().and_then(time::parse_iso),
+                    damaged: f.damaged,
+                }
+            })
+            .collect())
     }
 }

@@ -16,6 +16,7 @@ use crate::model::backup::{Backup, BackupFile, content_hash};
 use crate::model::job::{JobKind, QueuedJob, Source, UploadJob};
 use crate::model::target::{Target, expand_name_template};
 use crate::store::blob::Spooled;
+use crate::store::durable::{self, Existing};
 use crate::store::{archive, place};
 use crate::time;
 
@@ -166,7 +167,7 @@ impl Service {
         let placed = place::identity(&staging)
             .ok_or_else(|| Error::internal(format!("{} vanished", staging.display())))
             .and_then(|ident| db::with_tx(&mut c, |tx| db::backups::insert_pending(tx, &backup, &files, &ident)))
-            .and_then(|()| place::publish(&staging, &dest));
+            .and_then(|()| durable::publish(&staging, &dest, Existing::Keep, durable::Sync::Now));
         if let Err(e) = placed {
             let _ = self.store.remove(&staging);
             return Err(e);
@@ -213,9 +214,7 @@ impl Service {
     fn drop_spooled_archive(&self, job: &UploadJob) {
         if let Source::Archive { file, .. } = &job.source {
             let path = self.store.uploads.join(file);
-            if let Err(e) = std::fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
+            if let Err(e) = self.store.remove(&path) {
                 tracing::warn!("could not remove {}: {e}", path.display());
             }
         }

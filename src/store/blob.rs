@@ -6,14 +6,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::atomic::{FilesystemSync, fsync_dir};
-use super::{Store, perms};
+use super::durable::{self, Existing, FilesystemSync, fsync_dir};
+use super::{Store, fault, perms};
 use crate::error::{Error, IoContext, Result};
 
 /// Large writes: fewer syscalls on the hot path.
@@ -25,7 +23,6 @@ const WRITEBACK_STEP: u64 = 32 << 20;
 /// A file being written in the store's temp folder; removed on drop unless kept.
 pub struct Spool {
     path: PathBuf,
-    space_left: Option<Arc<AtomicU64>>,
     out: Option<BufWriter<File>>,
     hashing: Hashing,
     size: u64,
@@ -124,7 +121,6 @@ pub struct Spooled {
     pub path: PathBuf,
     pub hash: String,
     pub size: u64,
-    space_left: Option<Arc<AtomicU64>>,
 }
 
 impl Spool {
@@ -143,7 +139,6 @@ impl Spool {
             OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).ctx("create temp file", &path)?;
         Ok(Spool {
             path,
-            space_left: store.space_left.clone(),
             out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
             hashing,
             size: 0,
@@ -170,8 +165,7 @@ impl Spool {
         let hashing = std::mem::replace(&mut self.hashing, Hashing::Inline(Box::default()));
         let hash = hashing.finish().ctx("hash", &self.path)?;
         let path = std::mem::take(&mut self.path);
-        let space_left = self.space_left.take();
-        Ok(Spooled { path, hash, size: self.size, space_left })
+        Ok(Spooled { path, hash, size: self.size })
     }
 
     /// Writes a chunk that can be shared (not copied) with a hashing thread.
@@ -185,14 +179,9 @@ impl Spool {
         Ok(())
     }
 
-    /// Fault injection: takes `n` bytes from the simulated free space, or fails with ENOSPC.
+    /// Test seam: a simulated disk may be full (see [`fault`]).
     fn reserve(&self, n: usize) -> io::Result<()> {
-        if let Some(left) = &self.space_left
-            && left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(n as u64)).is_err()
-        {
-            return Err(io::Error::from_raw_os_error(crate::error::ENOSPC));
-        }
-        Ok(())
+        fault::reserve(n as u64)
     }
 
     /// Counts written bytes, and starts sending them to disk once there are many.
@@ -238,15 +227,8 @@ impl Drop for Spool {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
-            give_back(&self.space_left, self.size);
+            fault::give_back(self.size);
         }
-    }
-}
-
-/// Fault injection: a removed temp file frees its space again.
-fn give_back(space_left: &Option<Arc<AtomicU64>>, bytes: u64) {
-    if let Some(left) = space_left {
-        left.fetch_add(bytes, Ordering::SeqCst);
     }
 }
 
@@ -254,7 +236,7 @@ impl Drop for Spooled {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
-            give_back(&self.space_left, self.size);
+            fault::give_back(self.size);
         }
     }
 }
@@ -274,7 +256,7 @@ impl Spooled {
         let dest = store.blob_path(&hash);
         if dest.exists() {
             std::fs::remove_file(&path).ctx("remove temp file", &path)?;
-            give_back(&self.space_left, self.size);
+            fault::give_back(self.size);
             touch(&dest)?;
             // Another upload may have named that blob without syncing its folder yet.
             if sync {
@@ -289,8 +271,12 @@ impl Spooled {
             }
             // The configured read-only mode: the same inode is hard-linked into target folders.
             perms::set_mode(&path, store.modes.file)?;
-            std::fs::rename(&path, &dest).ctx("move blob into", &dest)?;
-            if sync { fsync_dir(fan) } else { Ok(()) }
+            durable::publish(
+                &path,
+                &dest,
+                Existing::Replace,
+                if sync { durable::Sync::Now } else { durable::Sync::Later },
+            )
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&path);
@@ -302,11 +288,10 @@ impl Spooled {
     pub fn keep_in(mut self, dir: &Path, name: &str) -> Result<PathBuf> {
         let path = std::mem::take(&mut self.path);
         let dest = dir.join(name);
-        if let Err(e) = std::fs::rename(&path, &dest) {
+        if let Err(e) = durable::publish(&path, &dest, Existing::Replace, durable::Sync::Now) {
             let _ = std::fs::remove_file(&path);
-            return Err(crate::error::Error::io("move upload into", &dest, e));
+            return Err(e);
         }
-        fsync_dir(dir)?;
         Ok(dest)
     }
 }
@@ -455,4 +440,73 @@ pub fn empty_blob(store: &Store) -> Result<String> {
         return Ok(hash);
     }
     Spool::create(store)?.finish()?.into_blob(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), perms::Modes::default()).unwrap();
+        (dir, store)
+    }
+
+    fn spooled(store: &Store, bytes: &[u8]) -> Spooled {
+        let mut spool = Spool::create(store).unwrap();
+        spool.write_all(bytes).unwrap();
+        spool.finish().unwrap()
+    }
+
+    fn temp_files(store: &Store) -> usize {
+        std::fs::read_dir(&store.tmp).unwrap().count()
+    }
+
+    #[test]
+    fn a_second_insert_of_the_same_content_is_a_dedup_hit() {
+        let (_dir, store) = store();
+        let first = spooled(&store, b"same bytes").into_blob(&store).unwrap();
+        assert_eq!(first, blake3::hash(b"same bytes").to_hex().to_string());
+        let path = store.blob_path(&first);
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+        let second = spooled(&store, b"same bytes").into_blob(&store).unwrap();
+        assert_eq!(second, first);
+        assert_eq!(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap()), inode, "not replaced");
+        assert_eq!(store.blobs_on_disk().unwrap().len(), 1);
+        assert_eq!(temp_files(&store), 0, "the second copy's temp file was removed");
+    }
+
+    #[test]
+    fn a_batch_names_its_blobs_only_when_it_commits() {
+        let (_dir, store) = store();
+        let mut batch = Batch::new(&store).unwrap();
+        let big = vec![7u8; SMALL + 10];
+        let (a, _) = batch.put(&mut &b"small"[..], |e| Error::bad(e.to_string())).unwrap();
+        let (b, size) = batch.put(&mut &big[..], |e| Error::bad(e.to_string())).unwrap();
+        let (again, _) = batch.put(&mut &b"small"[..], |e| Error::bad(e.to_string())).unwrap();
+        assert_eq!((again.as_str(), size), (a.as_str(), big.len() as u64));
+        assert!(!store.blob_path(&a).exists() && !store.blob_path(&b).exists(), "named before commit");
+        batch.commit().unwrap();
+        assert_eq!(std::fs::read(store.blob_path(&a)).unwrap(), b"small");
+        assert_eq!(std::fs::read(store.blob_path(&b)).unwrap(), big);
+        assert_eq!(temp_files(&store), 0);
+
+        let mut dropped = Batch::new(&store).unwrap();
+        dropped.put(&mut &b"never committed"[..], |e| Error::bad(e.to_string())).unwrap();
+        drop(dropped);
+        assert_eq!(temp_files(&store), 0, "a dropped batch leaves no temp file");
+        assert_eq!(store.blobs_on_disk().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_dropped_spool_leaves_no_temp_file() {
+        let (_dir, store) = store();
+        let mut spool = Spool::create(&store).unwrap();
+        spool.write_all(b"half an upload").unwrap();
+        assert_eq!(temp_files(&store), 1);
+        drop(spool);
+        assert_eq!(temp_files(&store), 0);
+        drop(spooled(&store, b"finished, never stored"));
+        assert_eq!(temp_files(&store), 0);
+    }
 }

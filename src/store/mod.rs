@@ -2,16 +2,15 @@
 //! into target folders and the recycle bin. Knows paths and files, never database rows.
 
 pub mod archive;
-pub mod atomic;
 pub mod blob;
+pub mod durable;
+mod fault;
 pub mod own;
 pub mod perms;
 pub mod place;
 pub mod tarstream;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use crate::error::{IoContext, Result};
 
@@ -30,9 +29,6 @@ pub struct Store {
     pub own: own::OwnNames,
     /// Modes of new blobs and of what is created in target folders.
     pub modes: perms::Modes,
-    /// Test-only fault injection: bytes left before every store write fails with ENOSPC, set
-    /// by `BAKCH_FAULT_DISK_FULL_AFTER` (a disk that fills up, without mounting one).
-    pub space_left: Option<Arc<AtomicU64>>,
 }
 
 impl Store {
@@ -46,14 +42,8 @@ impl Store {
             recycle_bin: data_dir.join("recycle_bin"),
             own: own::OwnNames::load_or_create(data_dir)?,
             modes,
-            space_left: std::env::var("BAKCH_FAULT_DISK_FULL_AFTER")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map(|n| Arc::new(AtomicU64::new(n))),
         };
-        if store.space_left.is_some() {
-            tracing::warn!("BAKCH_FAULT_DISK_FULL_AFTER is set: store writes will fail once it is used up");
-        }
+        fault::announce();
         for dir in [&store.blobs, &store.tmp, &store.uploads, &store.recycle_bin] {
             perms::create_dir_all(dir, perms::PRIVATE_DIR)?;
         }
@@ -64,6 +54,46 @@ impl Store {
     pub fn blob_path(&self, hash: &str) -> PathBuf {
         let (fan, rest) = hash.split_at(hash.len().min(2));
         self.blobs.join(fan).join(rest)
+    }
+
+    /// Every blob on disk: (hash, path, metadata). The fan-out layout is known here only.
+    pub fn blobs_on_disk(&self) -> Result<Vec<(String, PathBuf, std::fs::Metadata)>> {
+        let mut out = Vec::new();
+        for fan in std::fs::read_dir(&self.blobs).ctx("read folder", &self.blobs)? {
+            let fan = fan.ctx("read folder", &self.blobs)?;
+            let fan_name = fan.file_name().to_string_lossy().into_owned();
+            if fan_name.len() != 2 || !fan.path().is_dir() {
+                continue; // `tmp/` and anything that is not a fan-out folder.
+            }
+            for entry in std::fs::read_dir(fan.path()).ctx("read folder", &fan.path())? {
+                let entry = entry.ctx("read folder", &fan.path())?;
+                let meta = entry.metadata().ctx("inspect", &entry.path())?;
+                out.push((format!("{fan_name}{}", entry.file_name().to_string_lossy()), entry.path(), meta));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the blobs at `paths` that `still_unused` (asked right before each goes) allows,
+    /// then syncs each folder once; returns how many went. A removal lost to a crash only
+    /// brings back a blob that the next sweep takes.
+    pub fn sweep_blobs(&self, paths: &[PathBuf], still_unused: impl Fn(&std::fs::Metadata) -> bool) -> Result<usize> {
+        let mut folders = std::collections::BTreeSet::new();
+        let mut removed = 0;
+        for path in paths {
+            match std::fs::metadata(path) {
+                Ok(meta) if still_unused(&meta) => {
+                    std::fs::remove_file(path).ctx("remove blob", path)?;
+                    folders.insert(path.parent().unwrap_or(&self.blobs).to_path_buf());
+                    removed += 1;
+                }
+                _ => {}
+            }
+        }
+        for folder in &folders {
+            durable::fsync_dir(folder)?;
+        }
+        Ok(removed)
     }
 
     /// Removes every temp file: none can be in use before the server starts serving.

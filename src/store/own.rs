@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::atomic;
+use super::durable;
 use crate::error::{Error, Result};
 
 /// `<data>/install_token`: the token, made once at the first start and never changed.
@@ -39,7 +39,7 @@ impl OwnNames {
             Ok(s) => s.trim().to_string(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let token = format!("{:016x}", rand::random::<u64>());
-                atomic::write_file(&path, token.as_bytes(), 0o600)?;
+                durable::write_file(&path, token.as_bytes(), 0o600)?;
                 token
             }
             Err(e) => return Err(Error::io("read", &path, e)),

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
-use super::atomic::fsync_dir;
+use super::durable::{self, Existing, fsync_dir};
 use super::{Store, perms};
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::BackupFile;
@@ -33,7 +33,7 @@ pub fn materialize(
     single: bool,
 ) -> Result<LinkMode> {
     let (staging, mode) = stage(store, files, dest, backup_id, single)?;
-    publish(&staging, dest).inspect_err(|_| {
+    durable::publish(&staging, dest, Existing::Keep, durable::Sync::Now).inspect_err(|_| {
         let _ = store.remove(&staging);
     })?;
     Ok(mode)
@@ -67,32 +67,6 @@ pub fn stage(
             Err(e)
         }
     }
-}
-
-/// Renames `from` to `dest` unless something already has that name (a conflict: whatever is
-/// there is not replaced), then makes both folders' entries durable.
-pub fn publish(from: &Path, dest: &Path) -> Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    match renameat_with(CWD, from, CWD, dest, RenameFlags::NOREPLACE) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::EXIST) => return Err(taken(dest)),
-        // A filesystem without RENAME_NOREPLACE (some network shares): check, then rename. Every
-        // placement holds the placement lock, so only a hand-made file can slip in between.
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
-            if std::fs::symlink_metadata(dest).is_ok() {
-                return Err(taken(dest));
-            }
-            std::fs::rename(from, dest).ctx("move into", dest)?;
-        }
-        Err(e) => return Err(Error::io("move into", dest, e.into())),
-    }
-    let (to_dir, from_dir) = (dest.parent().unwrap_or(Path::new("/")), from.parent().unwrap_or(Path::new("/")));
-    fsync_dir(to_dir)?;
-    if from_dir != to_dir { fsync_dir(from_dir) } else { Ok(()) }
-}
-
-fn taken(dest: &Path) -> Error {
-    Error::conflict(format!("{} already exists and is not bakch's; it was left as it is", dest.display()))
 }
 
 /// Whether `from` and `dest` are on one filesystem (so a rename can move `from` there).
@@ -180,23 +154,9 @@ pub fn safe_relative(path: &str) -> Result<PathBuf> {
 }
 
 impl Store {
-    /// Removes a file or folder: a folder is renamed to one of bakch's own trash names first,
-    /// so it vanishes from its place at once even if the removal is cut short.
+    /// Removes a file or folder durably; a folder goes through one of bakch's own trash names.
     pub fn remove(&self, path: &Path) -> Result<()> {
-        let meta = match std::fs::symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io("inspect", path, e)),
-        };
-        let parent = path.parent().unwrap_or(Path::new("/"));
-        if !meta.is_dir() {
-            std::fs::remove_file(path).ctx("remove", path)?;
-            return fsync_dir(parent);
-        }
-        let trash = self.own.trash(path);
-        std::fs::rename(path, &trash).ctx("remove", path)?;
-        fsync_dir(parent)?;
-        std::fs::remove_dir_all(&trash).ctx("remove", &trash)
+        durable::remove(path, &self.own.trash(path))
     }
 }
 

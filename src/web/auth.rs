@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::{Ctx, Form, PageResult, html_status, local_redirect, see_other};
 use crate::config::Config;
 use crate::state::AppState;
-use crate::store::atomic;
+use crate::store::durable;
 use crate::watched::WatchedFile;
 
 pub const COOKIE: &str = "bakch_session";
@@ -83,7 +83,7 @@ pub fn passwd(data_dir: &Path) -> Result<(), String> {
     crate::store::perms::own_data_dir_cli(data_dir)?;
     let path = password_path(data_dir);
     let json = serde_json::to_string(&PasswordFile { hash }).map_err(|e| e.to_string())?;
-    atomic::write_file(&path, json.as_bytes(), 0o600).map_err(|e| e.to_string())?;
+    durable::write_file(&path, json.as_bytes(), 0o600).map_err(|e| e.to_string())?;
     println!("Web password written to {}; sessions logged in with an older password have ended.", path.display());
     Ok(())
 }
@@ -158,7 +158,7 @@ impl WebState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut b = vec![0u8; 64];
                 rand::rng().fill_bytes(&mut b);
-                atomic::write_file(&key_path, &b, 0o600).map_err(|e| e.to_string())?;
+                durable::write_file(&key_path, &b, 0o600).map_err(|e| e.to_string())?;
                 b
             }
             Err(e) => return Err(format!("cannot read {}: {e}", key_path.display())),

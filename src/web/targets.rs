@@ -14,8 +14,8 @@ use super::{
 use crate::db::targets::Search;
 use crate::model::backup::Backup;
 use crate::model::target::{RecycleCriteria, Target, TargetInput, TargetType};
+use crate::service::targets::TargetSummary;
 use crate::service::targets::Which;
-use crate::service::web_queries::TargetSummary;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
