@@ -1,6 +1,7 @@
-//! The one door to the database and the store. Every operation the API (and later the web UI)
-//! offers is a synchronous method here, called once per request from a blocking thread, so the
-//! ordering that keeps disk and database consistent lives in one place.
+//! The one door to the database and the store. Every operation the API and the web UI offer is
+//! a synchronous method here, called once per request from a blocking thread, so the ordering
+//! that keeps disk and database consistent lives in one place. The rules of what bakch may touch
+//! are in [`ownership`], the file-operation journal in [`journal`].
 
 pub mod backups;
 pub mod jobs;
