@@ -1,4 +1,4 @@
-//! Command line: `serve` (the default), `newapikey`, `passwd`.
+//! Command line: `serve` (the default), `newapikey`, `passwd`, `rebuild-db`, `check`.
 //!
 //! Every serve flag is optional and also read from a `BAKCH_*` variable; a value given here
 //! overrides the config file (see `config.rs` for the order).
@@ -35,6 +35,18 @@ pub enum Command {
     Newapikey(NewApiKeyArgs),
     /// Set the web UI password (asks twice; reads one line from stdin when it is not a terminal)
     Passwd,
+    /// With bakch stopped: build a new database from the manifests (the old one is kept aside)
+    RebuildDb,
+    /// With bakch stopped: report what disagrees between database, manifests, store and target
+    /// folders; exit status 1 when anything was found
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also re-hash every file of every backup (reads all content)
+    #[arg(long)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -13,6 +13,7 @@ mod error;
 mod jobs;
 mod logging;
 mod model;
+mod offline;
 mod service;
 mod state;
 mod store;
@@ -38,6 +39,8 @@ fn main() -> ExitCode {
         Command::Newapikey(args) => new_api_key(&global, args.overwrite),
         Command::Serve(args) => serve(&global, &args),
         Command::Passwd => Config::data_dir_only(&global).and_then(|dir| web::passwd(&dir)),
+        Command::RebuildDb => rebuild_db(&global),
+        Command::Check(args) => return check(&global, args.deep),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,6 +60,55 @@ fn new_api_key(global: &GlobalArgs, overwrite: bool) -> Result<(), String> {
     Ok(())
 }
 
+fn rebuild_db(global: &GlobalArgs) -> Result<(), String> {
+    let config = Config::load(global, &ServeArgs::default())?;
+    let started = std::time::Instant::now();
+    let report = offline::rebuild::run(&config)?;
+    for problem in &report.problems {
+        eprintln!("bakch rebuild-db: {problem}");
+    }
+    println!(
+        "Rebuilt {} from the manifests in {:.1} s: {} target(s), {} backup(s), {} file(s); {} problem(s) reported.",
+        config.db_path().display(),
+        started.elapsed().as_secs_f64(),
+        report.targets,
+        report.backups,
+        report.files,
+        report.problems.len()
+    );
+    if let Some(old) = report.old_kept_at {
+        println!("The previous database is kept as {}.", old.display());
+    }
+    println!("Queued jobs, open sequential uploads and scheduled-run times are not rebuilt.");
+    Ok(())
+}
+
+/// Exit status 0: nothing found; 1: something found; 2: the check could not run.
+fn check(global: &GlobalArgs, deep: bool) -> ExitCode {
+    let report = Config::load(global, &ServeArgs::default()).and_then(|config| offline::check::run(&config, deep));
+    match report {
+        Ok(r) => {
+            for line in &r.problems {
+                println!("problem: {line}");
+            }
+            for line in &r.notes {
+                println!("note: {line}");
+            }
+            println!(
+                "{} backup(s) checked{}: {} problem(s).",
+                r.backups,
+                if deep { " (deep)" } else { "" },
+                r.problems.len()
+            );
+            if r.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(message) => {
+            eprintln!("bakch: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<(), String> {
     let config = Config::load(global, args)?;
     // Logging needs the folder; the narrowing is logged by `Service::open`, once logging runs.
@@ -70,6 +122,9 @@ fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<(), String> {
             config.bind
         ));
     }
+    // Held while serving: `rebuild-db` and `check` refuse to run beside a server, and so does a
+    // second server on the same data folder.
+    let _lock = offline::lock(&config.data_dir)?;
     let _log_guard = logging::init(&config.log_dir(), &config.log)?;
     tracing::info!("bakch {} starting; data folder {}", env!("CARGO_PKG_VERSION"), config.data_dir.display());
     let service = Arc::new(Service::open(config.clone()).map_err(|e| e.to_string())?);

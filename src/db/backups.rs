@@ -37,23 +37,31 @@ fn query(c: &Connection, filter: &str, args: impl rusqlite::Params) -> Result<Ve
 /// Records a backup that is being placed; it stays hidden until [`mark_complete`]. `ident` is
 /// what its job is about to rename into place.
 pub fn insert_pending(c: &Connection, b: &Backup, files: &[BackupFile], ident: &str) -> Result<()> {
-    c.execute(
-        &format!(
-            "INSERT INTO backups ({COLUMNS}, state, placed_ident) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,'pending',?10)"
-        ),
-        params![
-            b.id,
-            b.target_id,
-            crate::time::iso(b.created_at),
-            b.manual,
-            b.is_recycled,
-            b.filesize,
-            b.hash,
-            b.hash_mismatch,
-            b.name,
-            ident
-        ],
-    )?;
+    insert(c, b, files, "pending", Some(ident))
+}
+
+/// Records a finished backup whole (a database rebuilt from manifests).
+pub fn insert_complete(c: &Connection, b: &Backup, files: &[BackupFile]) -> Result<()> {
+    insert(c, b, files, "complete", None)
+}
+
+fn insert(c: &Connection, b: &Backup, files: &[BackupFile], state: &str, ident: Option<&str>) -> Result<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO backups ({COLUMNS}, state, placed_ident) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"
+    ))?
+    .execute(params![
+        b.id,
+        b.target_id,
+        crate::time::iso(b.created_at),
+        b.manual,
+        b.is_recycled,
+        b.filesize,
+        b.hash,
+        b.hash_mismatch,
+        b.name,
+        state,
+        ident
+    ])?;
     let mut stmt =
         c.prepare_cached("INSERT INTO backup_files (backup_id, path, blob, size, mode) VALUES (?1,?2,?3,?4,?5)")?;
     for f in files {

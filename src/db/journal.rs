@@ -13,6 +13,10 @@ pub enum FsOp {
     Move { path: String, dest: String, backup_id: String, single: bool, ident: Option<String> },
     /// Remove a file or folder.
     Remove { path: String },
+    /// Make a backup's manifest match its row: rewrite it, or remove it when the row is gone.
+    Manifest { target_id: String, backup_id: String },
+    /// Make a target's definition file match its row: rewrite it, or remove it with the row.
+    TargetFile { target_id: String },
 }
 
 /// Records an operation; returns its id.
@@ -23,6 +27,13 @@ pub fn add(c: &Connection, op: &FsOp) -> Result<i64> {
             params![path, dest, backup_id, single, ident],
         )?,
         FsOp::Remove { path } => c.execute("INSERT INTO fs_journal (op, path) VALUES ('remove', ?1)", [path])?,
+        FsOp::Manifest { target_id, backup_id } => c.execute(
+            "INSERT INTO fs_journal (op, path, target_id, backup_id) VALUES ('manifest', '', ?1, ?2)",
+            params![target_id, backup_id],
+        )?,
+        FsOp::TargetFile { target_id } => {
+            c.execute("INSERT INTO fs_journal (op, path, target_id) VALUES ('target', '', ?1)", [target_id])?
+        }
     };
     Ok(c.last_insert_rowid())
 }
@@ -51,23 +62,20 @@ pub fn done(c: &Connection, id: i64) -> Result<()> {
 
 /// Every operation not yet done, oldest first.
 pub fn pending(c: &Connection) -> Result<Vec<(i64, FsOp)>> {
-    let mut stmt = c.prepare("SELECT id, op, path, dest, backup_id, single, ident FROM fs_journal ORDER BY id")?;
+    let mut stmt =
+        c.prepare("SELECT id, op, path, dest, backup_id, single, ident, target_id FROM fs_journal ORDER BY id")?;
     let rows = stmt.query_map([], |r| {
         let id: i64 = r.get(0)?;
         let op: String = r.get(1)?;
         let path: String = r.get(2)?;
+        let text = |i: usize| -> rusqlite::Result<String> { Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default()) };
         Ok((
             id,
-            if op == "move" {
-                FsOp::Move {
-                    path,
-                    dest: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    backup_id: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                    single: r.get(5)?,
-                    ident: r.get(6)?,
-                }
-            } else {
-                FsOp::Remove { path }
+            match op.as_str() {
+                "move" => FsOp::Move { path, dest: text(3)?, backup_id: text(4)?, single: r.get(5)?, ident: r.get(6)? },
+                "manifest" => FsOp::Manifest { target_id: text(7)?, backup_id: text(4)? },
+                "target" => FsOp::TargetFile { target_id: text(7)? },
+                _ => FsOp::Remove { path },
             },
         ))
     })?;

@@ -95,9 +95,9 @@ fn check_readable(path: &Path) -> Result<()> {
         {
             let said = detail.unwrap_or_else(|| f.to_string());
             Err(Error::internal(format!(
-                "the database file {} cannot be read (SQLite says: {said}). Stop here and restore it (with \
-                 its -wal file, if any) from a copy; or move it and its -wal and -shm files out of the data folder \
-                 to start with an empty database, which leaves the files already in target folders where they are",
+                "the database file {} cannot be read (SQLite says: {said}). Run `bakch rebuild-db` to build a \
+                 new one from the manifests in the data folder (the damaged file is kept beside it), or restore \
+                 it (with its -wal file, if any) from a copy",
                 path.display()
             )))
         }

@@ -75,6 +75,11 @@ pub fn update(c: &Connection, t: &Target) -> Result<()> {
     Ok(())
 }
 
+/// When a target was created (ISO 8601).
+pub fn created_at(c: &Connection, id: &str) -> Result<Option<String>> {
+    Ok(c.query_row("SELECT created_at FROM targets WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+}
+
 pub fn delete(c: &Connection, id: &str) -> Result<()> {
     c.execute("DELETE FROM targets WHERE id = ?1", [id])?;
     Ok(())

@@ -157,6 +157,7 @@ pub enum Scheduled {
     Deduplicate,
     TmpPurge,
     BackupFilesize,
+    ManifestCheck,
 }
 
 /// One row of the table of scheduled jobs.
@@ -169,7 +170,7 @@ pub struct ScheduledSpec {
 }
 
 impl Scheduled {
-    pub const ALL: [Scheduled; 7] = [
+    pub const ALL: [Scheduled; 8] = [
         Scheduled::Recycle,
         Scheduled::StaleSeqUpload,
         Scheduled::IntegrityCheck,
@@ -177,6 +178,7 @@ impl Scheduled {
         Scheduled::Deduplicate,
         Scheduled::TmpPurge,
         Scheduled::BackupFilesize,
+        Scheduled::ManifestCheck,
     ];
 
     /// The table: every scheduled job's name, title and default schedule.
@@ -189,6 +191,7 @@ impl Scheduled {
             Scheduled::Deduplicate => ("deduplicate_job", "Delete repeated backups", "0 15 * * * *"),
             Scheduled::TmpPurge => ("tmp_purge_job", "Purge stale temp files", "0 45 * * * *"),
             Scheduled::BackupFilesize => ("backup_filesize_job", "Recompute backup sizes", "0 0 4 * * *"),
+            Scheduled::ManifestCheck => ("manifest_check_job", "Verify manifests against the database", "0 15 3 * * *"),
         };
         ScheduledSpec { name, title, default_schedule }
     }

@@ -3,5 +3,6 @@
 pub mod backup;
 pub mod fields;
 pub mod job;
+pub mod manifest;
 pub mod retention;
 pub mod target;

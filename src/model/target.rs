@@ -3,14 +3,14 @@
 use std::path::{Component, Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fields::{Fields, required};
 use crate::error::{Error, Result};
 
 /// Whether a backup is one file or a folder tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetType {
     Single,
@@ -18,7 +18,7 @@ pub enum TargetType {
 }
 
 /// What makes a backup old enough to go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RecycleCriteria {
     None,
@@ -27,7 +27,7 @@ pub enum RecycleCriteria {
 }
 
 /// What happens to a backup that retention selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RecycleAction {
     Recycle,
@@ -56,8 +56,9 @@ str_enum!(TargetType, "backup_type", "single" => Single, "multi" => Multi);
 str_enum!(RecycleCriteria, "recycle_criteria", "none" => None, "count" => Count, "age" => Age);
 str_enum!(RecycleAction, "recycle_action", "recycle" => Recycle, "delete" => Delete);
 
-/// A target as stored and as shown in JSON.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A target as stored and as shown in JSON; also the body of its definition file (see
+/// [`super::manifest`]), so a field added later needs `#[serde(default)]` to read older files.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Target {
     /// A UUID.
     pub id: String,

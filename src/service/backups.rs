@@ -39,7 +39,9 @@ impl Service {
         let path = self.backup_path(target, backup).to_string_lossy().into_owned();
         let ops = db::with_tx(&mut *self.conn()?, |tx| {
             db::backups::delete(tx, &backup.id)?;
-            Self::journal(tx, if delete_files { vec![FsOp::Remove { path }] } else { Vec::new() })
+            let mut ops = if delete_files { vec![FsOp::Remove { path }] } else { Vec::new() };
+            ops.push(Self::manifest_op(&target.id, &backup.id));
+            Self::journal(tx, ops)
         })?;
         self.apply_journal(&ops).map_err(|e| {
             Error::internal(format!(
@@ -87,7 +89,7 @@ impl Service {
         };
         let ops = db::with_tx(&mut c, |tx| {
             db::backups::set_place(tx, &backup.id, recycled, &name)?;
-            Self::journal(tx, vec![op])
+            Self::journal(tx, vec![op, Self::manifest_op(&target.id, &backup.id)])
         })?;
         drop(c);
         if let Err(e) = self.apply_journal(&ops) {
@@ -98,6 +100,7 @@ impl Service {
                     db::backups::set_place(tx, &backup.id, backup.is_recycled, &backup.name)?;
                     ops.iter().try_for_each(|(id, _)| db::journal::done(tx, *id))
                 })?;
+                self.sync_backup_manifest(&target.id, &backup.id)?;
             }
             return Err(e);
         }

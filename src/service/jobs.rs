@@ -24,6 +24,7 @@ impl Service {
             Scheduled::Deduplicate => self.deduplicate_backups(),
             Scheduled::TmpPurge => self.purge_tmp(),
             Scheduled::BackupFilesize => self.recompute_filesizes(),
+            Scheduled::ManifestCheck => self.check_manifests(),
         }
     }
 

@@ -35,6 +35,8 @@ impl Service {
     pub(super) fn apply_op(&self, id: i64, op: &FsOp) -> Result<()> {
         match op {
             FsOp::Remove { path } => self.store.remove(Path::new(path)),
+            FsOp::Manifest { target_id, backup_id } => self.sync_backup_manifest(target_id, backup_id),
+            FsOp::TargetFile { target_id } => self.sync_target_manifest(target_id),
             FsOp::Move { path, dest, backup_id, single, ident } => {
                 let record = |ident: &str| -> Result<()> {
                     let mut c = self.conn()?;

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod jobs;
 pub mod journal;
 pub mod maintenance;
+pub mod manifests;
 mod ownership;
 pub mod read_cache;
 pub mod recovery;

@@ -24,6 +24,7 @@ impl Service {
             .flat_map(|(_, op)| match op {
                 FsOp::Move { path, dest, .. } => vec![path.clone(), dest.clone()],
                 FsOp::Remove { path } => vec![path.clone()],
+                FsOp::Manifest { .. } | FsOp::TargetFile { .. } => vec![],
             })
             .filter_map(|p| Path::new(&p).parent().map(Path::to_path_buf))
             .collect();
@@ -38,6 +39,12 @@ impl Service {
         }
         self.sweep_own_names(&open, journal_dirs)?;
         self.restore_missing_placements()?;
+        let written = self.write_missing_manifests()?;
+        if written > 0 {
+            tracing::warn!(
+                "recovery: wrote {written} missing manifest(s) (backups or targets made before manifests, or removed by hand)"
+            );
+        }
         let n = self.store.clear_tmp()?;
         if n > 0 {
             tracing::warn!("recovery: removed {n} temp file(s) of interrupted uploads");

@@ -48,11 +48,14 @@ impl Service {
         check_unique(&c, &target)?;
         self.check_location(&c, &target.id, Path::new(&target.location))?;
         let created = self.ensure_location(Path::new(&target.location))?;
-        db::with_tx(&mut c, |tx| {
+        let ops = db::with_tx(&mut c, |tx| {
             check_unique(tx, &target)?;
-            db::targets::insert(tx, &target, &time::iso(time::now()))
+            db::targets::insert(tx, &target, &time::iso(time::now()))?;
+            Self::journal(tx, vec![FsOp::TargetFile { target_id: target.id.clone() }])
         })
         .inspect_err(|_| created.undo())?;
+        drop(c);
+        self.apply_journal(&ops)?;
         tracing::info!("created target '{}' ({}) at {}", target.name, target.id, target.location);
         Ok(target.id)
     }
@@ -85,7 +88,8 @@ impl Service {
             };
         }
         let single = is_single(&old);
-        let ops: Vec<FsOp> = moves
+        // The moves, then each moved backup's manifest, then the target's definition.
+        let mut ops: Vec<FsOp> = moves
             .iter()
             .map(|(b, from, to, _)| FsOp::Move {
                 path: from.to_string_lossy().into_owned(),
@@ -95,6 +99,8 @@ impl Service {
                 ident: None,
             })
             .collect();
+        ops.extend(moves.iter().map(|(b, ..)| Self::manifest_op(&old.id, &b.id)));
+        ops.push(FsOp::TargetFile { target_id: old.id.clone() });
         // The new rows and the moves they promise commit together; the moves follow.
         let journalled = db::with_tx(&mut c, |tx| {
             check_unique(tx, &new)?;
@@ -183,6 +189,12 @@ impl Service {
             }
             journalled.iter().try_for_each(|(id, _)| db::journal::done(tx, *id))
         })?;
+        drop(c);
+        // Some manifests may have been rewritten before the failure: back to the rows.
+        for (b, ..) in moves {
+            self.sync_backup_manifest(&old.id, &b.id)?;
+        }
+        self.sync_target_manifest(&old.id)?;
         Ok(true)
     }
 
@@ -200,8 +212,11 @@ impl Service {
         for b in &backups {
             self.delete_backup_locked(&target, b, delete_files)?;
         }
-        let mut c = self.conn()?;
-        db::with_tx(&mut c, |tx| db::targets::delete(tx, &target.id))?;
+        let ops = db::with_tx(&mut *self.conn()?, |tx| {
+            db::targets::delete(tx, &target.id)?;
+            Self::journal(tx, vec![FsOp::TargetFile { target_id: target.id.clone() }])
+        })?;
+        self.apply_journal(&ops)?;
         tracing::info!("deleted target '{}' ({}), files deleted: {delete_files}", target.name, target.id);
         Ok(())
     }

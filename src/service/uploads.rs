@@ -14,6 +14,7 @@ use crate::db;
 use crate::error::{Error, Result};
 use crate::model::backup::{Backup, BackupFile, content_hash};
 use crate::model::job::{JobKind, QueuedJob, Source, UploadJob};
+use crate::model::manifest::BackupManifest;
 use crate::model::target::{Target, expand_name_template};
 use crate::store::blob::Spooled;
 use crate::store::durable::{self, Existing};
@@ -104,7 +105,10 @@ impl Service {
                 return Ok(());
             }
             if Self::placed_by_job(&c, &existing.id, &self.backup_path(&target, &existing))? {
-                // The crash came after the rename: only the flag is missing.
+                // The crash came after the rename: the manifest (written again, whole) and the
+                // flag may be missing.
+                let files = db::backups::files(&c, &existing.id)?;
+                self.store.write_backup_manifest(&BackupManifest::of(&existing, target.target_type, &files))?;
                 db::with_tx(&mut c, |tx| db::backups::mark_complete(tx, &existing.id))?;
                 self.drop_spooled_archive(job);
                 return Ok(());
@@ -179,6 +183,8 @@ impl Service {
                 location.display()
             );
         }
+        // The manifest first: a row is visible only once the files and their manifest are there.
+        self.store.write_backup_manifest(&BackupManifest::of(&backup, target.target_type, &files))?;
         db::with_tx(&mut c, |tx| db::backups::mark_complete(tx, &backup.id))?;
         self.drop_spooled_archive(job);
         tracing::info!("backup {} of target '{}' is complete at {}", backup.id, target.name, dest.display());
@@ -202,6 +208,8 @@ impl Service {
                 self.store.remove(&dest)?;
             }
         }
+        // Before the row: a manifest without a row would bring the backup back in a rebuild.
+        self.store.remove_backup_manifest(&backup.target_id, &backup.id)?;
         db::with_tx(&mut c, |tx| db::backups::delete(tx, backup_id))
     }
 

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod blob;
 pub mod durable;
 mod fault;
+pub mod manifests;
 pub mod own;
 pub mod perms;
 pub mod place;
@@ -25,6 +26,8 @@ pub struct Store {
     pub uploads: PathBuf,
     /// `<data>/recycle_bin`: recycled backups, shared by all targets.
     pub recycle_bin: PathBuf,
+    /// `<data>/manifests`: what every target and finished backup is (see [`manifests`]).
+    pub manifests: PathBuf,
     /// This installation's own names in shared folders (staging, trash, probes).
     pub own: own::OwnNames,
     /// Modes of new blobs and of what is created in target folders.
@@ -40,11 +43,12 @@ impl Store {
             blobs,
             uploads: data_dir.join("uploads"),
             recycle_bin: data_dir.join("recycle_bin"),
+            manifests: data_dir.join("manifests"),
             own: own::OwnNames::load_or_create(data_dir)?,
             modes,
         };
         fault::announce();
-        for dir in [&store.blobs, &store.tmp, &store.uploads, &store.recycle_bin] {
+        for dir in [&store.blobs, &store.tmp, &store.uploads, &store.recycle_bin, &store.manifests] {
             perms::create_dir_all(dir, perms::PRIVATE_DIR)?;
         }
         Ok(store)

@@ -392,6 +392,16 @@ pub fn check(s: &TestServer, w: &mut World, round: usize, downloads: bool) {
                 "round {round}: files of backup {id} at {} are not whole",
                 path.display()
             );
+            // Its manifest agrees with its row and names where its files are.
+            let manifest_path = s.data_path().join("manifests").join(target.as_str()).join(format!("{id}.json"));
+            let manifest: Value = std::fs::read_to_string(&manifest_path)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_else(|| panic!("round {round}: listed backup {id} has no readable manifest"));
+            for (m, b_key) in [("hash", "hash"), ("recycled", "is_recycled"), ("size", "filesize"), ("manual", "manual")] {
+                assert_eq!(manifest[m], b[b_key], "round {round}: manifest of {id} disagrees on {m}: {manifest}");
+            }
+            assert_eq!(manifest["name"], entry.as_str(), "round {round}: manifest of {id} names another place");
             owned.entry(dir).or_default().insert(entry);
         }
     }

@@ -1,0 +1,199 @@
+//! `bakch check [--deep]`: an offline consistency report of a data folder. Compares the
+//! database with the manifests, the manifests with the store, and each backup's files in its
+//! target folder (or the recycle bin) with its manifest; `--deep` re-hashes every file. Changes
+//! nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use super::progress;
+use crate::config::Config;
+use crate::db;
+use crate::model::manifest::BackupManifest;
+use crate::store::Store;
+
+/// What a check found: problems (the exit status says whether there were any) and notes.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+    pub backups: usize,
+}
+
+pub fn run(config: &Config, deep: bool) -> Result<Report, String> {
+    let _lock = super::lock(&config.data_dir)?;
+    let store = Store::open(&config.data_dir, config.modes).map_err(|e| e.to_string())?;
+    let mut report = Report::default();
+    let found = store.all_manifests().map_err(|e| e.to_string())?;
+
+    // Every manifest that reads, by backup id, with the location its target names.
+    let mut manifests: HashMap<String, (BackupManifest, String)> = HashMap::new();
+    let mut target_ids: HashSet<String> = HashSet::new();
+    for t in &found {
+        let location = match &t.target {
+            Some(Ok(m)) => {
+                target_ids.insert(m.target.id.clone());
+                m.target.location.clone()
+            }
+            Some(Err(e)) => {
+                report.problems.push(format!("unreadable target definition: {e}"));
+                String::new()
+            }
+            None => {
+                report.problems.push(format!("target {}: backup manifests but no target.json", t.target_id));
+                String::new()
+            }
+        };
+        for (path, m) in &t.backups {
+            match m {
+                Ok(m) => {
+                    manifests.insert(m.backup_id.clone(), (m.clone(), location.clone()));
+                }
+                Err(e) => report.problems.push(format!("unreadable manifest {}: {e}", path.display())),
+            }
+        }
+    }
+
+    compare_with_database(config, &manifests, &target_ids, &mut report);
+
+    let mut referenced: HashSet<&str> = HashSet::new();
+    let bar = progress(manifests.len() as u64, if deep { "checking (deep)" } else { "checking" });
+    let mut ids: Vec<&String> = manifests.keys().collect();
+    ids.sort();
+    for id in ids {
+        let (m, location) = &manifests[id];
+        bar.inc(1);
+        report.backups += 1;
+        for f in &m.files {
+            referenced.insert(&f.blob);
+            if f.size > 0 && !store.blob_path(&f.blob).exists() {
+                report.problems.push(format!("backup {id}: the content of '{}' is missing from the store", f.path));
+            }
+        }
+        let placed = if m.recycled { store.recycle_bin.join(&m.name) } else { Path::new(location).join(&m.name) };
+        check_placed(m, &placed, deep, &mut report);
+    }
+    bar.finish_and_clear();
+
+    let blobs = store.blobs_on_disk().map_err(|e| e.to_string())?;
+    let extra: Vec<u64> =
+        blobs.iter().filter(|(hash, _, _)| !referenced.contains(hash.as_str())).map(|(_, _, m)| m.len()).collect();
+    if !extra.is_empty() {
+        report.notes.push(format!(
+            "{} stored blob(s), {} bytes, belong to no backup (gc_job removes them once older than gc_grace_secs)",
+            extra.len(),
+            extra.iter().sum::<u64>()
+        ));
+    }
+    Ok(report)
+}
+
+/// Rows without manifests, manifests without rows, and the two disagreeing.
+fn compare_with_database(
+    config: &Config,
+    manifests: &HashMap<String, (BackupManifest, String)>,
+    target_ids: &HashSet<String>,
+    report: &mut Report,
+) {
+    let rows = (|| {
+        let pool = db::open(&config.db_path(), 1)?;
+        let c = pool.get()?;
+        let targets = db::targets::all(&c)?;
+        let mut backups = Vec::new();
+        for t in &targets {
+            for b in db::backups::for_target(&c, &t.id)? {
+                let files = db::backups::files(&c, &b.id)?;
+                backups.push(BackupManifest::of(&b, t.target_type, &files));
+            }
+        }
+        Ok::<_, crate::error::Error>((targets, backups))
+    })();
+    let (targets, rows) = match rows {
+        Ok(r) => r,
+        Err(e) => {
+            report.problems.push(format!("the database cannot be read ({e}); `bakch rebuild-db` makes a new one"));
+            return;
+        }
+    };
+    for t in &targets {
+        if !target_ids.contains(&t.id) {
+            report.problems.push(format!("target {} ('{}') has no target.json", t.id, t.name));
+        }
+    }
+    let mut in_db = HashSet::new();
+    for row in &rows {
+        in_db.insert(row.backup_id.as_str());
+        match manifests.get(&row.backup_id) {
+            None => report.problems.push(format!("backup {} is in the database but has no manifest", row.backup_id)),
+            Some((m, _)) if m != row => {
+                report.problems.push(format!("backup {}: its manifest and its database row disagree", row.backup_id))
+            }
+            Some(_) => {}
+        }
+    }
+    for id in manifests.keys().filter(|id| !in_db.contains(id.as_str())) {
+        report.problems.push(format!("backup {id} has a manifest but is not in the database"));
+    }
+}
+
+/// A backup's files where they are placed, against its manifest.
+fn check_placed(m: &BackupManifest, placed: &Path, deep: bool, report: &mut Report) {
+    let id = &m.backup_id;
+    let single = m.target_type == crate::model::target::TargetType::Single;
+    if std::fs::symlink_metadata(placed).is_err() {
+        report.problems.push(format!("backup {id}: nothing at {}", placed.display()));
+        return;
+    }
+    let mut expected: HashSet<String> = HashSet::new();
+    for f in &m.files {
+        let path = if single { placed.to_path_buf() } else { placed.join(&f.path) };
+        expected.insert(f.path.clone());
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => meta,
+            _ => {
+                report.problems.push(format!("backup {id}: '{}' is missing from {}", f.path, placed.display()));
+                continue;
+            }
+        };
+        if meta.len() != f.size as u64 {
+            report.problems.push(format!("backup {id}: '{}' has {} bytes, not {}", f.path, meta.len(), f.size));
+            continue;
+        }
+        if deep {
+            match hash_file(&path) {
+                Ok(h) if h == f.blob => {}
+                Ok(_) => report.problems.push(format!("backup {id}: '{}' differs from its recorded content", f.path)),
+                Err(e) => report.problems.push(format!("backup {id}: '{}' cannot be read: {e}", f.path)),
+            }
+        }
+    }
+    if !single {
+        for extra in files_under(placed).into_iter().filter(|p| !expected.contains(p)) {
+            report.problems.push(format!("backup {id}: '{extra}' in {} is not in its manifest", placed.display()));
+        }
+    }
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Relative paths of every file under `root`, with '/' separators.
+fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
