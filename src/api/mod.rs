@@ -24,7 +24,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::apikey::Access;
+use crate::auth::apikey::Access;
 use crate::error::Error;
 use crate::state::AppState;
 

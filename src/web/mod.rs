@@ -1,7 +1,7 @@
 //! The web UI: server-rendered askama pages over the same `Service` the JSON API uses.
 //!
 //! Every page route sits behind [`guard`], which reads the signed session cookie, decides
-//! whether the visitor may in (see [`auth`] for the rules), puts a [`Ctx`] in the request and
+//! whether the visitor may in (see `auth::session` for the rules), puts a [`Ctx`] in the request and
 //! adds the security headers. Every POST checks the session's CSRF token ([`Ctx::check`]).
 //! Pages work without JavaScript; `static/app.js` only adds upload progress, drag and drop,
 //! select-all and the recycle-field toggle. No inline script anywhere, so the CSP forbids it.
@@ -26,8 +26,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 use askama::Template;
 use subtle::ConstantTimeEq;
 
-pub use auth::{WebState, passwd};
-
+use crate::auth::session::{self, Access, Verdict};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -272,8 +271,9 @@ async fn guard(
         return Ok(secure_headers(res, false));
     }
     let peer_loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-    let verdict = state.web.admit(&req, peer_loopback, state.apikey.exists());
-    let auth::Verdict { ctx, access, new_cookie } = match verdict {
+    let https = req.connection_info().scheme() == "https";
+    let verdict = state.sessions.admit(req.cookie(session::COOKIE), https, peer_loopback, state.apikey.exists());
+    let Verdict { access, csrf, logged_in, banner, new_cookie } = match verdict {
         Ok(v) => v,
         Err(message) => {
             tracing::error!("web session check failed: {message}");
@@ -284,9 +284,9 @@ async fn guard(
     };
     let public = matches!(req.path(), "/login" | "/logout");
     let res = match access {
-        auth::Access::Allowed => None,
+        Access::Allowed => None,
         _ if public => None,
-        auth::Access::Login => {
+        Access::Login => {
             let target = match req.query_string() {
                 "" => req.path().to_string(),
                 q => format!("{}?{q}", req.path()),
@@ -294,7 +294,7 @@ async fn guard(
             let next_page = if req.method() == actix_web::http::Method::GET { target } else { "/".into() };
             Some(see_other(&format!("/login?next={}", enc(&next_page))))
         }
-        auth::Access::NoPassword => Some(auth::no_password_page()),
+        Access::NoPassword => Some(auth::no_password_page()),
     };
     let mut res = match res {
         Some(res) => {
@@ -302,11 +302,11 @@ async fn guard(
             ServiceResponse::new(req, res)
         }
         None => {
-            req.extensions_mut().insert(ctx);
+            req.extensions_mut().insert(Ctx { csrf, logged_in, banner });
             next.call(req).await?.map_into_boxed_body()
         }
     };
-    let handler_set_cookie = res.response().cookies().any(|c| c.name() == auth::COOKIE);
+    let handler_set_cookie = res.response().cookies().any(|c| c.name() == session::COOKIE);
     if let Some(cookie) = new_cookie
         && !handler_set_cookie
     {
