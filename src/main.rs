@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod db;
 mod error;
+mod http;
 mod jobs;
 mod logging;
 mod model;

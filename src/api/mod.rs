@@ -5,15 +5,14 @@
 //! framework itself produces (unknown route, wrong method, oversized body) into that shape.
 //! Replies are the typed structs of `schema`, from which `openapi` derives `/api/openapi.json`.
 
-pub(crate) mod backups;
+mod backups;
 mod jobs;
 mod misc;
-pub(crate) mod multipart;
 mod openapi;
 pub(crate) mod schema;
 mod seq;
 mod targets;
-pub(crate) mod uploads;
+mod uploads;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -162,7 +161,7 @@ pub(crate) fn reply(status: StatusCode, body: &impl Serialize) -> HttpResponse {
 pub(crate) async fn block<T: Send + 'static>(
     f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> Result<T, Error> {
-    crate::jobs::worker::blocking(f).await
+    crate::http::block(f).await
 }
 
 /// A JSON object body; an empty body counts as `{}` (clients send none on some calls).
@@ -209,14 +208,4 @@ pub(crate) fn query_count(req: &HttpRequest, key: &str) -> Result<Option<u64>, E
             .map(Some)
             .map_err(|_| Error::bad(format!("Parameter '{key}' must be a non-negative integer"))),
     }
-}
-
-/// `attachment; filename="..."` with a name the client can write as is: ASCII, no separators.
-pub(crate) fn attachment(name: &str) -> HeaderValue {
-    let safe: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
-    let safe = safe.trim_start_matches('.');
-    let safe = if safe.is_empty() { "backup" } else { safe };
-    HeaderValue::from_str(&format!("attachment; filename=\"{safe}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"backup\""))
 }

@@ -9,11 +9,11 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{RefOr, schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::db::jobs::JobRow;
 use crate::jobs::scheduler::Info;
 use crate::model::backup::Backup;
 use crate::model::job::JobStatus;
 use crate::model::target::Target;
+use crate::service::jobs::JobRow;
 use crate::service::stats::Stats;
 use crate::time::{http_date, parse_iso};
 

@@ -247,7 +247,7 @@ pub fn local_redirect(candidate: &str) -> String {
 pub async fn block<T: Send + 'static>(
     f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> Result<T, PageError> {
-    Ok(crate::jobs::worker::blocking(f).await?)
+    Ok(crate::http::block(f).await?)
 }
 
 /// A path segment or query value, percent-encoded (unreserved characters stay as they are).
