@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::apikey::Access;
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::state::AppState;
 
 /// Registers `/api`; `json_limit` caps JSON bodies (a larger one gets a 413).
@@ -126,8 +126,9 @@ async fn to_json_error(resp: HttpResponse) -> HttpResponse {
     error_body(status, &message)
 }
 
+/// An error reply that names no field; its code follows from the status.
 fn error_body(status: StatusCode, message: &str) -> HttpResponse {
-    reply(status, &schema::ErrorBody::new(message))
+    reply(status, &schema::ErrorBody::new(message, Code::of_status(status.as_u16()), None))
 }
 
 impl ResponseError for Error {
@@ -135,7 +136,7 @@ impl ResponseError for Error {
         StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
     fn error_response(&self) -> HttpResponse<BoxBody> {
-        error_body(self.status_code(), &self.to_string())
+        reply(self.status_code(), &schema::ErrorBody::new(&self.to_string(), self.code(), self.field()))
     }
 }
 
@@ -152,7 +153,7 @@ pub(crate) fn reply(status: StatusCode, body: &impl Serialize) -> HttpResponse {
         Err(e) => {
             tracing::error!("cannot render a reply: {e}");
             HttpResponse::InternalServerError()
-                .json(json!({"success": false, "message": "The reply could not be rendered; see the log"}))
+                .json(json!({"success": false, "message": "The reply could not be rendered; see the log", "code": Code::Internal}))
         }
     }
 }
@@ -202,10 +203,8 @@ pub(crate) fn query_count(req: &HttpRequest, key: &str) -> Result<Option<u64>, E
     match query_pairs(req).into_iter().rev().find(|(k, _)| k == key) {
         None => Ok(None),
         Some((_, v)) if v.trim().is_empty() => Ok(None),
-        Some((_, v)) => v
-            .trim()
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| Error::bad(format!("Parameter '{key}' must be a non-negative integer"))),
+        Some((_, v)) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+            Error::invalid(key, Code::WrongType, format!("Parameter '{key}' must be a non-negative integer"))
+        }),
     }
 }

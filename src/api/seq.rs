@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::schema::{Done, ErrorBody, JobQueued, SeqBegin, SeqFileState, SeqStatus, SeqUploadForm};
 use super::targets::TargetId;
 use super::{block, json_body, ok, resource};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::http::multipart::Multipart;
 use crate::http::upload::{Layout, UploadReader};
 use crate::model::fields::{Fields, required};
@@ -35,17 +35,22 @@ async fn begin(state: web::Data<AppState>, id: web::Path<String>, body: web::Byt
     let manual = f.required("manual", Fields::boolean)?;
     let list = match body.get("file_list") {
         Some(Value::Array(items)) => items,
-        Some(_) => return Err(Error::bad("File list validation failed: 'file_list' must be a list")),
+        Some(_) => {
+            return Err(Error::invalid(
+                "file_list",
+                Code::WrongType,
+                "File list validation failed: 'file_list' must be a list",
+            ));
+        }
         None => return Err(required("file_list")),
     };
+    // An entry's fault is the list's: the reply names `file_list`.
+    let bad = |code, msg: &str| Error::invalid("file_list", code, format!("File list validation failed: {msg}"));
     let mut files = Vec::with_capacity(list.len());
     for item in list {
-        let entry =
-            Fields::of(item).map_err(|_| Error::bad("File list validation failed: each entry must be an object"))?;
-        let path =
-            entry.string("path")?.ok_or_else(|| Error::bad("File list validation failed: an entry has no 'path'"))?;
-        let name =
-            entry.string("name")?.ok_or_else(|| Error::bad("File list validation failed: an entry has no 'name'"))?;
+        let entry = Fields::of(item).map_err(|_| bad(Code::WrongType, "each entry must be an object"))?;
+        let path = entry.string("path")?.ok_or_else(|| bad(Code::Required, "an entry has no 'path'"))?;
+        let name = entry.string("name")?.ok_or_else(|| bad(Code::Required, "an entry has no 'name'"))?;
         files.push((path, name));
     }
     let svc = state.service.clone();
@@ -92,7 +97,7 @@ async fn upload(
     let mut received = upload.read(&state.service, &UPLOAD_LAYOUT, |_| Ok::<_, Error>(())).await?;
     let path = received.text("path").ok_or_else(|| required("path"))?.to_string();
     let name = received.text("name").ok_or_else(|| required("name"))?.to_string();
-    let (_, file) = received.files.pop().ok_or_else(|| Error::bad("No file given"))?;
+    let (_, file) = received.files.pop().ok_or_else(|| Error::invalid("file", Code::Required, "No file given"))?;
     let svc = state.service.clone();
     block(move || svc.seq_upload(&id, &path, &name, file)).await?;
     Ok(ok(&Done::default()))

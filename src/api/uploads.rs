@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::schema::{ErrorBody, JobQueued, UploadForm};
 use super::targets::TargetId;
 use super::{block, ok, resource};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::http::multipart::Multipart;
 use crate::http::upload::{Layout, Seen, UploadReader};
 use crate::model::fields::{parse_bool, required};
@@ -57,7 +57,8 @@ async fn upload(
 }
 
 fn parse_manual(text: &str) -> Result<bool> {
-    parse_bool(text).ok_or_else(|| Error::bad("Parameter 'manual' must be 0, 1, true or false"))
+    parse_bool(text)
+        .ok_or_else(|| Error::invalid("manual", Code::WrongType, "Parameter 'manual' must be 0, 1, true or false"))
 }
 
 /// Its `backup_file` parts (any number) and `manual`.

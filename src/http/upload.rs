@@ -10,7 +10,7 @@ use actix_web::http::header;
 
 use super::multipart::{Field, Multipart};
 use crate::config::Limits;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::service::Service;
 use crate::store::Store;
 use crate::store::blob::{Spool, Spooled};
@@ -91,7 +91,7 @@ impl UploadReader {
                     }
                 };
                 if received.files.len() >= layout.max_files {
-                    return Err(Error::bad(layout.too_many_files).into());
+                    return Err(Error::invalid(layout.file, Code::Invalid, layout.too_many_files).into());
                 }
                 let spooled = spool_field(&service.store, &mut field, quota).await?;
                 received.files.push((filename, spooled));
@@ -217,11 +217,12 @@ async fn text_field(field: &mut Field<'_>, name: &str, quota: &Quota) -> Result<
     let mut buf = Vec::new();
     while let Some(chunk) = quota.next_chunk(field).await? {
         if buf.len() + chunk.len() > MAX_TEXT {
-            return Err(Error::bad(format!("Parameter '{name}' is too long")));
+            return Err(Error::invalid(name, Code::Invalid, format!("Parameter '{name}' is too long")));
         }
         buf.extend_from_slice(&chunk);
     }
-    String::from_utf8(buf).map_err(|_| Error::bad(format!("Parameter '{name}' is not valid UTF-8")))
+    String::from_utf8(buf)
+        .map_err(|_| Error::invalid(name, Code::WrongType, format!("Parameter '{name}' is not valid UTF-8")))
 }
 
 /// Reads and drops a part nobody asked for.

@@ -141,6 +141,10 @@ impl Form {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
+    /// A field's value as sent, `""` when absent.
+    pub fn value(&self, key: &str) -> &str {
+        self.get(key).unwrap_or_default()
+    }
     /// A field's value, trimmed, `""` when absent.
     pub fn text(&self, key: &str) -> String {
         self.get(key).unwrap_or_default().trim().to_string()
@@ -151,24 +155,29 @@ impl Form {
     pub fn checked(&self, key: &str) -> bool {
         self.get(key).is_some_and(checkbox)
     }
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+    /// Sets a field (a later value wins over an earlier one).
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.0.push((key.to_string(), value.to_string()));
+    }
 }
 
-/// A form checkbox: browsers send `on` (or the input's value) when checked and nothing when not;
-/// an explicit `0`/`false`/`off` (a hidden input before the box) reads as unchecked.
-pub fn checkbox(value: &str) -> bool {
-    crate::model::fields::parse_bool(value).unwrap_or(!value.is_empty() && !value.trim().eq_ignore_ascii_case("off"))
-}
+pub use crate::model::fields::checkbox;
 
-/// A failure shown as an HTML page with its status.
+/// A failure shown as an HTML page with its status (or, on a form, beside its field).
 #[derive(Debug)]
 pub struct PageError {
     status: StatusCode,
     message: String,
+    /// The form field at fault, when the error names one.
+    field: Option<String>,
 }
 
 impl PageError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> PageError {
-        PageError { status, message: message.into() }
+        PageError { status, message: message.into(), field: None }
     }
 }
 
@@ -181,7 +190,7 @@ impl std::fmt::Display for PageError {
 impl From<crate::error::Error> for PageError {
     fn from(e: crate::error::Error) -> PageError {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        PageError::new(status, e.to_string())
+        PageError { status, message: e.to_string(), field: e.field().map(str::to_string) }
     }
 }
 
