@@ -5,11 +5,12 @@
 #![forbid(unsafe_code)]
 
 mod api;
-mod apikey;
+mod auth;
 mod cli;
 mod config;
 mod db;
 mod error;
+mod http;
 mod jobs;
 mod logging;
 mod model;
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Newapikey(args) => new_api_key(&global, args.overwrite),
         Command::Serve(args) => serve(&global, &args),
-        Command::Passwd => Config::data_dir_only(&global).and_then(|dir| web::passwd(&dir)),
+        Command::Passwd => Config::data_dir_only(&global).and_then(|dir| auth::password::passwd(&dir)),
         Command::RebuildDb => rebuild_db(&global),
         Command::Check(args) => return check(&global, args.deep),
     };
@@ -54,7 +55,7 @@ fn main() -> ExitCode {
 fn new_api_key(global: &GlobalArgs, overwrite: bool) -> Result<(), String> {
     let data_dir = Config::data_dir_only(global)?;
     let path = config::apikey_path(&data_dir);
-    let key = apikey::create(&path, overwrite)?;
+    let key = auth::apikey::create(&path, overwrite)?;
     println!("New API key written to {}:", path.display());
     println!("{key}");
     Ok(())
@@ -114,7 +115,7 @@ fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<(), String> {
     // Logging needs the folder; the narrowing is logged by `Service::open`, once logging runs.
     store::perms::create_dir_all(&config.data_dir, store::perms::PRIVATE_DIR)
         .map_err(|e| format!("cannot create data folder {}: {e}", config.data_dir.display()))?;
-    let key = apikey::ApiKey::new(config.apikey_path());
+    let key = auth::apikey::ApiKey::new(config.apikey_path());
     if !config.bind.ip().is_loopback() && !key.exists() && !config.insecure_open_api {
         return Err(format!(
             "refusing to listen on {} with no API key: anyone on the network could read and delete backups. \
@@ -132,12 +133,12 @@ fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<(), String> {
     actix_web::rt::System::new().block_on(run(service, key))
 }
 
-async fn run(service: Arc<Service>, key: apikey::ApiKey) -> Result<(), String> {
+async fn run(service: Arc<Service>, key: auth::apikey::ApiKey) -> Result<(), String> {
     let config = service.config.clone();
     jobs::worker::spawn_workers(service.clone(), config.workers);
     let scheduler = jobs::scheduler::Scheduler::start(service.clone()).await.map_err(|e| e.to_string())?;
-    let web_state = web::WebState::open(&config)?;
-    let state = actix_web::web::Data::new(AppState { service, scheduler, apikey: key, web: web_state });
+    let sessions = auth::session::Sessions::open(&config)?;
+    let state = actix_web::web::Data::new(AppState { service, scheduler, apikey: key, sessions });
     let json_limit = config.limits.max_json_bytes;
     let server = HttpServer::new(move || {
         App::new().app_data(state.clone()).configure(|cfg| api::configure(cfg, json_limit)).configure(web::configure)

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::apikey::ApiKey;
+use crate::auth::apikey::ApiKey;
+use crate::auth::session::Sessions;
 use crate::jobs::scheduler::Scheduler;
 use crate::service::Service;
 
@@ -11,5 +12,5 @@ pub struct AppState {
     pub scheduler: Arc<Scheduler>,
     pub apikey: ApiKey,
     /// Web UI: password file, session key, login throttle.
-    pub web: crate::web::WebState,
+    pub sessions: Sessions,
 }

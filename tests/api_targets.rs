@@ -44,6 +44,10 @@ fn create_view_and_list_by_page() {
     assert_eq!(page2["targets"].as_array().unwrap().len(), 2);
     let (status, body) = s.get("/api/target?page=abc");
     assert_eq!((status, body["success"].clone()), (400, json!(false)), "{body}");
+    assert_eq!((&body["field"], &body["code"]), (&json!("page"), &json!("wrong_type")), "{body}");
+    let (status, body) = s.get("/api/target/no-such-target");
+    assert_eq!(status, 404);
+    assert_eq!((body.get("field"), &body["code"]), (None, &json!("not_found")), "{body}");
 }
 
 #[test]
@@ -55,6 +59,7 @@ fn create_reports_each_missing_field() {
         let (status, reply) = s.post("/api/target", body);
         assert_eq!(status, 400, "{key}: {reply}");
         assert_eq!(reply["message"], format!("Parameter '{key}' required"));
+        assert_eq!((&reply["field"], &reply["code"]), (&json!(key), &json!("required")), "{reply}");
     }
     // recycle_value and recycle_action are needed once retention is on.
     for key in ["recycle_value", "recycle_action"] {
@@ -110,8 +115,9 @@ fn templates_and_aliases_are_unique_and_tags_are_cleaned() {
     assert_eq!(t["tags"], json!([]), "the CLI's [\",\"] tag list must be cleaned");
     let (status, _) = s.post("/api/target", target_body(&s, json!({"name_template": "same-$I"})));
     assert_eq!(status, 409);
-    let (status, _) = s.post("/api/target", target_body(&s, json!({"alias": "a"})));
+    let (status, reply) = s.post("/api/target", target_body(&s, json!({"alias": "a"})));
     assert_eq!(status, 409);
+    assert_eq!((&reply["field"], &reply["code"]), (&json!("alias"), &json!("taken")), "{reply}");
     // An edit that re-sends the target's own template and alias is fine (the CLI does this).
     let (status, reply) = s.patch(&format!("/api/target/{a}"), json!({"name_template": "same-$I", "alias": "a"}));
     assert_eq!(status, 200, "{reply}");

@@ -226,6 +226,7 @@ fn form_errors_keep_what_the_user_typed() {
     );
     assert_eq!(page.status, 409);
     assert!(page.body.contains("already used"), "{}", page.body);
+    assert!(page.body.contains("id=\"e-template\""), "a taken template is shown by its field");
     assert!(page.body.contains("value=\"Still typed\""));
     // And a valid form creates the target, with the same rules as the API.
     let page = w.post(

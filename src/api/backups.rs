@@ -1,19 +1,13 @@
 //! `/api/backup/{id}`: delete, recycle/restore, download; `/api/recycle_bin`.
 
-use std::path::Path;
-
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
-use futures_util::stream;
 
 use super::schema::{BackupList, Binary, DeleteFiles, Deleted, Done, ErrorBody, SetRecycled};
-use super::{attachment, block, delete_files, json_body, method_not_allowed, ok, resource};
-use crate::error::{Error, Result};
+use super::{block, delete_files, json_body, method_not_allowed, ok, resource};
+use crate::error::Result;
+use crate::http::download::{attachment, download_response};
 use crate::model::fields::Fields;
-use crate::service::backups::Download;
 use crate::state::AppState;
-use crate::store::Store;
-use crate::store::tarstream::{self, ChannelWriter};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -101,7 +95,7 @@ async fn clear_recycle_bin(state: web::Data<AppState>, body: web::Bytes) -> Resu
 async fn download(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
     let svc = state.service.clone();
     let download = block(move || svc.download(&id)).await?;
-    download_response(&state.service.store, download, attachment).await
+    download_response(&state.service, download, attachment).await
 }
 
 /// The `{id}` of a backup route.
@@ -111,44 +105,4 @@ async fn download(state: web::Data<AppState>, id: web::Path<String>) -> Result<H
 struct BackupId {
     /// The backup's id.
     id: String,
-}
-
-/// Streams a backup: the file itself, or a tar of the tree built while it is sent. The web UI
-/// shares it with its own `Content-Disposition` form.
-pub(crate) async fn download_response(
-    store: &Store,
-    download: Download,
-    disposition: fn(&str) -> HeaderValue,
-) -> Result<HttpResponse> {
-    match download {
-        Download::File { path, size, filename } => file_response(&path, size, disposition(&filename)).await,
-        Download::Tree { files, filename, mtime } => {
-            let (tx, rx) = tokio::sync::mpsc::channel(tarstream::CHANNEL_DEPTH);
-            let store = store.clone();
-            let header = disposition(&filename);
-            tokio::task::spawn_blocking(move || {
-                let out = ChannelWriter::new(tx.clone());
-                if let Err(e) = tarstream::write_tar(&store, &files, mtime, out) {
-                    tracing::warn!("download of {filename} stopped: {e}");
-                    ChannelWriter::new(tx).fail(e);
-                }
-            });
-            let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-            Ok(HttpResponse::Ok()
-                .content_type("application/x-tar")
-                .insert_header((header::CONTENT_DISPOSITION, header))
-                .streaming(body))
-        }
-    }
-}
-
-/// Streams one stored file with its exact length.
-pub(crate) async fn file_response(path: &Path, size: u64, disposition: HeaderValue) -> Result<HttpResponse> {
-    let file = tokio::fs::File::open(path).await.map_err(|e| Error::io("open", path, e))?;
-    let body = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .insert_header((header::CONTENT_DISPOSITION, disposition))
-        .no_chunking(size)
-        .streaming(body))
 }

@@ -5,15 +5,14 @@
 //! framework itself produces (unknown route, wrong method, oversized body) into that shape.
 //! Replies are the typed structs of `schema`, from which `openapi` derives `/api/openapi.json`.
 
-pub(crate) mod backups;
+mod backups;
 mod jobs;
 mod misc;
-pub(crate) mod multipart;
 mod openapi;
 pub(crate) mod schema;
 mod seq;
 mod targets;
-pub(crate) mod uploads;
+mod uploads;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -24,8 +23,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::apikey::Access;
-use crate::error::Error;
+use crate::auth::apikey::Access;
+use crate::error::{Code, Error};
 use crate::state::AppState;
 
 /// Registers `/api`; `json_limit` caps JSON bodies (a larger one gets a 413).
@@ -127,8 +126,9 @@ async fn to_json_error(resp: HttpResponse) -> HttpResponse {
     error_body(status, &message)
 }
 
+/// An error reply that names no field; its code follows from the status.
 fn error_body(status: StatusCode, message: &str) -> HttpResponse {
-    reply(status, &schema::ErrorBody::new(message))
+    reply(status, &schema::ErrorBody::new(message, Code::of_status(status.as_u16()), None))
 }
 
 impl ResponseError for Error {
@@ -136,7 +136,7 @@ impl ResponseError for Error {
         StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
     fn error_response(&self) -> HttpResponse<BoxBody> {
-        error_body(self.status_code(), &self.to_string())
+        reply(self.status_code(), &schema::ErrorBody::new(&self.to_string(), self.code(), self.field()))
     }
 }
 
@@ -153,7 +153,7 @@ pub(crate) fn reply(status: StatusCode, body: &impl Serialize) -> HttpResponse {
         Err(e) => {
             tracing::error!("cannot render a reply: {e}");
             HttpResponse::InternalServerError()
-                .json(json!({"success": false, "message": "The reply could not be rendered; see the log"}))
+                .json(json!({"success": false, "message": "The reply could not be rendered; see the log", "code": Code::Internal}))
         }
     }
 }
@@ -162,7 +162,7 @@ pub(crate) fn reply(status: StatusCode, body: &impl Serialize) -> HttpResponse {
 pub(crate) async fn block<T: Send + 'static>(
     f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> Result<T, Error> {
-    crate::jobs::worker::blocking(f).await
+    crate::http::block(f).await
 }
 
 /// A JSON object body; an empty body counts as `{}` (clients send none on some calls).
@@ -203,20 +203,8 @@ pub(crate) fn query_count(req: &HttpRequest, key: &str) -> Result<Option<u64>, E
     match query_pairs(req).into_iter().rev().find(|(k, _)| k == key) {
         None => Ok(None),
         Some((_, v)) if v.trim().is_empty() => Ok(None),
-        Some((_, v)) => v
-            .trim()
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| Error::bad(format!("Parameter '{key}' must be a non-negative integer"))),
+        Some((_, v)) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+            Error::invalid(key, Code::WrongType, format!("Parameter '{key}' must be a non-negative integer"))
+        }),
     }
-}
-
-/// `attachment; filename="..."` with a name the client can write as is: ASCII, no separators.
-pub(crate) fn attachment(name: &str) -> HeaderValue {
-    let safe: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
-    let safe = safe.trim_start_matches('.');
-    let safe = if safe.is_empty() { "backup" } else { safe };
-    HeaderValue::from_str(&format!("attachment; filename=\"{safe}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"backup\""))
 }

@@ -9,11 +9,12 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{RefOr, schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::db::jobs::JobRow;
+use crate::error::Code;
 use crate::jobs::scheduler::Info;
 use crate::model::backup::Backup;
 use crate::model::job::JobStatus;
 use crate::model::target::Target;
+use crate::service::jobs::JobRow;
 use crate::service::stats::Stats;
 use crate::time::{http_date, parse_iso};
 
@@ -57,11 +58,17 @@ pub struct ErrorBody {
     success: False,
     /// What went wrong, for a person to read (e.g. `Parameter 'name' required`).
     message: String,
+    /// What went wrong, for a program: stable across versions and wordings.
+    code: Code,
+    /// The request field at fault (a JSON key, a query or form parameter), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    field: Option<String>,
 }
 
 impl ErrorBody {
-    pub fn new(message: &str) -> ErrorBody {
-        ErrorBody { success: False, message: message.to_string() }
+    pub fn new(message: &str, code: Code, field: Option<&str>) -> ErrorBody {
+        ErrorBody { success: False, message: message.to_string(), code, field: field.map(str::to_string) }
     }
 }
 
@@ -485,4 +492,26 @@ pub struct SeqUploadForm {
     name: String,
     #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
     file: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::{RefOr, schema};
+
+    use super::*;
+    use crate::model::target::TargetInput;
+
+    fn properties(s: RefOr<Schema>) -> Vec<String> {
+        match s {
+            RefOr::T(Schema::Object(schema::Object { properties, .. })) => properties.keys().cloned().collect(),
+            _ => panic!("not an object schema"),
+        }
+    }
+
+    #[test]
+    fn the_target_bodies_describe_the_fields_the_input_reads() {
+        assert_eq!(properties(NewTarget::schema()), TargetInput::FIELDS);
+        assert_eq!(properties(TargetEdit::schema()), TargetInput::FIELDS);
+    }
 }

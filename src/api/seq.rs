@@ -3,12 +3,12 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
-use super::multipart::Multipart;
 use super::schema::{Done, ErrorBody, JobQueued, SeqBegin, SeqFileState, SeqStatus, SeqUploadForm};
 use super::targets::TargetId;
-use super::uploads::{Quota, drain, spool_field, text_field};
 use super::{block, json_body, ok, resource};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
+use crate::http::multipart::Multipart;
+use crate::http::upload::{Layout, UploadReader};
 use crate::model::fields::{Fields, required};
 use crate::state::AppState;
 
@@ -35,17 +35,22 @@ async fn begin(state: web::Data<AppState>, id: web::Path<String>, body: web::Byt
     let manual = f.required("manual", Fields::boolean)?;
     let list = match body.get("file_list") {
         Some(Value::Array(items)) => items,
-        Some(_) => return Err(Error::bad("File list validation failed: 'file_list' must be a list")),
+        Some(_) => {
+            return Err(Error::invalid(
+                "file_list",
+                Code::WrongType,
+                "File list validation failed: 'file_list' must be a list",
+            ));
+        }
         None => return Err(required("file_list")),
     };
+    // An entry's fault is the list's: the reply names `file_list`.
+    let bad = |code, msg: &str| Error::invalid("file_list", code, format!("File list validation failed: {msg}"));
     let mut files = Vec::with_capacity(list.len());
     for item in list {
-        let entry =
-            Fields::of(item).map_err(|_| Error::bad("File list validation failed: each entry must be an object"))?;
-        let path =
-            entry.string("path")?.ok_or_else(|| Error::bad("File list validation failed: an entry has no 'path'"))?;
-        let name =
-            entry.string("name")?.ok_or_else(|| Error::bad("File list validation failed: an entry has no 'name'"))?;
+        let entry = Fields::of(item).map_err(|_| bad(Code::WrongType, "each entry must be an object"))?;
+        let path = entry.string("path")?.ok_or_else(|| bad(Code::Required, "an entry has no 'path'"))?;
+        let name = entry.string("name")?.ok_or_else(|| bad(Code::Required, "an entry has no 'name'"))?;
         files.push((path, name));
     }
     let svc = state.service.clone();
@@ -86,30 +91,26 @@ async fn upload(
     state: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Result<HttpResponse> {
-    let mut quota = Quota::new(&state.service.config.limits, &req)?;
-    let (mut path, mut name, mut file) = (None, None, None);
-    while let Some(mut field) = quota.next_field(&mut form).await? {
-        match field.name() {
-            "path" => path = Some(text_field(&mut field, "path", &quota).await?),
-            "name" => name = Some(text_field(&mut field, "name", &quota).await?),
-            "file" => {
-                if file.is_some() {
-                    return Err(Error::bad("Send one 'file' per request"));
-                }
-                file = Some(spool_field(&state.service.store, &mut field, &mut quota).await?);
-            }
-            _ => drain(&mut field, &quota).await?,
-        }
-    }
-    let path = path.ok_or_else(|| required("path"))?;
-    let name = name.ok_or_else(|| required("name"))?;
-    let file = file.ok_or_else(|| Error::bad("No file given"))?;
+    let upload = UploadReader::new(&state.service.config.limits, &req, form)?;
+    let mut received = upload.read(&state.service, &UPLOAD_LAYOUT, |_| Ok::<_, Error>(())).await?;
+    let path = received.text("path").ok_or_else(|| required("path"))?.to_string();
+    let name = received.text("name").ok_or_else(|| required("name"))?.to_string();
+    let (_, file) = received.files.pop().ok_or_else(|| Error::invalid("file", Code::Required, "No file given"))?;
     let svc = state.service.clone();
     block(move || svc.seq_upload(&id, &path, &name, file)).await?;
     Ok(ok(&Done::default()))
 }
+
+/// One announced `file`, named by `path` and `name`.
+const UPLOAD_LAYOUT: Layout = Layout {
+    file: "file",
+    max_files: 1,
+    too_many_files: "Send one 'file' per request",
+    unnamed: Some(""),
+    texts: &["path", "name"],
+};
 
 /// Closes a complete sequential upload and queues the job that builds its backup.
 #[utoipa::path(post, path = "/api/seq/{id}/finish", operation_id = "seq_finish", tag = "sequential upload", params(TargetId),

@@ -8,9 +8,8 @@ use super::schema::{
     TargetMatches, TargetView,
 };
 use super::{block, delete_files, json_body, method_not_allowed, ok, query_count, query_pairs, reply, resource};
-use crate::db::targets::Search;
-use crate::error::Error;
-use crate::model::target::{Target, TargetInput};
+use crate::error::{Code, Error};
+use crate::model::target::{Search, Target, TargetInput};
 use crate::service::Service;
 use crate::service::targets::Which;
 use crate::state::AppState;
@@ -57,7 +56,7 @@ pub(crate) fn target_json(svc: &Service, t: &Target) -> Result<TargetView, Error
 async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Error> {
     let page = query_count(&req, "page")?.unwrap_or(1);
     if page == 0 {
-        return Err(Error::bad("Parameter 'page' must be 1 or more"));
+        return Err(Error::invalid("page", Code::Invalid, "Parameter 'page' must be 1 or more"));
     }
     let svc = state.service.clone();
     let targets = block(move || {
@@ -188,14 +187,14 @@ async fn bulk_delete(
         ("name_template" = Option<String>, Query, description = "Part of the name template"),
         ("alias" = Option<String>, Query, description = "Part of the alias"),
         ("deduplicate" = Option<bool>, Query, description = "`true`, `1` or `on` for on; anything else for off"),
-        ("tags" = Option<String>, Query, description = "Space-separated tags the target must all carry"),
+        ("tags" = Option<String>, Query, description = "Tags the target must all carry, separated by spaces or commas"),
     ),
     responses(
         (status = 200, description = "The matching targets", body = TargetMatches),
         (status = 400, description = "No filter was given", body = ErrorBody),
     ))]
 async fn search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Error> {
-    let search = parse_search(query_pairs(&req))?;
+    let search = parse_search(&query_pairs(&req))?;
     let svc = state.service.clone();
     let targets = block(move || {
         let list = svc.search_targets(&search)?;
@@ -215,58 +214,11 @@ pub(crate) struct TargetId {
     id: String,
 }
 
-/// Reads search filters; empty values are no filter (the official CLI always sends `alias=`).
-fn parse_search(pairs: Vec<(String, String)>) -> Result<Search, Error> {
-    let mut s = Search::default();
-    let mut any = false;
-    for (key, value) in pairs {
-        let value = value.trim().to_string();
-        if value.is_empty() {
-            continue;
-        }
-        // The client library formats its enums as `BackupType.SINGLE`; keep the member name.
-        let enum_value = || value.rsplit('.').next().unwrap_or(&value).to_ascii_lowercase();
-        match key.as_str() {
-            "name" => s.name = Some(value),
-            "type" | "target_type" | "backup_type" => s.target_type = Some(enum_value()),
-            "recycle_criteria" => s.recycle_criteria = Some(enum_value()),
-            "recycle_action" => s.recycle_action = Some(enum_value()),
-            "location" => s.location = Some(value),
-            "name_template" => s.name_template = Some(value),
-            "alias" => s.alias = Some(value),
-            "deduplicate" => s.deduplicate = Some(matches!(value.to_ascii_lowercase().as_str(), "on" | "true" | "1")),
-            "tags" => {
-                s.tags = value.split_whitespace().map(str::to_string).collect();
-            }
-            _ => continue,
-        }
-        any = true;
-    }
-    if !any {
-        return Err(Error::bad(
+/// Reads search filters (the rules are [`Search::from_pairs`]'s); at least one must be given.
+fn parse_search(pairs: &[(String, String)]) -> Result<Search, Error> {
+    Search::from_pairs(pairs).ok_or_else(|| {
+        Error::bad(
             "Give at least one search filter: name, type, recycle_criteria, recycle_action, location, name_template, alias, deduplicate or tags",
-        ));
-    }
-    Ok(s)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn search_filters() {
-        assert!(parse_search(pairs(&[("alias", "")])).is_err());
-        let s = parse_search(pairs(&[("name", "foo"), ("alias", ""), ("type", "BackupType.SINGLE"), ("tags", "a b")]))
-            .unwrap();
-        assert_eq!(s.name.as_deref(), Some("foo"));
-        assert_eq!(s.alias, None);
-        assert_eq!(s.target_type.as_deref(), Some("single"));
-        assert_eq!(s.tags, vec!["a", "b"]);
-        assert_eq!(parse_search(pairs(&[("deduplicate", "off")])).unwrap().deduplicate, Some(false));
-    }
+        )
+    })
 }

@@ -120,19 +120,7 @@ pub fn taken(c: &Connection, column: &str, value: &str, except_id: &str) -> Resu
     Ok(c.query_row(&sql, params![value, except_id], |r| r.get(0))?)
 }
 
-/// Search filters; every given one must match.
-#[derive(Debug, Default, Clone)]
-pub struct Search {
-    pub name: Option<String>,
-    pub target_type: Option<String>,
-    pub recycle_criteria: Option<String>,
-    pub recycle_action: Option<String>,
-    pub location: Option<String>,
-    pub name_template: Option<String>,
-    pub alias: Option<String>,
-    pub deduplicate: Option<bool>,
-    pub tags: Vec<String>,
-}
+pub use crate::model::target::Search;
 
 pub fn search(c: &Connection, s: &Search) -> Result<Vec<Target>> {
     let mut clauses: Vec<String> = Vec::new();

@@ -9,10 +9,10 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use super::worker::blocking;
 use crate::config::parse_cron;
 use crate::db;
 use crate::error::{Error, Result};
+use crate::http::block as blocking;
 use crate::model::job::Scheduled;
 use crate::service::Service;
 use crate::time;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::db;
 use crate::error::{Error, Result};
+use crate::http::block as blocking;
 use crate::model::job::QueuedJob;
 use crate::service::Service;
 
@@ -74,9 +75,4 @@ async fn run_next(service: &Arc<Service>) -> Result<bool> {
     })
     .await?;
     Ok(true)
-}
-
-/// Runs blocking work off the async executor.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(format!("background task failed: {e}")))?
 }

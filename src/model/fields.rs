@@ -1,9 +1,9 @@
-//! Reading typed fields out of a JSON object with the contract's error messages
-//! (`Parameter 'name' required`, `Parameter 'x' must be ...`).
+//! Reading typed fields out of a JSON object (or a form's text) with the contract's error
+//! messages (`Parameter 'name' required`, `Parameter 'x' must be ...`); each error names its field.
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// A JSON object whose fields are read one by one.
 pub struct Fields<'a>(&'a Map<String, Value>);
@@ -32,25 +32,24 @@ impl<'a> Fields<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Error::bad(format!("Parameter '{key}' must be a string"))),
+            Some(_) => Err(Error::invalid(key, Code::WrongType, format!("Parameter '{key}' must be a string"))),
         }
     }
 
     /// A non-negative integer; integral floats (`3.0`) and digit strings are accepted.
     pub fn count(&self, key: &str) -> Result<Option<i64>> {
-        let bad = || Error::bad(format!("Parameter '{key}' must be a non-negative integer"));
         let n = match self.get(key) {
             None => return Ok(None),
             Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => i,
                 (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
-                _ => return Err(bad()),
+                _ => return Err(not_count(key)),
             },
-            Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| bad())?,
-            Some(_) => return Err(bad()),
+            Some(Value::String(s)) => return parse_count(key, s).map(Some),
+            Some(_) => return Err(not_count(key)),
         };
         if n < 0 {
-            return Err(bad());
+            return Err(not_count(key));
         }
         Ok(Some(n))
     }
@@ -69,7 +68,7 @@ impl<'a> Fields<'a> {
 
     /// A list of strings.
     pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
-        let bad = || Error::bad(format!("Parameter '{key}' must be a list of strings"));
+        let bad = || Error::invalid(key, Code::WrongType, format!("Parameter '{key}' must be a list of strings"));
         match self.get(key) {
             None => Ok(None),
             Some(Value::Array(items)) => items
@@ -84,17 +83,32 @@ impl<'a> Fields<'a> {
 
 /// The error for a missing field, worded as the official server does.
 pub fn required(key: &str) -> Error {
-    Error::bad(format!("Parameter '{key}' required"))
+    Error::invalid(key, Code::Required, format!("Parameter '{key}' required"))
 }
 
 /// The error for a field that is not one of the boolean forms.
 fn not_bool(key: &str) -> Error {
-    Error::bad(format!("Parameter '{key}' must be true or false (or 1 or 0)"))
+    Error::invalid(key, Code::WrongType, format!("Parameter '{key}' must be true or false (or 1 or 0)"))
+}
+
+fn not_count(key: &str) -> Error {
+    Error::invalid(key, Code::WrongType, format!("Parameter '{key}' must be a non-negative integer"))
+}
+
+/// A non-negative integer written as text (digits, surrounding spaces allowed).
+pub fn parse_count(key: &str, text: &str) -> Result<i64> {
+    text.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| not_count(key))
+}
+
+/// A web form's checkbox: browsers send `on` (or the input's value) when checked and nothing
+/// when not; an explicit `0`/`false`/`off` (a hidden input before the box) reads as unchecked.
+pub fn checkbox(value: &str) -> bool {
+    parse_bool(value).unwrap_or(!value.is_empty() && !value.trim().eq_ignore_ascii_case("off"))
 }
 
 /// `0`/`1` and `true`/`false` in any case, as the Python clients send them. Other words
 /// (`yes`, `on`, `y`) are refused: a typo must not turn into a silent choice. Web checkboxes,
-/// which send `on`, are read by the web forms' own `checked`.
+/// which send `on`, are read by [`checkbox`].
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s.trim() {
         "1" => Some(true),

@@ -1,13 +1,19 @@
 //! Targets: what they are, the rules a valid one follows, and name-template expansion.
+//! What a client sends to make or change one is read by [`input`]; how targets are searched,
+//! by [`search`]. Every refusal names the field at fault.
+
+mod input;
+mod search;
+
+pub use input::{Intent, TargetInput};
+pub use search::Search;
 
 use std::path::{Component, Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::fields::{Fields, required};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// Whether a backup is one file or a folder tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -43,7 +49,7 @@ macro_rules! str_enum {
             pub fn parse(s: &str) -> Result<Self> {
                 match s.trim().to_ascii_lowercase().as_str() {
                     $($s => Ok($ty::$v),)+
-                    _ => Err(Error::bad(format!(
+                    _ => Err(Error::invalid($field, Code::NotAChoice, format!(
                         concat!("Parameter '", $field, "' must be one of: {}"),
                         [$($s),+].join(", ")
                     ))),
@@ -76,151 +82,40 @@ pub struct Target {
     pub tags: Vec<String>,
 }
 
-/// Fields a client sent to create or edit a target; `None` means "not given".
-#[derive(Debug, Default, Clone)]
-pub struct TargetInput {
-    pub name: Option<String>,
-    pub target_type: Option<TargetType>,
-    pub recycle_criteria: Option<RecycleCriteria>,
-    pub recycle_value: Option<i64>,
-    pub recycle_action: Option<RecycleAction>,
-    pub location: Option<String>,
-    pub name_template: Option<String>,
-    pub deduplicate: Option<bool>,
-    /// `Some(None)` clears the alias.
-    pub alias: Option<Option<String>>,
-    pub min_backups: Option<i64>,
-    pub tags: Option<Vec<String>>,
-}
-
-impl TargetInput {
-    /// Reads the JSON body of `POST`/`PATCH /api/target`.
-    pub fn from_json(body: &Value) -> Result<TargetInput> {
-        let f = Fields::of(body)?;
-        let target_type = match f.string("backup_type")? {
-            Some(s) => Some(TargetType::parse(&s)?),
-            None => f.string("target_type")?.map(|s| TargetType::parse(&s)).transpose()?,
-        };
-        Ok(TargetInput {
-            name: f.string("name")?,
-            target_type,
-            recycle_criteria: f.string("recycle_criteria")?.map(|s| RecycleCriteria::parse(&s)).transpose()?,
-            recycle_value: f.count("recycle_value")?,
-            recycle_action: f.string("recycle_action")?.map(|s| RecycleAction::parse(&s)).transpose()?,
-            location: f.string("location")?,
-            name_template: f.string("name_template")?,
-            deduplicate: f.boolean("deduplicate")?,
-            alias: if f.has("alias") { Some(f.string("alias")?) } else { None },
-            // `num_backups` is the old spelling the edit endpoint still receives.
-            min_backups: match f.count("min_backups")? {
-                Some(n) => Some(n),
-                None => f.count("num_backups")?,
-            },
-            tags: f.strings("tags")?,
-        })
-    }
-
-    /// Builds a new target; the fields a target cannot do without must be present.
-    pub fn into_new_target(self, id: String) -> Result<Target> {
-        let criteria = self.recycle_criteria.ok_or_else(|| required("recycle_criteria"))?;
-        let needs_rules = criteria != RecycleCriteria::None;
-        let target = Target {
-            id,
-            name: self.name.ok_or_else(|| required("name"))?,
-            target_type: self.target_type.ok_or_else(|| required("backup_type"))?,
-            recycle_criteria: criteria,
-            recycle_value: match self.recycle_value {
-                Some(v) => v,
-                None if needs_rules => return Err(required("recycle_value")),
-                None => 0,
-            },
-            recycle_action: match self.recycle_action {
-                Some(a) => a,
-                None if needs_rules => return Err(required("recycle_action")),
-                None => RecycleAction::Recycle,
-            },
-            location: self.location.ok_or_else(|| required("location"))?,
-            name_template: self.name_template.ok_or_else(|| required("name_template"))?,
-            deduplicate: self.deduplicate.unwrap_or(false),
-            alias: self.alias.flatten(),
-            min_backups: self.min_backups.unwrap_or(0),
-            tags: self.tags.unwrap_or_default(),
-        };
-        Ok(target)
-    }
-
-    /// Applies an edit to an existing target; fields left out keep their value.
-    pub fn apply_to(self, existing: &Target) -> Result<Target> {
-        if let Some(t) = self.target_type
-            && t != existing.target_type
-        {
-            return Err(Error::bad("A target's type cannot be changed after creation"));
-        }
-        let mut t = existing.clone();
-        if let Some(v) = self.name {
-            t.name = v;
-        }
-        if let Some(v) = self.recycle_criteria {
-            t.recycle_criteria = v;
-        }
-        if let Some(v) = self.recycle_value {
-            t.recycle_value = v;
-        }
-        if let Some(v) = self.recycle_action {
-            t.recycle_action = v;
-        }
-        if let Some(v) = self.location {
-            t.location = v;
-        }
-        if let Some(v) = self.name_template {
-            t.name_template = v;
-        }
-        if let Some(v) = self.deduplicate {
-            t.deduplicate = v;
-        }
-        if let Some(v) = self.alias {
-            t.alias = v;
-        }
-        if let Some(v) = self.min_backups {
-            t.min_backups = v;
-        }
-        if let Some(v) = self.tags {
-            t.tags = v;
-        }
-        Ok(t)
-    }
-}
-
 impl Target {
     /// Normalises fields (trimming, tag clean-up) and checks every rule that needs no database.
     /// `data_dir` is bakch's own folder, which no target may live in.
     pub fn normalize_and_validate(&mut self, data_dir: &Path) -> Result<()> {
         // Checked before trimming: these fields reach logs and pages, where a line break forges a line.
-        refuse_control_chars("Target name", &self.name)?;
-        refuse_control_chars("Name template", &self.name_template)?;
-        refuse_control_chars("Location", &self.location)?;
+        refuse_control_chars("name", "Target name", &self.name)?;
+        refuse_control_chars("name_template", "Name template", &self.name_template)?;
+        refuse_control_chars("location", "Location", &self.location)?;
         if let Some(alias) = &self.alias {
-            refuse_control_chars("Alias", alias)?;
+            refuse_control_chars("alias", "Alias", alias)?;
         }
         for tag in &self.tags {
-            refuse_control_chars("Tags", tag)?;
+            refuse_control_chars("tags", "Tags", tag)?;
         }
         self.name = self.name.trim().to_string();
         if self.name.is_empty() {
-            return Err(Error::bad("Target name cannot be blank"));
+            return Err(Error::invalid("name", Code::Invalid, "Target name cannot be blank"));
         }
         if self.name.chars().count() > 200 {
-            return Err(Error::bad("Target name is longer than 200 characters"));
+            return Err(Error::invalid("name", Code::Invalid, "Target name is longer than 200 characters"));
         }
         validate_name_template(&self.name_template)?;
         self.location = validate_location(&self.location, data_dir)?;
         if let Some(alias) = &self.alias {
             let alias = alias.trim().to_string();
             if alias.is_empty() {
-                return Err(Error::bad("Alias cannot be blank (send null for no alias)"));
+                return Err(Error::invalid("alias", Code::Invalid, "Alias cannot be blank (send null for no alias)"));
             }
             if alias.len() > 64 || !alias.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(Error::bad("Alias may only hold letters, digits, '-', '_' and '.', at most 64 of them"));
+                return Err(Error::invalid(
+                    "alias",
+                    Code::Invalid,
+                    "Alias may only hold letters, digits, '-', '_' and '.', at most 64 of them",
+                ));
             }
             self.alias = Some(alias);
         }
@@ -229,13 +124,18 @@ impl Target {
     }
 }
 
-/// Refuses a field holding a control character (line breaks, tabs, NUL, DEL, C1 codes).
-fn refuse_control_chars(field: &str, value: &str) -> Result<()> {
+/// Refuses a field holding a control character (line breaks, tabs, NUL, DEL, C1 codes);
+/// `label` is how the message calls the field.
+fn refuse_control_chars(field: &str, label: &str, value: &str) -> Result<()> {
     match value.chars().find(|c| c.is_control()) {
-        Some(c) => Err(Error::bad(format!(
-            "{field} cannot contain control characters such as line breaks or tabs (found {})",
-            c.escape_default()
-        ))),
+        Some(c) => Err(Error::invalid(
+            field,
+            Code::Invalid,
+            format!(
+                "{label} cannot contain control characters such as line breaks or tabs (found {})",
+                c.escape_default()
+            ),
+        )),
         None => Ok(()),
     }
 }
@@ -249,50 +149,52 @@ pub fn normalize_tags(tags: &[String]) -> Result<Vec<String>> {
             continue;
         }
         if tag.chars().count() > 64 {
-            return Err(Error::bad(format!("Tag '{tag}' is longer than 64 characters")));
+            return Err(Error::invalid("tags", Code::Invalid, format!("Tag '{tag}' is longer than 64 characters")));
         }
         out.push(tag.to_string());
     }
     if out.len() > 64 {
-        return Err(Error::bad("A target can carry at most 64 tags"));
+        return Err(Error::invalid("tags", Code::Invalid, "A target can carry at most 64 tags"));
     }
     Ok(out)
 }
 
 /// A name template must name each backup uniquely and stay one path component.
 pub fn validate_name_template(template: &str) -> Result<()> {
+    let bad = |msg: &str| Err(Error::invalid("name_template", Code::Invalid, msg));
     if template.trim().is_empty() {
-        return Err(Error::bad("Name template cannot be blank"));
+        return bad("Name template cannot be blank");
     }
     if !template.contains("$I") && !template.contains("$D") {
-        return Err(Error::bad(
+        return bad(
             "Name template must contain $I (backup id) or $D (creation date) so that backups get distinct names",
-        ));
+        );
     }
     if template.contains('/') || template.contains('\\') || template.contains('\0') || template.contains("..") {
-        return Err(Error::bad("Name template cannot contain '/', '\\', '..' or NUL"));
+        return bad("Name template cannot contain '/', '\\', '..' or NUL");
     }
     if template.starts_with('.') {
-        return Err(Error::bad("Name template cannot start with '.' (names starting with '.' are bakch's own)"));
+        return bad("Name template cannot start with '.' (names starting with '.' are bakch's own)");
     }
     if template.len() > 200 {
-        return Err(Error::bad("Name template is longer than 200 characters"));
+        return bad("Name template is longer than 200 characters");
     }
     Ok(())
 }
 
 /// A location is an absolute folder outside bakch's data folder; returns it normalised.
 pub fn validate_location(location: &str, data_dir: &Path) -> Result<String> {
+    let bad = |msg: String| Error::invalid("location", Code::Invalid, msg);
     let raw = location.trim();
     if raw.is_empty() {
-        return Err(Error::bad("Location cannot be blank"));
+        return Err(bad("Location cannot be blank".into()));
     }
     if raw.contains('\0') {
-        return Err(Error::bad("Location cannot contain NUL"));
+        return Err(bad("Location cannot contain NUL".into()));
     }
     let path = Path::new(raw);
     if !path.is_absolute() {
-        return Err(Error::bad(format!("Location '{raw}' must be an absolute path")));
+        return Err(bad(format!("Location '{raw}' must be an absolute path")));
     }
     let mut clean = PathBuf::from("/");
     for comp in path.components() {
@@ -300,18 +202,18 @@ pub fn validate_location(location: &str, data_dir: &Path) -> Result<String> {
             Component::Normal(c) => clean.push(c),
             Component::RootDir | Component::CurDir => {}
             Component::ParentDir | Component::Prefix(_) => {
-                return Err(Error::bad(format!("Location '{raw}' cannot contain '..'")));
+                return Err(bad(format!("Location '{raw}' cannot contain '..'")));
             }
         }
     }
     if clean == Path::new("/") {
-        return Err(Error::bad("Location cannot be the root folder '/'"));
+        return Err(bad("Location cannot be the root folder '/'".into()));
     }
     // Compare both the written and the resolved form so a symlink cannot smuggle it in.
     let resolved = resolve_existing_prefix(&clean);
     let data_resolved = resolve_existing_prefix(data_dir);
     if clean.starts_with(data_dir) || resolved.starts_with(&data_resolved) {
-        return Err(Error::bad(format!(
+        return Err(bad(format!(
             "Location '{}' is inside bakch's data folder {}; choose a folder outside it",
             clean.display(),
             data_dir.display()
@@ -388,22 +290,26 @@ mod tests {
 
     #[test]
     fn control_characters_are_refused_in_every_name_like_field() {
-        let valid = || TargetInput::from_json(&full()).unwrap().into_new_target("id".into()).unwrap();
+        let full = json!({"name": "n", "backup_type": "multi", "recycle_criteria": "none", "location": "/tmp/x",
+                          "name_template": "b-$I"});
+        let valid = || TargetInput::from_json(&full).unwrap().into_new_target("id".into()).unwrap();
         assert!(valid().normalize_and_validate(&data()).is_ok());
         type Set = fn(&mut Target, String);
-        let fields: [(&str, Set); 5] = [
-            ("Target name", |t, v| t.name = format!("n{v}")),
-            ("Name template", |t, v| t.name_template = format!("b-$I{v}")),
-            ("Location", |t, v| t.location = format!("/tmp/x{v}")),
-            ("Alias", |t, v| t.alias = Some(format!("a{v}"))),
-            ("Tags", |t, v| t.tags = vec![format!("t{v}")]),
+        let fields: [(&str, &str, Set); 5] = [
+            ("Target name", "name", |t, v| t.name = format!("n{v}")),
+            ("Name template", "name_template", |t, v| t.name_template = format!("b-$I{v}")),
+            ("Location", "location", |t, v| t.location = format!("/tmp/x{v}")),
+            ("Alias", "alias", |t, v| t.alias = Some(format!("a{v}"))),
+            ("Tags", "tags", |t, v| t.tags = vec![format!("t{v}")]),
         ];
-        for (field, set) in fields {
+        for (label, key, set) in fields {
             for c in ["\n", "\r", "\t", "\0", "\u{7f}", "\u{85}", "\u{1b}"] {
                 let mut t = valid();
                 set(&mut t, c.to_string());
-                let err = t.normalize_and_validate(&data()).unwrap_err().to_string();
-                assert!(err.starts_with(&format!("{field} cannot contain control characters")), "{field} {c:?}: {err}");
+                let err = t.normalize_and_validate(&data()).unwrap_err();
+                assert_eq!(err.field(), Some(key));
+                let err = err.to_string();
+                assert!(err.starts_with(&format!("{label} cannot contain control characters")), "{label} {c:?}: {err}");
             }
         }
     }
@@ -412,37 +318,5 @@ mod tests {
     fn tags_are_cleaned() {
         let tags: Vec<String> = ["a", ",", "b,c", " a ", ""].iter().map(|s| s.to_string()).collect();
         assert_eq!(normalize_tags(&tags).unwrap(), vec!["a", "b", "c"]);
-    }
-
-    fn full() -> serde_json::Value {
-        json!({"name": "n", "backup_type": "multi", "recycle_criteria": "count", "recycle_value": 3,
-               "recycle_action": "recycle", "location": "/tmp/x", "name_template": "b-$I",
-               "deduplicate": false, "alias": null, "min_backups": 1})
-    }
-
-    #[test]
-    fn create_requires_each_field() {
-        for key in
-            ["name", "backup_type", "recycle_criteria", "recycle_value", "recycle_action", "location", "name_template"]
-        {
-            let mut body = full();
-            body.as_object_mut().unwrap().remove(key);
-            let err = TargetInput::from_json(&body).and_then(|i| i.into_new_target("id".into()));
-            assert_eq!(err.unwrap_err().to_string(), format!("Parameter '{key}' required"));
-        }
-        let t = TargetInput::from_json(&full()).unwrap().into_new_target("id".into()).unwrap();
-        assert_eq!(t.recycle_value, 3);
-        assert_eq!(t.alias, None);
-    }
-
-    #[test]
-    fn edit_keeps_unsent_fields_and_refuses_type_change() {
-        let t = TargetInput::from_json(&full()).unwrap().into_new_target("id".into()).unwrap();
-        let edited = TargetInput::from_json(&json!({"name": "m", "num_backups": 5})).unwrap().apply_to(&t).unwrap();
-        assert_eq!((edited.name.as_str(), edited.min_backups, edited.recycle_value), ("m", 5, 3));
-        let change = TargetInput::from_json(&json!({"backup_type": "single"})).unwrap().apply_to(&t);
-        assert!(change.is_err());
-        let bad = TargetInput::from_json(&json!({"recycle_value": "many"}));
-        assert!(bad.unwrap_err().to_string().contains("recycle_value"));
     }
 }

@@ -1,7 +1,9 @@
 //! What each job does: queued jobs by kind, scheduled jobs by name.
 
 use super::Service;
-use crate::db::{self, jobs::JobRow};
+use crate::db;
+/// A queued job's row, as the API and the web UI show it.
+pub use crate::db::jobs::JobRow;
 use crate::error::{Error, Result};
 use crate::model::job::{JobStatus, QueuedJob, Scheduled, UploadJob};
 use crate::time;

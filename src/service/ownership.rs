@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::Service;
 use crate::db;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::model::target::resolve_existing_prefix;
 use crate::store::place;
 
@@ -42,11 +42,15 @@ impl Service {
         let wanted = resolve_existing_prefix(location);
         let data = resolve_existing_prefix(&self.config.data_dir);
         if data.starts_with(&wanted) {
-            return Err(Error::bad(format!(
-                "Location '{}' holds bakch's data folder {}; choose a folder beside it, not around it",
-                location.display(),
-                self.config.data_dir.display()
-            )));
+            return Err(Error::invalid(
+                "location",
+                Code::Invalid,
+                format!(
+                    "Location '{}' holds bakch's data folder {}; choose a folder beside it, not around it",
+                    location.display(),
+                    self.config.data_dir.display()
+                ),
+            ));
         }
         for target in db::targets::all(c)? {
             let root = resolve_existing_prefix(Path::new(&target.location));
@@ -58,12 +62,16 @@ impl Service {
                     continue;
                 }
                 let whose = if target.id == target_id { "this target's own" } else { "another target's" };
-                return Err(Error::bad(format!(
-                    "Location '{}' is inside backup {} ({whose} files at {}); a target's folder must be outside every backup",
-                    location.display(),
-                    backup_id,
-                    root.join(&name).display()
-                )));
+                return Err(Error::invalid(
+                    "location",
+                    Code::Invalid,
+                    format!(
+                        "Location '{}' is inside backup {} ({whose} files at {}); a target's folder must be outside every backup",
+                        location.display(),
+                        backup_id,
+                        root.join(&name).display()
+                    ),
+                ));
             }
         }
         Ok(())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Service, is_single};
 use crate::db::{self, journal::FsOp, targets::Search};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::model::backup::Backup;
 use crate::model::target::{Target, TargetInput, expand_name_template};
 use crate::time;
@@ -253,12 +253,15 @@ fn extension_of(target: &Target, b: &Backup) -> String {
 
 fn check_unique(c: &rusqlite::Connection, t: &Target) -> Result<()> {
     if db::targets::taken(c, "name_template", &t.name_template, &t.id)? {
-        return Err(Error::conflict(format!("Name template '{}' is already used by another target", t.name_template)));
+        return Err(Error::taken(
+            "name_template",
+            format!("Name template '{}' is already used by another target", t.name_template),
+        ));
     }
     if let Some(alias) = &t.alias
         && (db::targets::taken(c, "alias", alias, &t.id)? || db::targets::find(c, alias)?.is_some_and(|o| o.id != t.id))
     {
-        return Err(Error::conflict(format!("Alias '{alias}' is already used by another target")));
+        return Err(Error::taken("alias", format!("Alias '{alias}' is already used by another target")));
     }
     Ok(())
 }
@@ -286,15 +289,22 @@ impl Service {
     /// Creates the target folder, or explains why it cannot be used; returns what it created.
     fn ensure_location(&self, dir: &Path) -> Result<Created> {
         let top = dir.ancestors().take_while(|a| std::fs::symlink_metadata(a).is_err()).last().map(Path::to_path_buf);
-        crate::store::perms::create_dir_all(dir, self.store.modes.dir)
-            .map_err(|e| Error::bad(format!("Location {} cannot be created: {e}", dir.display())))?;
+        crate::store::perms::create_dir_all(dir, self.store.modes.dir).map_err(|e| {
+            Error::invalid("location", Code::Invalid, format!("Location {} cannot be created: {e}", dir.display()))
+        })?;
         let created = Created(top.map(|top| (dir.to_path_buf(), top)));
         if !dir.is_dir() {
-            return Err(Error::bad(format!("Location {} is not a folder", dir.display())));
+            return Err(Error::invalid(
+                "location",
+                Code::Invalid,
+                format!("Location {} is not a folder", dir.display()),
+            ));
         }
         let probe = self.store.own.probe(dir);
         let written = std::fs::write(&probe, b"")
-            .map_err(|e| Error::bad(format!("Location {} is not writable: {e}", dir.display())))
+            .map_err(|e| {
+                Error::invalid("location", Code::Invalid, format!("Location {} is not writable: {e}", dir.display()))
+            })
             .and_then(|()| self.store.remove(&probe));
         if let Err(e) = written {
             created.undo();

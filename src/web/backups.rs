@@ -1,13 +1,12 @@
 //! One backup (its files as a tree, downloads), recycle/restore/delete, and the recycle bin.
 
-use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, web};
 use askama::Template;
 
 use super::render::file_tree;
 use super::targets::BackupRow;
 use super::{Chrome, ConfirmPage, Ctx, Form, PageResult, block, enc, html, local_path, notice, see_other};
-use crate::api::backups::{download_response, file_response};
+use crate::http::download::{attachment_utf8, download_response, file_response};
 use crate::model::target::TargetType;
 use crate::state::AppState;
 
@@ -130,7 +129,7 @@ async fn delete(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, bod
 async fn download(state: web::Data<AppState>, id: web::Path<String>) -> PageResult {
     let svc = state.service.clone();
     let download = block(move || svc.download(&id)).await?;
-    Ok(download_response(&state.service.store, download, attachment).await?)
+    Ok(download_response(&state.service, download, attachment_utf8).await?)
 }
 
 /// One file of a multi-file backup: `?path=dir/file`.
@@ -142,18 +141,7 @@ async fn download_file(state: web::Data<AppState>, id: web::Path<String>, req: H
 }
 
 async fn stream_file(path: std::path::PathBuf, size: u64, filename: &str) -> PageResult {
-    Ok(file_response(&path, size, attachment(filename)).await?)
-}
-
-/// `attachment; filename="..."` with an ASCII-safe name, and the exact UTF-8 one beside it
-/// (browsers read the second; the API leaves it out because the official client cannot).
-fn attachment(name: &str) -> HeaderValue {
-    let safe: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
-    let safe = safe.trim_start_matches('.');
-    let safe = if safe.is_empty() { "backup" } else { safe };
-    let value = format!("attachment; filename=\"{safe}\"; filename*=UTF-8''{}", enc(name));
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+    Ok(file_response(&path, size, attachment_utf8(filename)).await?)
 }
 
 #[derive(Template)]

@@ -1,7 +1,7 @@
 //! The web UI: server-rendered askama pages over the same `Service` the JSON API uses.
 //!
 //! Every page route sits behind [`guard`], which reads the signed session cookie, decides
-//! whether the visitor may in (see [`auth`] for the rules), puts a [`Ctx`] in the request and
+//! whether the visitor may in (see `auth::session` for the rules), puts a [`Ctx`] in the request and
 //! adds the security headers. Every POST checks the session's CSRF token ([`Ctx::check`]).
 //! Pages work without JavaScript; `static/app.js` only adds upload progress, drag and drop,
 //! select-all and the recycle-field toggle. No inline script anywhere, so the CSP forbids it.
@@ -26,8 +26,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 use askama::Template;
 use subtle::ConstantTimeEq;
 
-pub use auth::{WebState, passwd};
-
+use crate::auth::session::{self, Access, Verdict};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -142,6 +141,10 @@ impl Form {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
+    /// A field's value as sent, `""` when absent.
+    pub fn value(&self, key: &str) -> &str {
+        self.get(key).unwrap_or_default()
+    }
     /// A field's value, trimmed, `""` when absent.
     pub fn text(&self, key: &str) -> String {
         self.get(key).unwrap_or_default().trim().to_string()
@@ -152,24 +155,29 @@ impl Form {
     pub fn checked(&self, key: &str) -> bool {
         self.get(key).is_some_and(checkbox)
     }
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+    /// Sets a field (a later value wins over an earlier one).
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.0.push((key.to_string(), value.to_string()));
+    }
 }
 
-/// A form checkbox: browsers send `on` (or the input's value) when checked and nothing when not;
-/// an explicit `0`/`false`/`off` (a hidden input before the box) reads as unchecked.
-pub fn checkbox(value: &str) -> bool {
-    crate::model::fields::parse_bool(value).unwrap_or(!value.is_empty() && !value.trim().eq_ignore_ascii_case("off"))
-}
+pub use crate::model::fields::checkbox;
 
-/// A failure shown as an HTML page with its status.
+/// A failure shown as an HTML page with its status (or, on a form, beside its field).
 #[derive(Debug)]
 pub struct PageError {
     status: StatusCode,
     message: String,
+    /// The form field at fault, when the error names one.
+    field: Option<String>,
 }
 
 impl PageError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> PageError {
-        PageError { status, message: message.into() }
+        PageError { status, message: message.into(), field: None }
     }
 }
 
@@ -182,7 +190,7 @@ impl std::fmt::Display for PageError {
 impl From<crate::error::Error> for PageError {
     fn from(e: crate::error::Error) -> PageError {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        PageError::new(status, e.to_string())
+        PageError { status, message: e.to_string(), field: e.field().map(str::to_string) }
     }
 }
 
@@ -248,7 +256,7 @@ pub fn local_redirect(candidate: &str) -> String {
 pub async fn block<T: Send + 'static>(
     f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> Result<T, PageError> {
-    Ok(crate::jobs::worker::blocking(f).await?)
+    Ok(crate::http::block(f).await?)
 }
 
 /// A path segment or query value, percent-encoded (unreserved characters stay as they are).
@@ -272,8 +280,9 @@ async fn guard(
         return Ok(secure_headers(res, false));
     }
     let peer_loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-    let verdict = state.web.admit(&req, peer_loopback, state.apikey.exists());
-    let auth::Verdict { ctx, access, new_cookie } = match verdict {
+    let https = req.connection_info().scheme() == "https";
+    let verdict = state.sessions.admit(req.cookie(session::COOKIE), https, peer_loopback, state.apikey.exists());
+    let Verdict { access, csrf, logged_in, banner, new_cookie } = match verdict {
         Ok(v) => v,
         Err(message) => {
             tracing::error!("web session check failed: {message}");
@@ -284,9 +293,9 @@ async fn guard(
     };
     let public = matches!(req.path(), "/login" | "/logout");
     let res = match access {
-        auth::Access::Allowed => None,
+        Access::Allowed => None,
         _ if public => None,
-        auth::Access::Login => {
+        Access::Login => {
             let target = match req.query_string() {
                 "" => req.path().to_string(),
                 q => format!("{}?{q}", req.path()),
@@ -294,7 +303,7 @@ async fn guard(
             let next_page = if req.method() == actix_web::http::Method::GET { target } else { "/".into() };
             Some(see_other(&format!("/login?next={}", enc(&next_page))))
         }
-        auth::Access::NoPassword => Some(auth::no_password_page()),
+        Access::NoPassword => Some(auth::no_password_page()),
     };
     let mut res = match res {
         Some(res) => {
@@ -302,11 +311,11 @@ async fn guard(
             ServiceResponse::new(req, res)
         }
         None => {
-            req.extensions_mut().insert(ctx);
+            req.extensions_mut().insert(Ctx { csrf, logged_in, banner });
             next.call(req).await?.map_into_boxed_body()
         }
     };
-    let handler_set_cookie = res.response().cookies().any(|c| c.name() == auth::COOKIE);
+    let handler_set_cookie = res.response().cookies().any(|c| c.name() == session::COOKIE);
     if let Some(cookie) = new_cookie
         && !handler_set_cookie
     {

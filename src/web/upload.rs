@@ -2,7 +2,6 @@
 //! `static/app.js` sends with XMLHttpRequest to show progress, speed and time left. Files
 //! that carry relative paths (a folder picked or dropped) keep their tree.
 
-use crate::api::multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,11 +9,11 @@ use askama::Template;
 use serde_json::json;
 
 use super::{Chrome, Ctx, Form, PageError, PageResult, block, enc, html, see_other};
-use crate::api::uploads::{Quota, drain, spool_field, text_field};
+use crate::http::multipart::Multipart;
+use crate::http::upload::{Layout, Seen, UploadReader};
 use crate::model::target::TargetType;
 use crate::service::uploads::Part;
 use crate::state::AppState;
-use crate::store::blob::Spooled;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/targets/{id}/upload").route(web::get().to(form)).route(web::post().to(upload)));
@@ -42,6 +41,16 @@ async fn form(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>) -> Pa
     })
 }
 
+/// The CSRF token first, `manual` (a checkbox), and any number of `backup_file` parts; an
+/// empty file input is skipped.
+const LAYOUT: Layout = Layout {
+    file: "backup_file",
+    max_files: usize::MAX,
+    too_many_files: "",
+    unnamed: None,
+    texts: &["csrf", "manual"],
+};
+
 /// Answers in JSON to the script (it asks with `Accept: application/json`), else with a page.
 async fn upload(
     state: web::Data<AppState>,
@@ -68,42 +77,36 @@ async fn receive(
     ctx: &Ctx,
     id: String,
     req: &HttpRequest,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Result<i64, PageError> {
     // The same streaming, limits and timeouts as the API's uploads.
-    let mut quota = Quota::new(&state.service.config.limits, req)?;
+    let upload = UploadReader::new(&state.service.config.limits, req, form)?;
     let svc = state.service.clone();
     let lookup = id.clone();
     let target = block(move || svc.target_for_upload(&lookup)).await?;
     let mut csrf_ok = false;
     let mut manual = true;
-    let mut parts: Vec<(String, Spooled)> = Vec::new();
-    while let Some(mut field) = quota.next_field(&mut form).await? {
-        let name = field.name().to_string();
-        match name.as_str() {
-            "csrf" => {
-                let token = text_field(&mut field, "csrf", &quota).await?;
-                ctx.check(&Form(vec![("csrf".into(), token)]))?;
+    let received = upload
+        .read(&state.service, &LAYOUT, |seen| match seen {
+            Seen::Part("csrf") => Ok(()),
+            Seen::Text("csrf", token) => {
+                ctx.check(&Form(vec![("csrf".into(), token.to_string())]))?;
                 csrf_ok = true;
+                Ok(())
             }
             // The token comes first in the form, so nothing is stored for a forged request.
-            _ if !csrf_ok => return Err(super::csrf_refused()),
-            "manual" => manual = super::checkbox(&text_field(&mut field, "manual", &quota).await?),
-            "backup_file" => {
-                let filename = field.filename().unwrap_or_default().to_string();
-                if filename.is_empty() {
-                    drain(&mut field, &quota).await?; // An empty file input.
-                    continue;
-                }
-                let spooled = spool_field(&state.service.store, &mut field, &mut quota).await?;
-                parts.push((filename, spooled));
+            _ if !csrf_ok => Err(super::csrf_refused()),
+            Seen::Text("manual", text) => {
+                manual = super::checkbox(text);
+                Ok(())
             }
-            _ => drain(&mut field, &quota).await?,
-        }
-    }
+            _ => Ok(()),
+        })
+        .await?;
     if !csrf_ok {
         return Err(super::csrf_refused());
     }
+    let parts = received.files;
     if parts.is_empty() {
         return Err(PageError::new(StatusCode::BAD_REQUEST, "Choose at least one file to upload."));
     }

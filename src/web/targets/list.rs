@@ -1,0 +1,189 @@
+//! The targets list: search, sort, pages and totals.
+
+use actix_web::{HttpRequest, web};
+use askama::Template;
+
+use super::super::render::{ago, size, when};
+use super::super::{Chrome, Ctx, Form, PageResult, SortCol, block, html, notice, query, sort_cols};
+use crate::model::target::Search;
+use crate::service::targets::TargetSummary;
+use crate::state::AppState;
+
+/// The search form's values, kept to refill it and to build links.
+#[derive(Default)]
+struct Filters {
+    name: String,
+    kind: String,
+    recycle_criteria: String,
+    recycle_action: String,
+    location: String,
+    name_template: String,
+    alias: String,
+    deduplicate: String,
+    tags: String,
+}
+
+impl Filters {
+    fn from(q: &Form) -> Filters {
+        Filters {
+            name: q.text("name"),
+            kind: q.text("type"),
+            recycle_criteria: q.text("recycle_criteria"),
+            recycle_action: q.text("recycle_action"),
+            location: q.text("location"),
+            name_template: q.text("name_template"),
+            alias: q.text("alias"),
+            deduplicate: q.text("deduplicate"),
+            tags: q.text("tags"),
+        }
+    }
+
+    fn pairs(&self) -> Vec<(String, String)> {
+        [
+            ("name", &self.name),
+            ("type", &self.kind),
+            ("recycle_criteria", &self.recycle_criteria),
+            ("recycle_action", &self.recycle_action),
+            ("location", &self.location),
+            ("name_template", &self.name_template),
+            ("alias", &self.alias),
+            ("deduplicate", &self.deduplicate),
+            ("tags", &self.tags),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+    }
+
+    /// The same search the API's `/api/target/search` runs; `None` with no filter.
+    fn search(&self) -> Option<Search> {
+        Search::from_pairs(&self.pairs())
+    }
+
+    /// Whether a filter beyond the name is set (the advanced part of the form opens then).
+    fn advanced(&self) -> bool {
+        self.pairs().iter().any(|(k, _)| k != "name")
+    }
+}
+
+struct TargetRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    active: i64,
+    recycled: i64,
+    size: String,
+    last_ago: String,
+    last_when: String,
+    integrity: &'static str,
+    integrity_text: String,
+    tags: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "targets.html")]
+struct TargetsPage {
+    c: Chrome,
+    rows: Vec<TargetRow>,
+    cols: Vec<SortCol>,
+    f: Filters,
+    filtered: bool,
+    advanced: bool,
+    total_targets: usize,
+    total_backups: i64,
+    total_size: String,
+    page: usize,
+    pages: usize,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageResult {
+    let q = Form::from_query(&req);
+    let f = Filters::from(&q);
+    let sort = match q.get("sort") {
+        Some(s @ ("name" | "size" | "backups" | "last")) => s.to_string(),
+        _ => "name".into(),
+    };
+    let desc = q.get("dir") == Some("desc");
+    let svc = state.service.clone();
+    let search = f.search();
+    let mut all = block(move || svc.target_summaries(search.as_ref())).await?;
+    all.sort_by(|a, b| {
+        let by_name = || a.target.name.to_lowercase().cmp(&b.target.name.to_lowercase());
+        let o = match sort.as_str() {
+            "size" => a.size.cmp(&b.size),
+            "backups" => a.active.cmp(&b.active),
+            "last" => a.last_backup.cmp(&b.last_backup),
+            _ => by_name(),
+        };
+        let o = if desc { o.reverse() } else { o };
+        o.then_with(by_name)
+    });
+    let per_page = state.service.config.page_size;
+    let pages = all.len().div_ceil(per_page).max(1);
+    let page = q.text("page").parse::<usize>().unwrap_or(1).clamp(1, pages);
+    let total_backups = all.iter().map(|s| s.active).sum();
+    let total_size = size(all.iter().map(|s| s.size).sum());
+    let total_targets = all.len();
+    let now = crate::time::now();
+    let rows = all.iter().skip((page - 1) * per_page).take(per_page).map(|s| row(s, now)).collect();
+    let mut base = f.pairs();
+    let cols = sort_cols(
+        &[
+            ("name", "Name", "asc"),
+            ("backups", "Backups", "desc"),
+            ("size", "Size", "desc"),
+            ("last", "Last backup", "desc"),
+        ],
+        &sort,
+        desc,
+        "/targets",
+        &base,
+    );
+    base.push(("sort".into(), sort.clone()));
+    base.push(("dir".into(), if desc { "desc" } else { "asc" }.into()));
+    let link = |p: usize| {
+        let mut q = base.clone();
+        q.push(("page".into(), p.to_string()));
+        format!("/targets?{}", query(&q))
+    };
+    let page_view = TargetsPage {
+        c: ctx.chrome("Targets", "targets").with_notice(notice(&req)),
+        rows,
+        cols,
+        filtered: !f.pairs().is_empty(),
+        advanced: f.advanced(),
+        f,
+        total_targets,
+        total_backups,
+        total_size,
+        page,
+        pages,
+        prev: (page > 1).then(|| link(page - 1)),
+        next: (page < pages).then(|| link(page + 1)),
+    };
+    html(&page_view)
+}
+
+fn row(s: &TargetSummary, now: chrono::DateTime<chrono::Utc>) -> TargetRow {
+    let (integrity, integrity_text) = match (s.active + s.recycled, s.damaged) {
+        (0, _) => ("none", "no backups".to_string()),
+        (_, 0) => ("ok", "ok".to_string()),
+        (_, n) => ("bad", format!("{n} damaged")),
+    };
+    TargetRow {
+        id: s.target.id.clone(),
+        name: s.target.name.clone(),
+        kind: s.target.target_type.as_str(),
+        active: s.active,
+        recycled: s.recycled,
+        size: size(s.size),
+        last_ago: s.last_backup.map(|t| ago(t, now)).unwrap_or_else(|| "never".into()),
+        last_when: s.last_backup.map(when).unwrap_or_default(),
+        integrity,
+        integrity_text,
+        tags: s.target.tags.clone(),
+    }
+}

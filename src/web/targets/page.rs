@@ -1,0 +1,261 @@
+//! One target's page with its backups, bulk recycle/restore/delete, and the deletes of the
+//! target or its backups, each behind a confirmation.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use askama::Template;
+
+use super::super::render::{ago, size, when};
+use super::super::{
+    Chrome, ConfirmPage, Ctx, Form, PageError, PageResult, SortCol, block, enc, html, notice, see_other, sort_cols,
+};
+use crate::model::backup::Backup;
+use crate::model::target::{RecycleCriteria, Target, TargetType};
+use crate::service::targets::Which;
+use crate::state::AppState;
+
+pub struct BackupRow {
+    pub id: String,
+    pub name: String,
+    pub target_id: String,
+    pub target_name: String,
+    pub created: String,
+    pub ago: String,
+    pub manual: bool,
+    pub size: String,
+    pub hash: String,
+    pub hash_short: String,
+    pub mismatch: bool,
+}
+
+impl BackupRow {
+    pub fn of(b: &Backup, target_name: &str, now: chrono::DateTime<chrono::Utc>) -> BackupRow {
+        BackupRow {
+            id: b.id.clone(),
+            name: b.name.clone(),
+            target_id: b.target_id.clone(),
+            target_name: target_name.to_string(),
+            created: when(b.created_at),
+            ago: ago(b.created_at, now),
+            manual: b.manual,
+            size: size(b.filesize),
+            hash: b.hash.clone(),
+            hash_short: b.hash.chars().take(12).collect(),
+            mismatch: b.hash_mismatch,
+        }
+    }
+}
+
+/// A target as its page describes it.
+struct TargetInfo {
+    id: String,
+    name: String,
+    kind: &'static str,
+    rule: String,
+    location: String,
+    name_template: String,
+    alias: String,
+    deduplicate: bool,
+    tags: Vec<String>,
+    storage: &'static str,
+    logical: String,
+    disk: String,
+}
+
+#[derive(Template)]
+#[template(path = "target.html")]
+struct TargetPage {
+    c: Chrome,
+    t: TargetInfo,
+    active: Vec<BackupRow>,
+    recycled: Vec<BackupRow>,
+    cols: Vec<SortCol>,
+}
+
+fn rule_text(t: &Target) -> String {
+    let action = if t.recycle_action.as_str() == "delete" { "deleted" } else { "recycled" };
+    let keep = if t.min_backups > 0 { format!(", keeping at least {}", t.min_backups) } else { String::new() };
+    match t.recycle_criteria {
+        RecycleCriteria::None => "Backups are kept until you remove them.".into(),
+        RecycleCriteria::Count => {
+            format!("The {} newest backups are kept; older ones are {action}{keep}.", t.recycle_value)
+        }
+        RecycleCriteria::Age => format!("Backups older than {} days are {action}{keep}.", t.recycle_value),
+    }
+}
+
+pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
+    let svc = state.service.clone();
+    let (target, backups, usage) = block(move || {
+        let (t, b) = svc.target_with_backups(&id)?;
+        let u = svc.target_usage(&t)?;
+        Ok((t, b, u))
+    })
+    .await?;
+    let q = Form::from_query(&req);
+    let sort = if q.get("sort") == Some("size") { "size" } else { "date" };
+    let desc = q.get("dir") != Some("asc");
+    let mut backups = backups;
+    backups.sort_by(|a, b| {
+        let o = if sort == "size" { a.filesize.cmp(&b.filesize) } else { a.created_at.cmp(&b.created_at) };
+        if desc { o.reverse() } else { o }
+    });
+    let now = crate::time::now();
+    let (recycled, active): (Vec<&Backup>, Vec<&Backup>) = backups.iter().partition(|b| b.is_recycled);
+    let path = format!("/targets/{}", enc(&target.id));
+    let cols = sort_cols(&[("date", "Created", "desc"), ("size", "Size", "desc")], sort, desc, &path, &[]);
+    let page = TargetPage {
+        c: ctx.chrome(target.name.clone(), "targets").with_notice(notice(&req)),
+        active: active.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
+        recycled: recycled.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
+        cols,
+        t: TargetInfo {
+            id: target.id.clone(),
+            name: target.name.clone(),
+            kind: if target.target_type == TargetType::Single { "single file" } else { "multiple files" },
+            rule: rule_text(&target),
+            location: target.location.clone(),
+            name_template: target.name_template.clone(),
+            alias: target.alias.clone().unwrap_or_default(),
+            deduplicate: target.deduplicate,
+            tags: target.tags.clone(),
+            storage: usage.storage,
+            logical: size(usage.logical),
+            disk: size(usage.disk_used),
+        },
+    };
+    html(&page)
+}
+
+/// Recycle, restore or delete the selected backups: first a confirmation page, then the work.
+pub(super) async fn bulk(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+    let form = Form::parse(&body);
+    ctx.check(&form)?;
+    let action = form.text("action");
+    let ids = form.all("backup");
+    let svc = state.service.clone();
+    let (target, backups) = block(move || svc.target_with_backups(&id)).await?;
+    let back = format!("/targets/{}", enc(&target.id));
+    if ids.is_empty() {
+        return Ok(see_other(&format!("{back}?done=none-selected")));
+    }
+    let chosen: Vec<&Backup> = backups.iter().filter(|b| ids.contains(&b.id)).collect();
+    if chosen.len() != ids.len() {
+        return Err(PageError::new(StatusCode::NOT_FOUND, "A selected backup no longer belongs to this target."));
+    }
+    let (verb, done) = match action.as_str() {
+        "recycle" => ("Recycle", "recycled"),
+        "restore" => ("Restore", "restored"),
+        "delete" => ("Delete", "deleted"),
+        _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Unknown action.")),
+    };
+    if !form.checked("confirm") {
+        let n = chosen.len();
+        let mut hidden = vec![("action".to_string(), action.clone())];
+        hidden.extend(ids.iter().map(|i| ("backup".to_string(), i.clone())));
+        return html(&ConfirmPage {
+            c: ctx.chrome(format!("{verb} backups"), "targets"),
+            heading: format!("{verb} {n} backup{} of {}?", if n == 1 { "" } else { "s" }, target.name),
+            text: match action.as_str() {
+                "recycle" => "They move to the recycle bin, from where they can be restored.".into(),
+                "restore" => "They move back to the target's folder.".into(),
+                _ => "Deleted backups cannot be restored.".into(),
+            },
+            items: chosen
+                .iter()
+                .map(|b| format!("{} ({}, {})", b.name, when(b.created_at), size(b.filesize)))
+                .collect(),
+            action: format!("/targets/{}/bulk", enc(&target.id)),
+            hidden,
+            files_choice: action == "delete",
+            button: format!("{verb} {n}"),
+            danger: action == "delete",
+            cancel: back,
+        });
+    }
+    let delete_files = form.checked("delete_files");
+    let svc = state.service.clone();
+    let n = ids.len();
+    block(move || {
+        for id in &ids {
+            match action.as_str() {
+                "recycle" => svc.set_recycled(id, true)?,
+                "restore" => svc.set_recycled(id, false)?,
+                _ => svc.delete_backup(id, delete_files)?,
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(see_other(&format!("{back}?done={done}&n={n}")))
+}
+
+/// Delete the target, all its backups, or its recycled ones: `what` = target | all | recycled.
+pub(super) async fn delete_confirm(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> PageResult {
+    let what = Form::from_query(&req).text("what");
+    let svc = state.service.clone();
+    let (target, backups) = block(move || svc.target_with_backups(&id)).await?;
+    let recycled = backups.iter().filter(|b| b.is_recycled).count();
+    let (heading, text, button) = match what.as_str() {
+        "target" => (
+            format!("Delete the target {}?", target.name),
+            format!("The target and its {} backup(s) are removed from bakch.", backups.len()),
+            "Delete target",
+        ),
+        "all" => (
+            format!("Delete all {} backups of {}?", backups.len(), target.name),
+            "Active and recycled backups alike; the target stays.".to_string(),
+            "Delete all backups",
+        ),
+        "recycled" => (
+            format!("Delete the {recycled} recycled backups of {}?", target.name),
+            "Only the backups in the recycle bin; active backups stay.".to_string(),
+            "Delete recycled backups",
+        ),
+        _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Say what to delete: target, all or recycled.")),
+    };
+    html(&ConfirmPage {
+        c: ctx.chrome(heading.clone(), "targets"),
+        heading,
+        text,
+        items: Vec::new(),
+        action: format!("/targets/{}/delete", enc(&target.id)),
+        hidden: vec![("what".into(), what)],
+        files_choice: true,
+        button: button.into(),
+        danger: true,
+        cancel: format!("/targets/{}", enc(&target.id)),
+    })
+}
+
+pub(super) async fn delete(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> PageResult {
+    let form = Form::parse(&body);
+    ctx.check(&form)?;
+    let files = form.checked("delete_files");
+    let what = form.text("what");
+    let id = id.into_inner();
+    let svc = state.service.clone();
+    let back = format!("/targets/{}", enc(&id));
+    match what.as_str() {
+        "target" => {
+            block(move || svc.delete_target(&id, files)).await?;
+            Ok(see_other("/targets?done=target-deleted"))
+        }
+        "all" | "recycled" => {
+            let which = if what == "all" { Which::All } else { Which::Recycled };
+            let n = block(move || svc.delete_target_backups(&id, which, files)).await?;
+            Ok(see_other(&format!("{back}?done=deleted&n={n}")))
+        }
+        _ => Err(PageError::new(StatusCode::BAD_REQUEST, "Say what to delete: target, all or recycled.")),
+    }
+}
