@@ -118,6 +118,13 @@ fn a_lost_database_is_rebuilt_from_the_manifests_and_everything_reads_the_same()
     assert!(text(&again).contains("The previous database is kept as"), "{}", text(&again));
     s.restart();
     assert_eq!(snapshot(&s, &refs), before, "a second rebuild differs");
+    // The nightly verification finds nothing to put right, and the jobs page says when it ran.
+    let (status, run) = s.get("/api/jobs/force_run/manifest_check_job");
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["outcome"], "manifests verified: 0 rewritten, 0 without a row", "{run}");
+    let page = s.get_raw("/jobs").text().expect("jobs page");
+    let row = page.split("Verify manifests against the database").nth(1).expect("the job is listed");
+    assert!(!row[..row.find("</tr>").unwrap_or(row.len())].contains("never"), "no last run shown");
     // The rebuilt database works on: a new upload gets its manifest too.
     s.upload_ok(&targets[0], &[("new.sql", b"insert;")]);
     s.kill();

@@ -23,6 +23,7 @@ mod concurrent_uploads;
 mod data;
 mod dedup_series;
 mod harness;
+mod rebuild_db;
 mod upload_archive;
 mod upload_single;
 
@@ -36,7 +37,8 @@ use serde_json::{Value, json};
 use harness::{Scratch, num_cores};
 
 const MIB: f64 = 1024.0 * 1024.0;
-const SCENARIOS: [&str; 5] = ["upload_single", "upload_archive", "api_read", "dedup_series", "concurrent_uploads"];
+const SCENARIOS: [&str; 6] =
+    ["upload_single", "upload_archive", "api_read", "dedup_series", "concurrent_uploads", "rebuild_db"];
 
 type Res<T> = Result<T, String>;
 
@@ -69,6 +71,7 @@ fn main() {
             "upload_archive" => upload_archive::run(&opts),
             "api_read" => api_read::run(&opts),
             "dedup_series" => dedup_series::run(&opts),
+            "rebuild_db" => rebuild_db::run(&opts),
             _ => concurrent_uploads::run(&opts),
         };
         match result {
@@ -98,7 +101,8 @@ environment:
   upload_archive:     BAKCH_BENCH_ARCHIVE_FILES (20000), BAKCH_BENCH_ARCHIVE_MIB (600)
   api_read:           BAKCH_BENCH_API_TARGETS (1000), BAKCH_BENCH_API_BACKUPS (10000), BAKCH_BENCH_API_SECS (5)
   dedup_series:       BAKCH_BENCH_DEDUP_MIB (200), BAKCH_BENCH_DEDUP_DAYS (30)
-  concurrent_uploads: BAKCH_BENCH_CONC_CLIENTS (32), BAKCH_BENCH_CONC_MIB (8)";
+  concurrent_uploads: BAKCH_BENCH_CONC_CLIENTS (32), BAKCH_BENCH_CONC_MIB (8)
+  rebuild_db:         BAKCH_BENCH_REBUILD_BACKUPS (10000), BAKCH_BENCH_REBUILD_FILES (100)";
 
 // ---------------------------------------------------------------------------------------------
 // Options

@@ -398,7 +398,9 @@ pub fn check(s: &TestServer, w: &mut World, round: usize, downloads: bool) {
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_else(|| panic!("round {round}: listed backup {id} has no readable manifest"));
-            for (m, b_key) in [("hash", "hash"), ("recycled", "is_recycled"), ("size", "filesize"), ("manual", "manual")] {
+            for (m, b_key) in
+                [("hash", "hash"), ("recycled", "is_recycled"), ("size", "filesize"), ("manual", "manual")]
+            {
                 assert_eq!(manifest[m], b[b_key], "round {round}: manifest of {id} disagrees on {m}: {manifest}");
             }
             assert_eq!(manifest["name"], entry.as_str(), "round {round}: manifest of {id} names another place");
