@@ -128,6 +128,8 @@ fn target_folders_never_overlap_a_backup_or_the_data_folder() {
     refused(s.location("link").join("inside"), "inside a backup through a symlink");
     refused(s.data_path().join("recycle_bin").join("x"), "inside the recycle bin");
     refused(data_parent.clone(), "around the data folder");
+    std::os::unix::fs::symlink(s.data_path(), s.location("datalink")).expect("symlink");
+    refused(s.location("datalink").join("x"), "inside the data folder through a symlink");
 
     // Moving a target into its own backup, or another into it, is refused and changes nothing.
     let b = s.create_target(json!({"location": s.location("b").to_string_lossy()}));

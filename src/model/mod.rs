@@ -1,4 +1,5 @@
-//! The domain: targets, backups, jobs, and their rules. No I/O here.
+//! The domain: targets, backups, jobs, manifests, and their rules. No I/O here: what needs the
+//! filesystem (resolving links, checking folders) is the service's.
 
 pub mod backup;
 pub mod fields;

@@ -209,10 +209,8 @@ pub fn validate_location(location: &str, data_dir: &Path) -> Result<String> {
     if clean == Path::new("/") {
         return Err(bad("Location cannot be the root folder '/'".into()));
     }
-    // Compare both the written and the resolved form so a symlink cannot smuggle it in.
-    let resolved = resolve_existing_prefix(&clean);
-    let data_resolved = resolve_existing_prefix(data_dir);
-    if clean.starts_with(data_dir) || resolved.starts_with(&data_resolved) {
+    // The written form only: the resolved one (symlinks) is the ownership rule's, in the service.
+    if clean.starts_with(data_dir) {
         return Err(bad(format!(
             "Location '{}' is inside bakch's data folder {}; choose a folder outside it",
             clean.display(),
@@ -220,26 +218,6 @@ pub fn validate_location(location: &str, data_dir: &Path) -> Result<String> {
         )));
     }
     Ok(clean.to_string_lossy().into_owned())
-}
-
-/// Canonicalises the longest existing prefix of `path` and appends the rest.
-pub fn resolve_existing_prefix(path: &Path) -> PathBuf {
-    let mut existing = path.to_path_buf();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.file_name().map(|s| s.to_os_string()), existing.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_path_buf();
-            }
-            _ => break,
-        }
-    }
-    let mut out = existing.canonicalize().unwrap_or(existing);
-    for part in rest.into_iter().rev() {
-        out.push(part);
-    }
-    out
 }
 
 /// `$D` in names: no ':' so names work on SMB shares.

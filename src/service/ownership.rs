@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use super::Service;
 use crate::db;
 use crate::error::{Code, Error, Result};
-use crate::model::target::resolve_existing_prefix;
 use crate::store::place;
 
 /// Paths a new backup may not be placed on or around: every target's location and the data folder.
@@ -41,6 +40,17 @@ impl Service {
     pub(super) fn check_location(&self, c: &rusqlite::Connection, target_id: &str, location: &Path) -> Result<()> {
         let wanted = resolve_existing_prefix(location);
         let data = resolve_existing_prefix(&self.config.data_dir);
+        if wanted.starts_with(&data) {
+            return Err(Error::invalid(
+                "location",
+                Code::Invalid,
+                format!(
+                    "Location '{}' is inside bakch's data folder {} (through a link); choose a folder outside it",
+                    location.display(),
+                    self.config.data_dir.display()
+                ),
+            ));
+        }
         if data.starts_with(&wanted) {
             return Err(Error::invalid(
                 "location",
@@ -97,4 +107,24 @@ impl Service {
                 || db::backups::name_used(c, target_id, n, recycled, backup_id)?)
         })
     }
+}
+
+/// Canonicalises the longest existing prefix of `path` and appends the rest.
+pub(super) fn resolve_existing_prefix(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name().map(|s| s.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or(existing);
+    for part in rest.into_iter().rev() {
+        out.push(part);
+    }
+    out
 }

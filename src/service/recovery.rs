@@ -6,7 +6,6 @@ use super::Service;
 use crate::db::{self, journal::FsOp};
 use crate::error::Result;
 use crate::model::job::{QueuedJob, Source, UploadJob};
-use crate::model::target::resolve_existing_prefix;
 use crate::store::own::OwnName;
 use crate::store::place;
 
@@ -109,7 +108,7 @@ impl Service {
                 if std::fs::symlink_metadata(&path).is_ok() {
                     continue;
                 }
-                if reserved.covers(&resolve_existing_prefix(&path)) {
+                if reserved.covers(&super::ownership::resolve_existing_prefix(&path)) {
                     tracing::error!(
                         "recovery: backup {} is missing at {}, and is not rebuilt there: that path now holds another \
                          target's folder or the data folder",

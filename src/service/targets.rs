@@ -384,3 +384,72 @@ impl Service {
             .collect())
     }
 }
+
+/// The orders of the targets list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetSort {
+    Name,
+    Size,
+    Backups,
+    Last,
+}
+
+impl TargetSort {
+    pub fn parse(s: &str) -> Option<TargetSort> {
+        [TargetSort::Name, TargetSort::Size, TargetSort::Backups, TargetSort::Last]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetSort::Name => "name",
+            TargetSort::Size => "size",
+            TargetSort::Backups => "backups",
+            TargetSort::Last => "last",
+        }
+    }
+}
+
+/// One page of the targets list, with the totals of every target that matched.
+pub struct TargetListPage {
+    pub rows: Vec<TargetSummary>,
+    /// 1-based, within `1..=pages`.
+    pub page: usize,
+    pub pages: usize,
+    pub total_targets: usize,
+    pub total_backups: i64,
+    pub total_size: i64,
+}
+
+impl Service {
+    /// The targets list as the web UI shows it: filtered, sorted (names break ties, without
+    /// case), and paged by the same `page_size` as `GET /api/target`.
+    pub fn target_list(
+        &self,
+        search: Option<&Search>,
+        sort: TargetSort,
+        desc: bool,
+        page: usize,
+    ) -> Result<TargetListPage> {
+        let mut all = self.target_summaries(search)?;
+        all.sort_by(|a, b| {
+            let by_name = || a.target.name.to_lowercase().cmp(&b.target.name.to_lowercase());
+            let o = match sort {
+                TargetSort::Size => a.size.cmp(&b.size),
+                TargetSort::Backups => a.active.cmp(&b.active),
+                TargetSort::Last => a.last_backup.cmp(&b.last_backup),
+                TargetSort::Name => by_name(),
+            };
+            let o = if desc { o.reverse() } else { o };
+            o.then_with(by_name)
+        });
+        let per_page = self.config.page_size.max(1);
+        let pages = all.len().div_ceil(per_page).max(1);
+        let page = page.clamp(1, pages);
+        let (total_targets, total_backups, total_size) =
+            (all.len(), all.iter().map(|s| s.active).sum(), all.iter().map(|s| s.size).sum());
+        let rows = all.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+        Ok(TargetListPage { rows, page, pages, total_targets, total_backups, total_size })
+    }
+}

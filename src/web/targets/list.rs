@@ -6,7 +6,7 @@ use askama::Template;
 use super::super::render::{ago, size, when};
 use super::super::{Chrome, Ctx, Form, PageResult, SortCol, block, html, notice, query, sort_cols};
 use crate::model::target::Search;
-use crate::service::targets::TargetSummary;
+use crate::service::targets::{TargetSort, TargetSummary};
 use crate::state::AppState;
 
 /// The search form's values, kept to refill it and to build links.
@@ -102,33 +102,16 @@ struct TargetsPage {
 pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageResult {
     let q = Form::from_query(&req);
     let f = Filters::from(&q);
-    let sort = match q.get("sort") {
-        Some(s @ ("name" | "size" | "backups" | "last")) => s.to_string(),
-        _ => "name".into(),
-    };
+    let sort = q.get("sort").and_then(TargetSort::parse).unwrap_or(TargetSort::Name);
     let desc = q.get("dir") == Some("desc");
+    let page = q.text("page").parse::<usize>().unwrap_or(1);
     let svc = state.service.clone();
     let search = f.search();
-    let mut all = block(move || svc.target_summaries(search.as_ref())).await?;
-    all.sort_by(|a, b| {
-        let by_name = || a.target.name.to_lowercase().cmp(&b.target.name.to_lowercase());
-        let o = match sort.as_str() {
-            "size" => a.size.cmp(&b.size),
-            "backups" => a.active.cmp(&b.active),
-            "last" => a.last_backup.cmp(&b.last_backup),
-            _ => by_name(),
-        };
-        let o = if desc { o.reverse() } else { o };
-        o.then_with(by_name)
-    });
-    let per_page = state.service.config.page_size;
-    let pages = all.len().div_ceil(per_page).max(1);
-    let page = q.text("page").parse::<usize>().unwrap_or(1).clamp(1, pages);
-    let total_backups = all.iter().map(|s| s.active).sum();
-    let total_size = size(all.iter().map(|s| s.size).sum());
-    let total_targets = all.len();
+    let listed = block(move || svc.target_list(search.as_ref(), sort, desc, page)).await?;
     let now = crate::time::now();
-    let rows = all.iter().skip((page - 1) * per_page).take(per_page).map(|s| row(s, now)).collect();
+    let rows = listed.rows.iter().map(|s| row(s, now)).collect();
+    let (page, pages) = (listed.page, listed.pages);
+    let sort = sort.as_str().to_string();
     let mut base = f.pairs();
     let cols = sort_cols(
         &[
@@ -156,9 +139,9 @@ pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest)
         filtered: !f.pairs().is_empty(),
         advanced: f.advanced(),
         f,
-        total_targets,
-        total_backups,
-        total_size,
+        total_targets: listed.total_targets,
+        total_backups: listed.total_backups,
+        total_size: size(listed.total_size),
         page,
         pages,
         prev: (page > 1).then(|| link(page - 1)),
