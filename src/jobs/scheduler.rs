@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::parse_cron;
-use crate::db;
 use crate::error::{Error, Result};
 use crate::http::block as blocking;
 use crate::model::job::Scheduled;
 use crate::service::Service;
+use crate::service::jobs::LastRun;
 use crate::time;
 
 /// One scheduled job.
@@ -39,7 +39,7 @@ pub struct Info {
     pub display_name: &'static str,
     pub interval: i64,
     pub next_run: i64,
-    pub last_run: db::jobs::LastRun,
+    pub last_run: LastRun,
 }
 
 impl Scheduler {
@@ -82,13 +82,9 @@ impl Scheduler {
 
     /// Runs once now every job whose last recorded run missed a scheduled time.
     fn catch_up(self: &Arc<Self>) {
-        let c = match self.service.conn() {
-            Ok(c) => c,
-            Err(e) => return tracing::error!("cannot check for missed scheduled runs: {e}"),
-        };
         for entry in self.entries.values() {
             let name = entry.job.name();
-            let last = match db::jobs::last_run(&c, name) {
+            let last = match self.service.last_run(entry.job) {
                 Ok((Some(at), _, _)) => time::parse_iso(&at),
                 _ => None,
             };
@@ -123,17 +119,12 @@ impl Scheduler {
         };
         let svc = self.service.clone();
         let recorded = outcome.clone();
-        blocking(move || {
-            let c = svc.conn()?;
-            db::jobs::record_run(&c, job.name(), &time::iso(time::now()), &recorded, ms)
-        })
-        .await?;
+        blocking(move || svc.record_run(job, &recorded, ms)).await?;
         result
     }
 
     /// Every scheduled job with its interval, next run and last run.
     pub fn list(&self) -> Result<Vec<Info>> {
-        let c = self.service.conn()?;
         let now = time::now();
         self.entries
             .values()
@@ -145,7 +136,7 @@ impl Scheduler {
                     display_name: e.job.title(),
                     interval: (after - next).num_seconds(),
                     next_run: next.timestamp(),
-                    last_run: db::jobs::last_run(&c, e.job.name())?,
+                    last_run: self.service.last_run(e.job)?,
                 })
             })
             .collect()

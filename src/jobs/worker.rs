@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::db;
 use crate::error::{Error, Result};
 use crate::http::block as blocking;
 use crate::model::job::QueuedJob;
@@ -38,11 +37,7 @@ pub fn spawn_workers(service: Arc<Service>, count: usize) {
 /// Runs one job if there is one; returns whether it found one.
 async fn run_next(service: &Arc<Service>) -> Result<bool> {
     let svc = service.clone();
-    let claimed = blocking(move || {
-        let mut c = svc.conn()?;
-        db::with_tx(&mut c, |tx| db::jobs::claim(tx))
-    })
-    .await?;
+    let claimed = blocking(move || svc.claim_job()).await?;
     let Some(job) = claimed else { return Ok(false) };
     let kind = job.kind;
     tracing::info!("job {} ({}) started, attempt {}", job.id, kind.as_str(), job.attempts);
@@ -69,10 +64,6 @@ async fn run_next(service: &Arc<Service>) -> Result<bool> {
         Some(e) => tracing::error!("job {} ({}) failed: {e}", job.id, kind.as_str()),
     }
     let svc = service.clone();
-    blocking(move || {
-        let mut c = svc.conn()?;
-        db::with_tx(&mut c, |tx| db::jobs::finish(tx, job.id, error.as_deref()))
-    })
-    .await?;
+    blocking(move || svc.finish_job(job.id, error.as_deref())).await?;
     Ok(true)
 }

@@ -4,6 +4,7 @@ use super::Service;
 use crate::db;
 /// A queued job's row, as the API and the web UI show it.
 pub use crate::db::jobs::JobRow;
+pub use crate::db::jobs::LastRun;
 use crate::error::{Error, Result};
 use crate::model::job::{JobStatus, QueuedJob, Scheduled, UploadJob};
 use crate::time;
@@ -52,6 +53,26 @@ impl Service {
             self.job_ready.notify_one();
         }
         Ok(())
+    }
+
+    /// Takes the oldest IDLE job and marks it RUNNING, for a worker.
+    pub fn claim_job(&self) -> Result<Option<JobRow>> {
+        db::with_tx(&mut *self.conn()?, |tx| db::jobs::claim(tx))
+    }
+
+    /// Ends a claimed job: FINISHED, or ERROR with the reason.
+    pub fn finish_job(&self, id: i64, error: Option<&str>) -> Result<()> {
+        db::with_tx(&mut *self.conn()?, |tx| db::jobs::finish(tx, id, error))
+    }
+
+    /// The last run of a scheduled job: (finished at, outcome, duration in ms).
+    pub fn last_run(&self, job: Scheduled) -> Result<LastRun> {
+        db::jobs::last_run(&*self.conn()?, job.name())
+    }
+
+    /// Records a scheduled job's run.
+    pub fn record_run(&self, job: Scheduled, outcome: &str, duration_ms: i64) -> Result<()> {
+        db::jobs::record_run(&*self.conn()?, job.name(), &time::iso(time::now()), outcome, duration_ms)
     }
 
     /// One queued job by id.
