@@ -105,6 +105,15 @@ fn a_lost_database_is_rebuilt_from_the_manifests_and_everything_reads_the_same()
 
     s.kill();
     remove_database(&data);
+    // Neither a check nor a server start may put an empty database in its place.
+    let check = bakch(&["check"], &data);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(text(&check).contains("rebuild-db"), "{}", text(&check));
+    let serve =
+        Command::new(BIN).args(["serve", "--bind", "127.0.0.1:0", "--data-dir"]).arg(&data).output().expect("serve");
+    assert!(!serve.status.success(), "bakch served an empty database over the manifests");
+    assert!(text(&serve).contains("run `bakch rebuild-db`"), "{}", text(&serve));
+    assert!(!data.join("bakch.sqlite3").exists(), "a check or a start created an empty database");
     let rebuilt = bakch(&["rebuild-db"], &data);
     assert!(rebuilt.status.success(), "{}", text(&rebuilt));
     assert!(text(&rebuilt).contains("2 target(s), 5 backup(s)"), "{}", text(&rebuilt));

@@ -23,6 +23,15 @@ use crate::store::perms;
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
 
+/// Opens an existing database to read only: no migration, nothing created if it is missing.
+pub fn open_read_only(path: &Path) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    if !path.exists() {
+        return Err(Error::not_found(format!("there is no database at {}", path.display())));
+    }
+    Ok(Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?)
+}
+
 /// Opens (creating if needed) the database at `path` and applies pending migrations.
 pub fn open(path: &Path, max_size: u32) -> Result<Pool> {
     make_private(path)?;

@@ -96,8 +96,7 @@ fn compare_with_database(
     report: &mut Report,
 ) {
     let rows = (|| {
-        let pool = db::open(&config.db_path(), 1)?;
-        let c = pool.get()?;
+        let c = db::open_read_only(&config.db_path())?;
         let targets = db::targets::all(&c)?;
         let mut backups = Vec::new();
         for t in &targets {
@@ -119,6 +118,9 @@ fn compare_with_database(
         if !target_ids.contains(&t.id) {
             report.problems.push(format!("target {} ('{}') has no target.json", t.id, t.name));
         }
+    }
+    for id in target_ids.iter().filter(|id| !targets.iter().any(|t| &t.id == *id)) {
+        report.problems.push(format!("target {id} has a target.json but is not in the database"));
     }
     let mut in_db = HashSet::new();
     for row in &rows {

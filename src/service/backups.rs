@@ -39,8 +39,12 @@ impl Service {
         let path = self.backup_path(target, backup).to_string_lossy().into_owned();
         let ops = db::with_tx(&mut *self.conn()?, |tx| {
             db::backups::delete(tx, &backup.id)?;
-            let mut ops = if delete_files { vec![FsOp::Remove { path }] } else { Vec::new() };
-            ops.push(Self::manifest_op(&target.id, &backup.id));
+            // The manifest first: if removing the files keeps failing, a rebuild must still not
+            // bring back a backup whose row is gone.
+            let mut ops = vec![Self::manifest_op(&target.id, &backup.id)];
+            if delete_files {
+                ops.push(FsOp::Remove { path });
+            }
             Self::journal(tx, ops)
         })?;
         self.apply_journal(&ops).map_err(|e| {

@@ -130,6 +130,8 @@ impl Service {
         for target in targets.iter().filter(|t| t.deduplicate) {
             // Read under the lock, so what is deleted is what was compared.
             let _placement = self.placement_lock();
+            let Some(target) = db::targets::find(&*self.conn()?, &target.id)? else { continue };
+            let target = &target;
             let mut active: Vec<Backup> =
                 db::backups::for_target(&*self.conn()?, &target.id)?.into_iter().filter(|b| !b.is_recycled).collect();
             active.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));

@@ -56,6 +56,16 @@ impl Service {
             );
         }
         let store = Store::open(&config.data_dir, config.modes)?;
+        // An empty database over a store full of backups would let garbage collection take
+        // every blob: a missing database is rebuilt from the manifests, never started afresh.
+        let described = store.manifest_targets()?;
+        if described > 0 && !config.db_path().exists() {
+            return Err(Error::internal(format!(
+                "the database {} is missing, but the manifests describe {described} target(s): run `bakch rebuild-db` \
+                 to rebuild it from them",
+                config.db_path().display()
+            )));
+        }
         let pool = db::open(&config.db_path(), (config.workers as u32 + 8).min(32))?;
         Ok(Service {
             config,

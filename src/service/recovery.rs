@@ -13,23 +13,29 @@ impl Service {
     /// Re-queues interrupted jobs, rolls back orphaned pending backups, clears temp files and
     /// spooled archives no job owns. Each recovered thing gets one log line.
     pub fn recover(&self) -> Result<()> {
-        let mut c = self.conn()?;
-        for id in db::with_tx(&mut c, |tx| db::jobs::requeue_running(tx))? {
-            tracing::warn!("recovery: job {id} was interrupted; queued again");
-        }
         // Folders the journal's operations work in: a crash may have left a trash name there.
-        let journal_dirs: Vec<PathBuf> = db::journal::pending(&c)?
-            .iter()
-            .flat_map(|(_, op)| match op {
-                FsOp::Move { path, dest, .. } => vec![path.clone(), dest.clone()],
-                FsOp::Remove { path } => vec![path.clone()],
-                FsOp::Manifest { .. } | FsOp::TargetFile { .. } => vec![],
-            })
-            .filter_map(|p| Path::new(&p).parent().map(Path::to_path_buf))
-            .collect();
+        let journal_dirs: Vec<PathBuf> = {
+            let mut c = self.conn()?;
+            for id in db::with_tx(&mut c, |tx| db::jobs::requeue_running(tx))? {
+                tracing::warn!("recovery: job {id} was interrupted; queued again");
+            }
+            db::journal::pending(&c)?
+                .iter()
+                .flat_map(|(_, op)| match op {
+                    FsOp::Move { path, dest, .. } => vec![path.clone(), dest.clone()],
+                    FsOp::Remove { path } => vec![path.clone()],
+                    FsOp::Manifest { .. } | FsOp::TargetFile { .. } => vec![],
+                })
+                .filter_map(|p| Path::new(&p).parent().map(Path::to_path_buf))
+                .collect()
+        };
         self.replay_journal()?;
-        let open: Vec<UploadJob> = db::jobs::open_jobs(&c)?.iter().filter_map(QueuedJob::upload).cloned().collect();
-        for b in db::backups::pending(&c)? {
+        let (open, pending) = {
+            let c = self.conn()?;
+            let open: Vec<UploadJob> = db::jobs::open_jobs(&c)?.iter().filter_map(QueuedJob::upload).cloned().collect();
+            (open, db::backups::pending(&c)?)
+        };
+        for b in pending {
             if open.iter().any(|j| j.backup_id == b.id) {
                 continue; // Its job will finish or redo it.
             }
@@ -43,6 +49,10 @@ impl Service {
             tracing::warn!(
                 "recovery: wrote {written} missing manifest(s) (backups or targets made before manifests, or removed by hand)"
             );
+        }
+        let n = self.store.sweep_manifest_temps()?;
+        if n > 0 {
+            tracing::warn!("recovery: removed {n} temp file(s) of manifest writes cut short");
         }
         let n = self.store.clear_tmp()?;
         if n > 0 {
@@ -102,10 +112,18 @@ impl Service {
     fn restore_missing_placements(&self) -> Result<()> {
         let c = self.conn()?;
         let reserved = self.reserved(&c)?;
+        // A backup whose move or removal still fails is where the journal says, not missing.
+        let unfinished: Vec<String> = db::journal::pending(&c)?
+            .into_iter()
+            .filter_map(|(_, op)| match op {
+                FsOp::Move { backup_id, .. } | FsOp::Manifest { backup_id, .. } => Some(backup_id),
+                _ => None,
+            })
+            .collect();
         for target in db::targets::all(&c)? {
             for backup in db::backups::for_target(&c, &target.id)? {
                 let path = self.backup_path(&target, &backup);
-                if std::fs::symlink_metadata(&path).is_ok() {
+                if std::fs::symlink_metadata(&path).is_ok() || unfinished.contains(&backup.id) {
                     continue;
                 }
                 if reserved.covers(&super::ownership::resolve_existing_prefix(&path)) {

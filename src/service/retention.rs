@@ -15,10 +15,14 @@ impl Service {
         for target in targets.iter().filter(|t| t.recycle_criteria != RecycleCriteria::None) {
             // Plan and act under one lock: the rows read here are the ones moved, read once.
             let _placement = self.placement_lock();
-            let (backups, reserved) = {
+            let (target, backups, reserved) = {
                 let c = self.conn()?;
-                (db::backups::for_target(&c, &target.id)?, self.reserved(&c)?)
+                // Read again under the lock: an edit may have moved its folder since.
+                let Some(target) = db::targets::find(&c, &target.id)? else { continue };
+                let backups = db::backups::for_target(&c, &target.id)?;
+                (target, backups, self.reserved(&c)?)
             };
+            let target = &target;
             let active: Vec<(&str, _)> =
                 backups.iter().filter(|b| !b.is_recycled).map(|b| (b.id.as_str(), b.created_at)).collect();
             let rule = Rule {

@@ -203,14 +203,21 @@ impl Service {
     /// with the rest) or finds the target gone.
     pub fn delete_target(&self, id: &str, delete_files: bool) -> Result<()> {
         let _placement = self.placement_lock();
-        let (target, backups) = {
+        let (target, backups, pending) = {
             let c = self.conn()?;
             let target = self.target(&c, id)?;
             let backups = db::backups::for_target(&c, &target.id)?;
-            (target, backups)
+            let pending: Vec<String> =
+                db::backups::pending(&c)?.into_iter().filter(|b| b.target_id == target.id).map(|b| b.id).collect();
+            (target, backups, pending)
         };
         for b in &backups {
             self.delete_backup_locked(&target, b, delete_files)?;
+        }
+        // A backup a crash left half-built: what its job placed goes too, or it would stay
+        // behind owned by nothing once the row goes with the target.
+        for id in &pending {
+            self.roll_back_pending_locked(id)?;
         }
         let ops = db::with_tx(&mut *self.conn()?, |tx| {
             db::targets::delete(tx, &target.id)?;
@@ -229,6 +236,9 @@ impl Service {
 
     fn delete_backups_of(&self, target: &Target, which: Which, delete_files: bool) -> Result<usize> {
         let _placement = self.placement_lock();
+        // Read again under the lock: an edit may have moved its folder since.
+        let Some(target) = db::targets::find(&*self.conn()?, &target.id)? else { return Ok(0) };
+        let target = &target;
         let backups = db::backups::for_target(&*self.conn()?, &target.id)?;
         let mut n = 0;
         for b in backups.iter().filter(|b| which == Which::All || b.is_recycled) {

@@ -96,25 +96,31 @@ impl Service {
 
     fn build_backup(&self, job: &UploadJob) -> Result<()> {
         let _ingest = self.ingest_lock();
-        let mut c = self.conn()?;
-        let target = db::targets::find(&c, &job.target_id)?
-            .ok_or_else(|| Error::not_found("the target was deleted before the upload was processed"))?;
-        if let Some((existing, pending)) = db::backups::find_any(&c, &job.backup_id)? {
-            if !pending {
-                self.drop_spooled_archive(job);
-                return Ok(());
+        let gone = || Error::not_found("the target was deleted before the upload was processed");
+        // A re-run after a crash finishes or undoes what the last try placed, under the lock.
+        let target = {
+            let _placement = self.placement_lock();
+            let mut c = self.conn()?;
+            let target = db::targets::find(&c, &job.target_id)?.ok_or_else(gone)?;
+            if let Some((existing, pending)) = db::backups::find_any(&c, &job.backup_id)? {
+                if !pending {
+                    self.drop_spooled_archive(job);
+                    return Ok(());
+                }
+                if Self::placed_by_job(&c, &existing.id, &self.backup_path(&target, &existing))? {
+                    // The crash came after the rename: the manifest (written again, whole) and
+                    // the flag may be missing.
+                    let files = db::backups::files(&c, &existing.id)?;
+                    self.store.write_backup_manifest(&BackupManifest::of(&existing, target.target_type, &files))?;
+                    db::with_tx(&mut c, |tx| db::backups::mark_complete(tx, &existing.id))?;
+                    self.drop_spooled_archive(job);
+                    return Ok(());
+                }
+                drop(c);
+                self.roll_back_pending_locked(&job.backup_id)?;
             }
-            if Self::placed_by_job(&c, &existing.id, &self.backup_path(&target, &existing))? {
-                // The crash came after the rename: the manifest (written again, whole) and the
-                // flag may be missing.
-                let files = db::backups::files(&c, &existing.id)?;
-                self.store.write_backup_manifest(&BackupManifest::of(&existing, target.target_type, &files))?;
-                db::with_tx(&mut c, |tx| db::backups::mark_complete(tx, &existing.id))?;
-                self.drop_spooled_archive(job);
-                return Ok(());
-            }
-            self.roll_back_pending(&job.backup_id)?;
-        }
+            target
+        };
         let (files, ext) = match &job.source {
             Source::Files { files } => {
                 for f in files {
@@ -142,10 +148,11 @@ impl Service {
             }
         };
         // From naming to completion, no edit can move the target's folder or rename its backups,
-        // so the target is read again under the lock: unpacking may have taken a while.
+        // so the target is read again under the lock: unpacking may have taken a while. No
+        // connection was held while waiting for it.
         let _placement = self.placement_lock();
-        let target = db::targets::find(&c, &job.target_id)?
-            .ok_or_else(|| Error::not_found("the target was deleted before the upload was processed"))?;
+        let mut c = self.conn()?;
+        let target = db::targets::find(&c, &job.target_id)?.ok_or_else(gone)?;
         let created_at: DateTime<Utc> = time::parse_iso(&job.created_at).unwrap_or_else(time::now);
         let base = expand_name_template(&target.name_template, &job.backup_id, created_at, job.manual);
         let location = Path::new(&target.location);
@@ -191,8 +198,14 @@ impl Service {
         Ok(())
     }
 
-    /// Removes a pending backup's row and any files it placed.
+    /// Removes a pending backup's row, its manifest and any files its job placed.
     pub(super) fn roll_back_pending(&self, backup_id: &str) -> Result<()> {
+        let _placement = self.placement_lock();
+        self.roll_back_pending_locked(backup_id)
+    }
+
+    /// [`Service::roll_back_pending`] for a caller that holds the placement lock.
+    pub(super) fn roll_back_pending_locked(&self, backup_id: &str) -> Result<()> {
         let mut c = self.conn()?;
         let Some((backup, pending)) = db::backups::find_any(&c, backup_id)? else {
             return Ok(());

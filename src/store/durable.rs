@@ -1,8 +1,9 @@
 //! The durability rule, and the only code that spells it out: content is written to a temp name
 //! and synced, then renamed to its name, then the folder holding the name is synced (at once, or
 //! by the caller's filesystem sync for a batch). Removals sync their folder too. Readers see the
-//! old name or the new one, never a part. Every write, move and removal in `store/` goes through
-//! [`publish`] and [`remove`].
+//! old name or the new one, never a part. Every name bakch publishes or removes goes through
+//! [`publish`] and [`remove`]; what is built under a staging or temp name first (hard links,
+//! copies, folders) is synced by its builder before it is published.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};

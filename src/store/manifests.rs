@@ -73,6 +73,31 @@ impl Store {
         read(&self.target_manifest_path(target_id), TargetManifest::parse)
     }
 
+    /// How many targets have manifests (folders under `manifests/`).
+    pub fn manifest_targets(&self) -> Result<usize> {
+        match std::fs::read_dir(&self.manifests) {
+            Ok(entries) => Ok(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).count()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(Error::io("read folder", &self.manifests, e)),
+        }
+    }
+
+    /// Removes temp files that a manifest write cut short left (`.<name>.tmp-<id>`).
+    pub fn sweep_manifest_temps(&self) -> Result<usize> {
+        let mut removed = 0;
+        let Ok(targets) = std::fs::read_dir(&self.manifests) else { return Ok(0) };
+        for dir in targets.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+            for entry in std::fs::read_dir(dir.path()).ctx("read folder", &dir.path())?.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.contains(".json.tmp-") {
+                    durable::remove(&entry.path(), &self.own.trash(&entry.path()))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Every target folder of manifests, sorted, with what each holds.
     pub fn all_manifests(&self) -> Result<Vec<Found>> {
         let mut out = Vec::new();
