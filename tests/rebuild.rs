@@ -99,6 +99,22 @@ fn a_lost_database_is_rebuilt_from_the_manifests_and_everything_reads_the_same()
     let before = snapshot(&s, &refs);
     let data = s.data_path();
 
+    // The upgrade path: a manifest missing (a backup made before manifests existed) is written
+    // at the next start, the same as it was.
+    let one = data.join("manifests").join(&targets[0]);
+    let manifest = std::fs::read_dir(&one)
+        .expect("manifests of a target")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n != "target.json"))
+        .expect("a backup manifest");
+    let written = std::fs::read_to_string(&manifest).expect("read manifest");
+    std::fs::remove_file(&manifest).expect("remove manifest");
+    std::fs::remove_file(one.join("target.json")).expect("remove target.json");
+    s.restart();
+    assert_eq!(std::fs::read_to_string(&manifest).expect("manifest written again"), written);
+    assert!(one.join("target.json").exists(), "the target's definition was not written again");
+
     let beside_server = bakch(&["rebuild-db"], &data);
     assert!(!beside_server.status.success(), "rebuild-db ran beside a server: {}", text(&beside_server));
     assert!(text(&beside_server).contains("stop it first"), "{}", text(&beside_server));
