@@ -326,6 +326,8 @@ fn the_web_ui_in_chromium() {
     assert!(b.wait_text("#log", "web login").contains("succeeded"));
     b.select("#level", "WARN");
     b.click("form.search button");
+    // The page before the click holds "failed" too: wait for the filtered page to load first.
+    poll("the filtered log page", WAIT, || b.url().contains("level=WARN").then_some(()));
     let warn = b.wait_text("#log", "failed");
     assert!(!warn.contains(" INFO "), "only warnings and errors: {warn}");
     assert!(b.body().contains("Log"));
