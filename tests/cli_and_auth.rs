@@ -201,13 +201,33 @@ fn config_layers_file_then_environment_then_flags() {
 }
 
 /// The routes registered in `src/api/` as (path, methods), read from the source so that a new
-/// route is covered the day it is added: each `resource("...")` with the `web::get()`-style
+/// route is covered the day it is added: each `resource("...")` with the `.get(Need::...)`-style
 /// methods that follow it up to the next resource or the end of its `routes` function.
 fn registered_api_routes() -> Vec<(String, Vec<String>)> {
     let mut routes: Vec<(String, Vec<String>)> = Vec::new();
+    for (path, method, _) in registered_api_needs() {
+        match routes.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, methods)) => methods.push(method),
+            None => routes.push((path, vec![method])),
+        }
+    }
+    routes.sort();
+    assert!(routes.len() >= 20, "found only {routes:?}");
+    routes
+}
+
+/// Every (path, method, need) registered in `src/api/`, the need as written (`Admin`,
+/// `ReadTarget`...). A route registered any other way than `resource(..).method(Need::..)`
+/// fails here.
+fn registered_api_needs() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
     for entry in std::fs::read_dir(&dir).unwrap() {
-        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let file = entry.unwrap().path();
+        let source = std::fs::read_to_string(&file).unwrap();
+        // `api::resource` itself is the one place that builds an actix resource.
+        let allowed = usize::from(file.ends_with("mod.rs"));
+        assert_eq!(source.matches("web::resource(").count(), allowed, "{file:?}: a route without an access need");
         let starts: Vec<usize> = source.match_indices("resource(\"").map(|(i, _)| i).collect();
         for (n, &i) in starts.iter().enumerate() {
             let rest = &source[i + "resource(\"".len()..];
@@ -215,19 +235,20 @@ fn registered_api_routes() -> Vec<(String, Vec<String>)> {
             let fn_end = rest.find("\n}\n").unwrap_or(rest.len());
             let next = starts.get(n + 1).map_or(fn_end, |&j| (j - i - "resource(\"".len()).min(fn_end));
             let segment = &rest[..next];
-            let methods: Vec<String> = ["get", "post", "patch", "delete", "put"]
-                .into_iter()
-                .filter(|m| segment.contains(&format!("web::{m}()")))
-                .map(str::to_uppercase)
-                .collect();
-            assert!(!methods.is_empty(), "no method found for {path}");
-            routes.push((format!("/api{path}"), methods));
+            let before = out.len();
+            for m in ["get", "post", "patch", "delete", "put"] {
+                for (k, _) in segment.match_indices(&format!(".{m}(Need::")) {
+                    let need = &segment[k + m.len() + 8..];
+                    let need = &need[..need.find(|c: char| !c.is_ascii_alphanumeric()).unwrap()];
+                    out.push((format!("/api{path}"), m.to_uppercase(), need.to_string()));
+                }
+            }
+            assert!(out.len() > before, "no method with its need found for {path}");
         }
     }
-    routes.sort();
-    routes.dedup();
-    assert!(routes.len() >= 20, "found only {routes:?}");
-    routes
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Every route registered in `src/api/` refuses every method without the key (401) and with a

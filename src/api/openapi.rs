@@ -13,13 +13,14 @@ use utoipa::{Modify, OpenApi};
 
 use super::schema::ErrorBody;
 use super::{backups, jobs, misc, resource, seq, targets, uploads};
+use crate::auth::grant::Need;
 use crate::error::{Error, Result};
 
 /// The document's path, which `require_key` lets through.
 pub(crate) const PATH: &str = "/api/openapi.json";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/openapi.json", web::get().to(document)));
+    cfg.service(resource("/openapi.json").get(Need::Public, document));
 }
 
 #[derive(OpenApi)]
