@@ -124,9 +124,12 @@ pub fn list(path: &Path) -> Result<Vec<KeyRecord>, String> {
 /// Runs a read-change-write of the file under an exclusive lock, so that the command line and
 /// the web UI changing keys at once cannot lose each other's change.
 fn change<T>(path: &Path, f: impl FnOnce(&mut KeysFile) -> Result<T, String>) -> Result<T, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+
     use rustix::fs::{FlockOperation, flock};
     let lock_path = path.with_extension("lock");
     let lock = std::fs::OpenOptions::new()
+        .mode(0o600)
         .create(true)
         .truncate(false)
         .write(true)
