@@ -40,6 +40,34 @@ pub enum Command {
     /// With bakch stopped: report what disagrees between database, manifests, store and target
     /// folders; exit status 1 when anything was found
     Check(CheckArgs),
+    /// Named API keys with roles (kept in keys.json): add, list, revoke
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key and print it (once: only its hash is kept)
+    Add(KeyAddArgs),
+    /// List the keys: name, role, targets, created, last used and from where
+    List,
+    /// Revoke a key; it stops working at once, also on a running server
+    Revoke {
+        /// The key's name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeyAddArgs {
+    /// A name for the key (say, the client machine's)
+    pub name: String,
+    /// admin (everything), read (every GET, nothing that changes data) or upload (only into --target)
+    #[arg(long, value_parser = ["admin", "read", "upload"])]
+    pub role: String,
+    /// For an upload key: a target (id or alias) it may upload to and read; repeat for more
+    #[arg(long = "target")]
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Passwd => Config::data_dir_only(&global).and_then(|dir| auth::password::passwd(&dir)),
         Command::RebuildDb => rebuild_db(&global),
         Command::Check(args) => return check(&global, args.deep),
+        Command::Key(cmd) => key_command(&global, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,6 +59,75 @@ fn new_api_key(global: &GlobalArgs, overwrite: bool) -> Result<(), String> {
     let key = auth::apikey::create(&path, overwrite)?;
     println!("New API key written to {}:", path.display());
     println!("{key}");
+    Ok(())
+}
+
+/// `bakch key`: works on `keys.json` and reads the database read-only, so it may run beside a
+/// server (which sees the change on its next request).
+fn key_command(global: &GlobalArgs, cmd: cli::KeyCommand) -> Result<(), String> {
+    use auth::keys::{self, RoleName};
+    let config = Config::load(global, &ServeArgs::default())?;
+    let path = keys::path(&config.data_dir);
+    match cmd {
+        cli::KeyCommand::Add(args) => {
+            let role = RoleName::parse(&args.role).ok_or_else(|| format!("unknown role '{}'", args.role))?;
+            let mut ids = Vec::new();
+            for wanted in &args.targets {
+                let found = service::keys::find_target_offline(&config.db_path(), wanted).map_err(|e| e.to_string())?;
+                let (id, _) = found.ok_or_else(|| format!("there is no target '{wanted}' (give its id or alias)"))?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            store::perms::own_data_dir_cli(&config.data_dir)?;
+            let key = keys::add(&path, &args.name, role, ids)?;
+            println!("New {} key '{}' (shown only now; keep it on the client):", role.as_str(), args.name.trim());
+            println!("{key}");
+        }
+        cli::KeyCommand::List => {
+            let uses = service::keys::key_uses_offline(&config.db_path()).map_err(|e| e.to_string())?;
+            let mut rows = Vec::new();
+            if config.apikey_path().exists() {
+                rows.push((
+                    auth::apikey::NAME.to_string(),
+                    "admin".to_string(),
+                    "-".to_string(),
+                    "-".to_string(),
+                    None,
+                ));
+            }
+            for k in keys::list(&path)? {
+                let scope = if k.targets.is_empty() {
+                    "-".to_string()
+                } else {
+                    k.targets
+                        .iter()
+                        .map(|id| match service::keys::find_target_offline(&config.db_path(), id) {
+                            Ok(Some((_, name))) => format!("{name} ({id})"),
+                            _ => format!("{id} (gone)"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                rows.push((k.name.clone(), k.role.as_str().to_string(), scope, k.created.clone(), k.revoked.clone()));
+            }
+            if rows.is_empty() {
+                println!("no keys: the API is open (loopback only)");
+            }
+            for (name, role, scope, created, revoked) in rows {
+                let used = uses.get(&name).map_or("never".to_string(), |(at, addr)| format!("{at} from {addr}"));
+                let state = revoked.map_or(String::new(), |at| format!("  REVOKED {at}"));
+                println!("{name}\trole {role}\ttargets {scope}\tcreated {created}\tlast used {used}{state}");
+            }
+        }
+        cli::KeyCommand::Revoke { name } => {
+            if name == auth::apikey::NAME {
+                return Err("apikey.json is not revoked here: run `bakch newapikey -o`, or delete the file".into());
+            }
+            keys::revoke(&path, &name)?;
+            println!("key '{name}' revoked");
+        }
+    }
     Ok(())
 }
 

@@ -201,13 +201,33 @@ fn config_layers_file_then_environment_then_flags() {
 }
 
 /// The routes registered in `src/api/` as (path, methods), read from the source so that a new
-/// route is covered the day it is added: each `resource("...")` with the `web::get()`-style
+/// route is covered the day it is added: each `resource("...")` with the `.get(Need::...)`-style
 /// methods that follow it up to the next resource or the end of its `routes` function.
 fn registered_api_routes() -> Vec<(String, Vec<String>)> {
     let mut routes: Vec<(String, Vec<String>)> = Vec::new();
+    for (path, method, _) in registered_api_needs() {
+        match routes.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, methods)) => methods.push(method),
+            None => routes.push((path, vec![method])),
+        }
+    }
+    routes.sort();
+    assert!(routes.len() >= 20, "found only {routes:?}");
+    routes
+}
+
+/// Every (path, method, need) registered in `src/api/`, the need as written (`Admin`,
+/// `ReadTarget`...). A route registered any other way than `resource(..).method(Need::..)`
+/// fails here.
+fn registered_api_needs() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
     for entry in std::fs::read_dir(&dir).unwrap() {
-        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let file = entry.unwrap().path();
+        let source = std::fs::read_to_string(&file).unwrap();
+        // `api::resource` itself is the one place that builds an actix resource.
+        let allowed = usize::from(file.ends_with("mod.rs"));
+        assert_eq!(source.matches("web::resource(").count(), allowed, "{file:?}: a route without an access need");
         let starts: Vec<usize> = source.match_indices("resource(\"").map(|(i, _)| i).collect();
         for (n, &i) in starts.iter().enumerate() {
             let rest = &source[i + "resource(\"".len()..];
@@ -215,19 +235,20 @@ fn registered_api_routes() -> Vec<(String, Vec<String>)> {
             let fn_end = rest.find("\n}\n").unwrap_or(rest.len());
             let next = starts.get(n + 1).map_or(fn_end, |&j| (j - i - "resource(\"".len()).min(fn_end));
             let segment = &rest[..next];
-            let methods: Vec<String> = ["get", "post", "patch", "delete", "put"]
-                .into_iter()
-                .filter(|m| segment.contains(&format!("web::{m}()")))
-                .map(str::to_uppercase)
-                .collect();
-            assert!(!methods.is_empty(), "no method found for {path}");
-            routes.push((format!("/api{path}"), methods));
+            let before = out.len();
+            for m in ["get", "post", "patch", "delete", "put"] {
+                for (k, _) in segment.match_indices(&format!(".{m}(Need::")) {
+                    let need = &segment[k + m.len() + 8..];
+                    let need = &need[..need.find(|c: char| !c.is_ascii_alphanumeric()).unwrap()];
+                    out.push((format!("/api{path}"), m.to_uppercase(), need.to_string()));
+                }
+            }
+            assert!(out.len() > before, "no method with its need found for {path}");
         }
     }
-    routes.sort();
-    routes.dedup();
-    assert!(routes.len() >= 20, "found only {routes:?}");
-    routes
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Every route registered in `src/api/` refuses every method without the key (401) and with a
@@ -292,4 +313,216 @@ fn openapi_document_covers_exactly_the_registered_routes() {
     assert!(undocumented.is_empty(), "registered but not in /api/openapi.json: {undocumented:?}");
     assert!(unregistered.is_empty(), "in /api/openapi.json but not registered: {unregistered:?}");
     assert_eq!(registered.len(), documented.len());
+}
+
+/// Runs `bakch key ...` on the server's data folder; returns stdout, asserting success.
+fn key_cmd(s: &TestServer, args: &[&str]) -> String {
+    let out = Command::new(BIN).arg("key").args(args).arg("--data-dir").arg(s.data_path()).output().unwrap();
+    assert!(out.status.success(), "bakch key {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `bakch key add`: the key is the last line printed.
+fn add_key(s: &TestServer, args: &[&str]) -> String {
+    let key = key_cmd(s, &[&["add"], args].concat()).lines().last().unwrap().trim().to_string();
+    assert!(
+        key.starts_with("bakch-") && key.len() == 70 && key[6..].chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
+    );
+    key
+}
+
+/// A request with `key` (the server's own key stays as it is).
+fn with_key(s: &TestServer, key: &str, method: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let res = reqwest::blocking::Client::new()
+        .request(method, format!("{}{path}", s.url))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// A body that would change something if a refused request went through.
+fn harmful_body(method: &str) -> serde_json::Value {
+    match method {
+        "DELETE" => json!({"delete_files": true}),
+        "PATCH" => json!({"is_recycled": true, "name": "taken over", "recycle_criteria": "count", "recycle_value": 1}),
+        _ => json!({"manual": true, "file_list": [{"path": "/", "name": "x", "uploaded": false}]}),
+    }
+}
+
+/// Everything an admin can see, to prove a walk of refusals changed nothing.
+fn everything(s: &TestServer, targets: &[&str]) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = targets.iter().map(|t| s.get(&format!("/api/target/{t}")).1).collect();
+    for path in ["/api/target", "/api/recycle_bin", "/api/jobs"] {
+        let mut body = s.get(path).1;
+        if let Some(scheduled) = body.get_mut("scheduled") {
+            *scheduled = json!(null); // next-run times move on their own
+        }
+        out.push(body);
+    }
+    out
+}
+
+struct World {
+    s: TestServer,
+    a: String,
+    b: String,
+    a_backup: String,
+    b_backup: String,
+    a_job: i64,
+    b_job: i64,
+}
+
+/// An admin key (apikey.json), targets A (alias `alpha`) and B (alias `beta`), a backup each.
+fn world() -> World {
+    let mut s = TestServer::start();
+    s.new_api_key();
+    let a = s.create_target(json!({"name": "Photos", "alias": "alpha"}));
+    let b = s.create_target(json!({"name": "Secrets", "alias": "beta"}));
+    let a_job = s.upload_ok(&a, &[("a.txt", b"alpha")])["id"].as_i64().unwrap();
+    let b_job = s.upload_ok(&b, &[("b.txt", b"beta")])["id"].as_i64().unwrap();
+    let a_backup = s.target(&a).1[0]["id"].as_str().unwrap().to_string();
+    let b_backup = s.target(&b).1[0]["id"].as_str().unwrap().to_string();
+    World { s, a, b, a_backup, b_backup, a_job, b_job }
+}
+
+impl World {
+    /// The ids to put in a route's `{id}` (and `{name}`), each with whether it is target A's.
+    fn ids_for(&self, path: &str) -> Vec<(String, bool)> {
+        if path.contains("/backup/") {
+            vec![(self.a_backup.clone(), true), (self.b_backup.clone(), false), ("nope".into(), false)]
+        } else if path.contains("/jobs/") {
+            vec![(self.a_job.to_string(), true), (self.b_job.to_string(), false), ("gc_job".into(), false)]
+        } else if path.contains("{id}") {
+            let mut ids = vec![(self.a.clone(), true), ("alpha".into(), true), (self.b.clone(), false)];
+            ids.extend([("beta".into(), false), ("nope".into(), false)]);
+            ids
+        } else {
+            vec![(String::new(), false)]
+        }
+    }
+}
+
+/// An upload key scoped to one target uploads into it (plain and sequential), reads it, its
+/// backups' downloads and its jobs; every other route and every other target's id, alias,
+/// backup and job, walked from the registered routes, gets a 403 that says what the key may do,
+/// and nothing changes.
+#[test]
+fn upload_key_reaches_only_its_targets() {
+    let mut w = world();
+    let key = add_key(&w.s, &["laptop", "--role", "upload", "--target", "alpha"]);
+    let admin = w.s.key.clone().unwrap();
+
+    // What it may do: plain upload, sequential upload, follow its jobs, read and download.
+    w.s.key = Some(key.clone());
+    let job = w.s.upload_ok(&w.a, &[("c.txt", b"more")]);
+    assert_eq!(job["status"], "FINISHED");
+    let list = json!([{"path": "/", "name": "s.txt", "uploaded": false}]);
+    assert_eq!(w.s.post("/api/seq/alpha/begin", json!({"manual": true, "file_list": list})).0, 200);
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("name", "s.txt")
+        .text("path", "/")
+        .part("file", reqwest::blocking::multipart::Part::bytes(b"seq".to_vec()).file_name("s.txt"));
+    assert_eq!(w.s.multipart("/api/seq/alpha/upload", form).0, 200);
+    let (status, done) = w.s.post(&format!("/api/seq/{}/finish", w.a), json!({}));
+    assert_eq!(status, 200, "{done}");
+    if let Some(id) = done["job_id"].as_i64() {
+        assert_eq!(w.s.wait_job(id)["status"], "FINISHED");
+    }
+    assert_eq!(w.s.get(&format!("/api/jobs/{}", w.a_job)).0, 200);
+    let (status, listed) = w.s.get("/api/target");
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = listed["targets"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![w.a.as_str()], "the list shows only its target");
+    let (_, found) = w.s.get("/api/target/search?name=s");
+    let ids: Vec<&str> = found["targets"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![w.a.as_str()], "search shows only its target");
+    assert_eq!(w.s.get("/api/target/alpha").0, 200);
+    let download = w.s.get_raw(&format!("/api/backup/{}/download", w.a_backup));
+    assert_eq!(download.status().as_u16(), 200);
+    w.s.key = Some(admin);
+    assert_eq!(w.s.target(&w.a).1.len(), 3, "the plain and the sequential upload landed");
+
+    // Everything else, route by route from the source: 403, nothing changed.
+    let before = everything(&w.s, &[&w.a, &w.b]);
+    let mut checked = 0;
+    for (path, method, need) in registered_api_needs() {
+        if need == "Public" || need == "ListTargets" {
+            continue;
+        }
+        for (id, own) in w.ids_for(&path) {
+            let scoped = matches!(need.as_str(), "UploadTarget" | "ReadTarget" | "ReadBackup" | "ReadJob");
+            if own && scoped {
+                continue; // allowed, and used above
+            }
+            let route = path.replace("{id}", &id).replace("{name}", "gc_job");
+            let (status, body) = with_key(&w.s, &key, &method, &route, &harmful_body(&method));
+            assert_eq!(status, 403, "{method} {route} ({need}) with the upload key: {body}");
+            let message = body["message"].as_str().unwrap();
+            assert!(message.starts_with("key 'laptop' may only upload to and read targets Photos"), "{message}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} refusals checked");
+    assert_eq!(everything(&w.s, &[&w.a, &w.b]), before, "a refused request changed something");
+}
+
+/// A read key reads every route (downloads included) and changes nothing: every method but GET,
+/// and the GET that runs a job, get a 403.
+#[test]
+fn read_key_reads_everything_and_changes_nothing() {
+    let w = world();
+    let key = add_key(&w.s, &["auditor", "--role", "read"]);
+    let before = everything(&w.s, &[&w.a, &w.b]);
+    for (path, method, need) in registered_api_needs() {
+        for (id, _) in w.ids_for(&path) {
+            let mut route = path.replace("{id}", &id).replace("{name}", "gc_job");
+            if route.ends_with("/search") {
+                route.push_str("?name=e");
+            }
+            let (status, body) = with_key(&w.s, &key, &method, &route, &harmful_body(&method));
+            if method == "GET" && need != "Admin" {
+                assert_ne!(status, 403, "GET {route} with the read key: {body}");
+                assert!(matches!(status, 200 | 404), "GET {route}: {body}");
+                // A real object answers (a target has no sequential upload open, so that 404s).
+                if !id.is_empty() && id != "nope" && id != "gc_job" && !path.starts_with("/api/seq/") {
+                    assert_eq!(status, 200, "GET {route}: {body}");
+                }
+            } else {
+                assert_eq!(status, 403, "{method} {route} with the read key: {body}");
+                assert!(body["message"].as_str().unwrap().starts_with("key 'auditor' may only read"), "{body}");
+            }
+        }
+    }
+    assert_eq!(everything(&w.s, &[&w.a, &w.b]), before, "a refused request changed something");
+}
+
+/// `bakch key revoke` stops a key on a running server at once; `bakch key list` shows each key's
+/// role, scope and last use, and `apikey.json` as the admin key it still is.
+#[test]
+fn revoke_stops_a_key_at_once_and_list_shows_last_use() {
+    let w = world();
+    let key = add_key(&w.s, &["nas", "--role", "upload", "--target", &w.b]);
+    assert_eq!(with_key(&w.s, &key, "GET", "/api/target/beta", &json!({})).0, 200);
+    let line = poll("the key's use in `bakch key list`", Duration::from_secs(30), || {
+        let listing = key_cmd(&w.s, &["list"]);
+        let line = listing.lines().find(|l| l.starts_with("nas\t"))?.to_string();
+        (!line.contains("last used never")).then_some(line)
+    });
+    assert!(line.contains("role upload") && line.contains("Secrets") && line.contains("from 127.0.0.1"), "{line}");
+    let listing = key_cmd(&w.s, &["list"]);
+    assert!(listing.lines().any(|l| l.starts_with("apikey.json\trole admin")), "{listing}");
+    assert_eq!(w.s.get("/api/stats").0, 200, "apikey.json is still the admin key");
+
+    key_cmd(&w.s, &["revoke", "nas"]);
+    let (status, body) = poll("the revoked key to be refused", Duration::from_secs(10), || {
+        let reply = with_key(&w.s, &key, "GET", "/api/target/beta", &json!({}));
+        (reply.0 != 200).then_some(reply)
+    });
+    assert_eq!((status, body["message"].as_str()), (403, Some("Invalid API key")));
+    assert!(key_cmd(&w.s, &["list"]).lines().any(|l| l.starts_with("nas\t") && l.contains("REVOKED")));
 }

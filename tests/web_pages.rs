@@ -80,6 +80,7 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/targets/{target}/edit"),
         format!("/targets/{target}/bulk"),
         format!("/targets/{target}/delete"),
+        format!("/targets/{target}/keys"),
         format!("/backups/{backup}/recycle"),
         format!("/backups/{backup}/delete"),
         "/recycle-bin/empty".into(),
@@ -113,6 +114,7 @@ fn every_form_rejects_a_missing_or_wrong_csrf_token() {
         (format!("/targets/{target}/edit"), vec![("name", "renamed"), ("recycle_criteria", "none")]),
         (format!("/targets/{target}/bulk"), vec![("action", "recycle"), ("backup", &backup), ("confirm", "1")]),
         (format!("/targets/{target}/delete"), vec![("what", "target"), ("confirm", "1")]),
+        (format!("/targets/{target}/keys"), vec![("name", "laptop")]),
         (format!("/backups/{backup}/recycle"), vec![]),
         (format!("/backups/{backup}/restore"), vec![]),
         (format!("/backups/{backup}/delete"), vec![("confirm", "1")]),
@@ -144,7 +146,37 @@ fn every_form_rejects_a_missing_or_wrong_csrf_token() {
     assert_eq!(backups[0]["is_recycled"], false);
     let (_, body) = s.get("/api/target");
     assert_eq!(body["targets"].as_array().unwrap().len(), 1);
+    assert!(!s.data_path().join("keys.json").exists(), "a key was made without a token");
     assert_eq!(w.get("/targets").status, 200);
+}
+
+/// The target page lists the keys that may upload to it and makes a new upload key in one
+/// click, shown once with the client configuration; the key uploads there and nowhere else.
+#[test]
+fn target_page_makes_an_upload_key_for_the_target() {
+    let (mut s, target, _, _) = server_with_data();
+    let other = s.create_target(json!({"name": "Other"}));
+    s.new_api_key();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let page = w.get(&format!("/targets/{target}"));
+    assert!(page.body.contains("apikey.json") && page.body.contains("New upload key for this target"));
+    let csrf = csrf_in(&page.body).unwrap();
+    let made = w.post(&format!("/targets/{target}/keys"), &[("csrf", &csrf), ("name", "laptop")]);
+    assert_eq!(made.status, 200, "{}", made.body);
+    let at = made.body.find("-a bakch-").expect("the client configuration");
+    let key = made.body[at + 3..at + 73].to_string();
+    assert!(made.body.contains(&format!("backupchan config new -H 127.0.0.1 -p {} -a {key}", s.port)));
+    let page = w.get(&format!("/targets/{target}"));
+    assert!(page.body.contains("laptop") && !page.body.contains(&key), "listed, never shown again");
+    assert!(!w.get(&format!("/targets/{other}")).body.contains("laptop"), "listed on another target");
+    let api = |path: &str| {
+        let res = reqwest::blocking::Client::new().get(format!("{}{path}", s.url)).bearer_auth(&key).send().unwrap();
+        res.status().as_u16()
+    };
+    assert_eq!(api(&format!("/api/target/{target}")), 200);
+    assert_eq!(api(&format!("/api/target/{other}")), 403);
+    assert_eq!(api("/api/stats"), 403);
 }
 
 #[test]

@@ -3,26 +3,17 @@
 use actix_web::{HttpResponse, web};
 
 use super::schema::{BackupList, Binary, DeleteFiles, Deleted, Done, ErrorBody, SetRecycled};
-use super::{block, delete_files, json_body, method_not_allowed, ok, resource};
+use super::{block, delete_files, json_body, ok, resource};
+use crate::auth::grant::Need;
 use crate::error::Result;
 use crate::http::download::{attachment, download_response};
 use crate::model::fields::Fields;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/backup/{id}")
-            .route(web::patch().to(edit))
-            .route(web::delete().to(delete))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(resource("/backup/{id}/download", web::get().to(download)))
-    .service(
-        web::resource("/recycle_bin")
-            .route(web::get().to(recycle_bin))
-            .route(web::delete().to(clear_recycle_bin))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/backup/{id}").patch(Need::Admin, edit).delete(Need::Admin, delete))
+        .service(resource("/backup/{id}/download").get(Need::ReadBackup, download))
+        .service(resource("/recycle_bin").get(Need::ReadAll, recycle_bin).delete(Need::Admin, clear_recycle_bin));
 }
 
 /// Recycles or restores a backup.

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 
 use super::schema::{Done, ErrorBody, JobList, JobReply, JobView, Outcome, ScheduledJob, ScheduledView};
 use super::{block, ok, resource};
+use crate::auth::grant::Need;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -11,10 +12,11 @@ use crate::state::AppState;
 const LIST_LIMIT: usize = 200;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/jobs", web::get().to(list)))
-        .service(resource("/jobs/force_run/{name}", web::get().to(force_run)))
-        .service(resource("/jobs/{id}", web::get().to(get)))
-        .service(resource("/jobs/{id}/retry", web::post().to(retry)));
+    cfg.service(resource("/jobs").get(Need::ReadAll, list))
+        // A GET that runs a job (retention deletes backups): the admin role, like any change.
+        .service(resource("/jobs/force_run/{name}").get(Need::Admin, force_run))
+        .service(resource("/jobs/{id}").get(Need::ReadJob, get))
+        .service(resource("/jobs/{id}/retry").post(Need::Admin, retry));
 }
 
 /// Queued jobs (newest first) and scheduled ones.

@@ -4,11 +4,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::schema::{ErrorBody, LogReply, StatsReply};
 use super::{block, ok, query_count, resource};
+use crate::auth::grant::Need;
 use crate::error::Result;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/stats", web::get().to(stats))).service(resource("/log", web::get().to(log)));
+    cfg.service(resource("/stats").get(Need::ReadAll, stats)).service(resource("/log").get(Need::ReadAll, log));
 }
 
 /// Totals over all targets and what deduplication saves.

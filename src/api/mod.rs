@@ -14,8 +14,10 @@ mod seq;
 mod targets;
 mod uploads;
 
+use actix_web::HttpMessage;
 use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{HttpServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
@@ -24,6 +26,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::apikey::Access;
+use crate::auth::grant::{Caller, Decision, Need, Role};
 use crate::error::{Code, Error};
 use crate::state::AppState;
 
@@ -49,9 +52,54 @@ async fn not_found() -> Result<HttpResponse, Error> {
     Err(Error::not_found("No such API endpoint"))
 }
 
-/// A path with one method; any other method gets a JSON 405.
-pub(crate) fn resource(path: &str, route: actix_web::Route) -> actix_web::Resource {
-    web::resource(path).route(route).default_service(web::to(method_not_allowed))
+/// A path whose methods are added with what each needs (`.get(Need::ReadAll, handler)`); any
+/// other method gets a JSON 405. This is the only way a route is registered: a method cannot be
+/// added without its [`Need`], and [`authorize`] checks that need before the handler runs.
+pub(crate) fn resource(path: &str) -> Guarded {
+    Guarded { resource: web::resource(path), needs: Vec::new() }
+}
+
+pub(crate) struct Guarded {
+    resource: actix_web::Resource,
+    needs: Vec<(Method, Need)>,
+}
+
+/// The needs of one resource's methods, as its `app_data`.
+struct Needs(Vec<(Method, Need)>);
+
+/// Put in a request's extensions once [`authorize`] has let it through.
+struct Authorized;
+
+macro_rules! guarded_method {
+    ($name:ident, $method:ident) => {
+        pub(crate) fn $name<F, Args>(mut self, need: Need, handler: F) -> Self
+        where
+            F: actix_web::Handler<Args>,
+            Args: actix_web::FromRequest + 'static,
+            F::Output: actix_web::Responder + 'static,
+        {
+            self.needs.push((Method::$method, need));
+            self.resource = self.resource.route(web::$name().to(handler));
+            self
+        }
+    };
+}
+
+impl Guarded {
+    guarded_method!(get, GET);
+    guarded_method!(post, POST);
+    guarded_method!(patch, PATCH);
+    guarded_method!(delete, DELETE);
+}
+
+impl HttpServiceFactory for Guarded {
+    fn register(self, config: &mut actix_web::dev::AppService) {
+        self.resource
+            .default_service(web::to(method_not_allowed))
+            .app_data(Needs(self.needs))
+            .wrap(from_fn(authorize))
+            .register(config)
+    }
 }
 
 /// Answers a known path with an unsupported method, naming the ones it takes (RFC 9110 `Allow`).
@@ -65,7 +113,9 @@ pub(crate) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     res
 }
 
-/// Guards every `/api` route with the API key, when one exists.
+/// Finds who is asking (the key in `Authorization`, or anyone when no key file exists) and puts
+/// the [`Caller`] in the request; [`authorize`] then checks the route's need. A route that was
+/// answered without passing [`authorize`] is a bug, turned into a 500 and an error in the log.
 async fn require_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -79,17 +129,111 @@ async fn require_key(
         return Err(Error::internal("application state missing").into());
     };
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match state.apikey.check(header) {
-        Ok(Access::Allowed) => Ok(next.call(req).await?.map_into_boxed_body()),
-        Ok(Access::Unauthorized) => Ok(req.into_response(error_body(StatusCode::UNAUTHORIZED, "Unauthorized"))),
-        Ok(Access::Forbidden) => Ok(req.into_response(error_body(StatusCode::FORBIDDEN, "Invalid API key"))),
+    let caller = match state.apikey.check(header) {
+        Ok(Access::Allowed(caller)) => caller,
+        Ok(Access::Unauthorized) => {
+            return Ok(req.into_response(error_body(StatusCode::UNAUTHORIZED, "Unauthorized")));
+        }
+        Ok(Access::Forbidden) => return Ok(req.into_response(error_body(StatusCode::FORBIDDEN, "Invalid API key"))),
         Err(e) => {
             tracing::error!("API key check failed: {e}");
-            Ok(req.into_response(error_body(
+            return Ok(req.into_response(error_body(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The API key file cannot be read; see the log",
-            )))
+            )));
         }
+    };
+    if caller != Caller::open() {
+        note_use(&state, &caller.name, req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default());
+    }
+    let routed = req.match_pattern().is_some();
+    req.extensions_mut().insert(caller);
+    let res = next.call(req).await?.map_into_boxed_body();
+    if routed && !res.request().extensions().contains::<Authorized>() {
+        tracing::error!(
+            "{} {} was answered without an access check; register it with api::resource",
+            res.request().method(),
+            res.request().path()
+        );
+        let (req, _) = res.into_parts();
+        return Ok(ServiceResponse::new(
+            req,
+            error_body(StatusCode::INTERNAL_SERVER_ERROR, "This route declares no access requirement; see the log"),
+        ));
+    }
+    Ok(res)
+}
+
+/// Records a key's use off the request's path, and only when it is due (at most once a minute
+/// per key and address), so requests never wait for the write.
+fn note_use(state: &AppState, name: &str, address: String) {
+    if !state.service.key_use_due(name, &address) {
+        return;
+    }
+    let (svc, name) = (state.service.clone(), name.to_string());
+    actix_web::rt::task::spawn_blocking(move || {
+        if let Err(e) = svc.key_used(&name, &address) {
+            tracing::warn!("cannot record the use of key '{name}': {e}");
+        }
+    });
+}
+
+/// Checks the caller against what the route needs for this method; a refused request reaches
+/// no handler, so nothing changes. A key scoped to targets learns nothing about other targets:
+/// an object that does not exist and one of another target get the same 403.
+async fn authorize(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let need = req.app_data::<Needs>().and_then(|n| n.0.iter().find(|(m, _)| m == req.method()).map(|(_, n)| *n));
+    req.extensions_mut().insert(Authorized);
+    // A method the path does not take: the 405 answers, and no handler runs.
+    let Some(need) = need else { return Ok(next.call(req).await?.map_into_boxed_body()) };
+    if need == Need::Public {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let caller = req.extensions().get::<Caller>().cloned();
+    let (Some(caller), Some(state)) = (caller, req.app_data::<web::Data<AppState>>().cloned()) else {
+        return Err(Error::internal("no caller for an API request").into());
+    };
+    let allowed = match caller.decide(need) {
+        Decision::Allow => true,
+        Decision::Deny => false,
+        Decision::IfTargetIn(targets) => {
+            let (scope, id) = (need.scoped_by(), req.match_info().get("id").map(str::to_string));
+            match (scope, id) {
+                (Some(scope), Some(id)) => {
+                    let svc = state.service.clone();
+                    let target = block(move || svc.target_of(scope, &id)).await?;
+                    target.is_some_and(|t| targets.contains(&t))
+                }
+                _ => false,
+            }
+        }
+    };
+    if allowed {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let names = match &caller.role {
+        Role::Upload(ids) => {
+            let (svc, ids) = (state.service.clone(), ids.clone());
+            block(move || svc.target_names(&ids)).await?
+        }
+        _ => Vec::new(),
+    };
+    let message = caller.refusal(need, &names);
+    Ok(req.into_response(error_body(StatusCode::FORBIDDEN, &message)))
+}
+
+/// Handlers that narrow what they show (target lists) take the caller.
+impl actix_web::FromRequest for Caller {
+    type Error = Error;
+    type Future = std::future::Ready<Result<Caller, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions().get::<Caller>().cloned().ok_or_else(|| Error::internal("no caller for an API request")),
+        )
     }
 }
 

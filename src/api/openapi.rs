@@ -13,13 +13,14 @@ use utoipa::{Modify, OpenApi};
 
 use super::schema::ErrorBody;
 use super::{backups, jobs, misc, resource, seq, targets, uploads};
+use crate::auth::grant::Need;
 use crate::error::{Error, Result};
 
 /// The document's path, which `require_key` lets through.
 pub(crate) const PATH: &str = "/api/openapi.json";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/openapi.json", web::get().to(document)));
+    cfg.service(resource("/openapi.json").get(Need::Public, document));
 }
 
 #[derive(OpenApi)]
@@ -47,7 +48,9 @@ impl Modify for KeyAndFailures {
     fn modify(&self, doc: &mut Document) {
         let bearer = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
-            .description(Some("The key from `bakch newapikey`; with no key file the API is open"))
+            .description(Some(
+                "The key from `bakch newapikey` (admin) or `bakch key add` (admin, read or upload); with no key file the API is open",
+            ))
             .build();
         doc.components
             .get_or_insert_with(Default::default)
@@ -71,7 +74,10 @@ impl Modify for KeyAndFailures {
                 let responses = &mut op.responses.responses;
                 if !open {
                     responses.insert("401".into(), error("No `Authorization: Bearer` header (only when a key is set)"));
-                    responses.insert("403".into(), error("Wrong API key"));
+                    responses.insert(
+                        "403".into(),
+                        error("Wrong API key, or the key's role does not allow this request (the message says what it allows)"),
+                    );
                 }
                 responses.insert("500".into(), error("The disk, the database or the key file failed; see the log"));
             }

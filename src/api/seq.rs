@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::schema::{Done, ErrorBody, JobQueued, SeqBegin, SeqFileState, SeqStatus, SeqUploadForm};
 use super::targets::TargetId;
 use super::{block, json_body, ok, resource};
+use crate::auth::grant::Need;
 use crate::error::{Code, Error, Result};
 use crate::http::multipart::Multipart;
 use crate::http::upload::{Layout, UploadReader};
@@ -13,11 +14,12 @@ use crate::model::fields::{Fields, required};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/seq/{id}", web::get().to(status)))
-        .service(resource("/seq/{id}/begin", web::post().to(begin)))
-        .service(resource("/seq/{id}/upload", web::post().to(upload)))
-        .service(resource("/seq/{id}/finish", web::post().to(finish)))
-        .service(resource("/seq/{id}/terminate", web::post().to(terminate)));
+    cfg.service(resource("/seq/{id}").get(Need::ReadTarget, status))
+        .service(resource("/seq/{id}/begin").post(Need::UploadTarget, begin))
+        .service(resource("/seq/{id}/upload").post(Need::UploadTarget, upload))
+        .service(resource("/seq/{id}/finish").post(Need::UploadTarget, finish))
+        // Abandoning one's own sequential upload is part of uploading.
+        .service(resource("/seq/{id}/terminate").post(Need::UploadTarget, terminate));
 }
 
 /// Opens a sequential upload for a multi-file target: the files to come, one request each.

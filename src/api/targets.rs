@@ -7,7 +7,8 @@ use super::schema::{
     Created, DeleteFiles, Deleted, Done, ErrorBody, NewTarget, Storage, TargetDetail, TargetEdit, TargetList,
     TargetMatches, TargetView,
 };
-use super::{block, delete_files, json_body, method_not_allowed, ok, query_count, query_pairs, reply, resource};
+use super::{block, delete_files, json_body, ok, query_count, query_pairs, reply, resource};
+use crate::auth::grant::{Caller, Need, Role};
 use crate::error::{Code, Error};
 use crate::model::target::{Search, Target, TargetInput};
 use crate::service::Service;
@@ -15,23 +16,14 @@ use crate::service::targets::Which;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/target")
-            .route(web::get().to(list))
-            .route(web::post().to(create))
-            .default_service(web::to(method_not_allowed)),
-    )
-    // Before `/target/{id}`, so "search" is never taken for an id.
-    .service(resource("/target/search", web::get().to(search)))
-    .service(
-        web::resource("/target/{id}")
-            .route(web::get().to(view))
-            .route(web::patch().to(edit))
-            .route(web::delete().to(delete))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(resource("/target/{id}/all", web::delete().to(delete_all)))
-    .service(resource("/target/{id}/recycled", web::delete().to(delete_recycled)));
+    cfg.service(resource("/target").get(Need::ListTargets, list).post(Need::Admin, create))
+        // Before `/target/{id}`, so "search" is never taken for an id.
+        .service(resource("/target/search").get(Need::ListTargets, search))
+        .service(
+            resource("/target/{id}").get(Need::ReadTarget, view).patch(Need::Admin, edit).delete(Need::Admin, delete),
+        )
+        .service(resource("/target/{id}/all").delete(Need::Admin, delete_all))
+        .service(resource("/target/{id}/recycled").delete(Need::Admin, delete_recycled));
 }
 
 /// A target as JSON, with how its files reach the store (`hardlink` or `copy`) and its sizes.
@@ -53,14 +45,17 @@ pub(crate) fn target_json(svc: &Service, t: &Target) -> Result<TargetView, Error
         (status = 200, description = "One page; past the end it is empty", body = TargetList),
         (status = 400, description = "`page` is not a positive integer", body = ErrorBody),
     ))]
-async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Error> {
+async fn list(state: web::Data<AppState>, req: HttpRequest, caller: Caller) -> Result<HttpResponse, Error> {
     let page = query_count(&req, "page")?.unwrap_or(1);
     if page == 0 {
         return Err(Error::invalid("page", Code::Invalid, "Parameter 'page' must be 1 or more"));
     }
     let svc = state.service.clone();
     let targets = block(move || {
-        let list = svc.list_targets(page as usize)?;
+        let list = match &caller.role {
+            Role::Upload(ids) => std::sync::Arc::new(svc.targets_among(ids, page as usize)?),
+            Role::Admin | Role::Read => svc.list_targets(page as usize)?,
+        };
         list.iter().map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
     })
     .await?;
@@ -193,12 +188,12 @@ async fn bulk_delete(
         (status = 200, description = "The matching targets", body = TargetMatches),
         (status = 400, description = "No filter was given", body = ErrorBody),
     ))]
-async fn search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Error> {
+async fn search(state: web::Data<AppState>, req: HttpRequest, caller: Caller) -> Result<HttpResponse, Error> {
     let search = parse_search(&query_pairs(&req))?;
     let svc = state.service.clone();
     let targets = block(move || {
         let list = svc.search_targets(&search)?;
-        list.iter().map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
+        list.iter().filter(|t| caller.sees(&t.id)).map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
     })
     .await?;
     Ok(ok(&TargetMatches::new(targets)))

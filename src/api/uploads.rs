@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::schema::{ErrorBody, JobQueued, UploadForm};
 use super::targets::TargetId;
 use super::{block, ok, resource};
+use crate::auth::grant::Need;
 use crate::error::{Code, Error, Result};
 use crate::http::multipart::Multipart;
 use crate::http::upload::{Layout, Seen, UploadReader};
@@ -14,7 +15,7 @@ use crate::service::uploads::Part;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/target/{id}/upload", web::post().to(upload)));
+    cfg.service(resource("/target/{id}/upload").post(Need::UploadTarget, upload));
 }
 
 /// Uploads a backup; the reply names the job that builds it.

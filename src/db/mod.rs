@@ -6,6 +6,7 @@
 pub mod backups;
 pub mod jobs;
 pub mod journal;
+pub mod keys;
 mod migrate;
 pub mod seq;
 pub mod targets;

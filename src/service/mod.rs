@@ -6,6 +6,7 @@
 pub mod backups;
 pub mod jobs;
 pub mod journal;
+pub mod keys;
 pub mod maintenance;
 pub mod manifests;
 mod ownership;
@@ -45,6 +46,8 @@ pub struct Service {
     pub ingest: std::sync::RwLock<()>,
     /// Usage and totals, kept until the next commit (see [`read_cache`]).
     pub read_cache: read_cache::ReadCache,
+    /// When each named key's use was last written to the database (see [`keys`]).
+    pub key_use: keys::KeyUse,
 }
 
 impl Service {
@@ -75,6 +78,7 @@ impl Service {
             placement: std::sync::Mutex::new(()),
             ingest: std::sync::RwLock::new(()),
             read_cache: read_cache::ReadCache::default(),
+            key_use: keys::KeyUse::default(),
         })
     }
 

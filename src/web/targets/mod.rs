@@ -2,6 +2,7 @@
 //! its backups, bulk actions and deletes behind a confirmation.
 
 mod form;
+mod keys;
 mod list;
 mod page;
 
@@ -18,6 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/targets/{id}/edit").route(web::get().to(form::edit_form)).route(web::post().to(form::edit)),
         )
         .service(web::resource("/targets/{id}/bulk").route(web::post().to(page::bulk)))
+        .service(web::resource("/targets/{id}/keys").route(web::post().to(keys::new_upload_key)))
         .service(
             web::resource("/targets/{id}/delete")
                 .route(web::get().to(page::delete_confirm))

@@ -70,6 +70,7 @@ struct TargetPage {
     active: Vec<BackupRow>,
     recycled: Vec<BackupRow>,
     cols: Vec<SortCol>,
+    keys: Vec<super::keys::KeyRow>,
 }
 
 fn rule_text(t: &Target) -> String {
@@ -92,6 +93,7 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
         Ok((t, b, u))
     })
     .await?;
+    let keys = super::keys::uploaders(&state, &target.id).await?;
     let q = Form::from_query(&req);
     let sort = if q.get("sort") == Some("size") { "size" } else { "date" };
     let desc = q.get("dir") != Some("asc");
@@ -109,6 +111,7 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
         active: active.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
         recycled: recycled.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
         cols,
+        keys,
         t: TargetInfo {
             id: target.id.clone(),
             name: target.name.clone(),
