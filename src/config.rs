@@ -40,6 +40,21 @@ pub struct Config {
     pub limits: Limits,
     /// Modes of blobs and of what bakch creates in target folders (`[permissions]`).
     pub modes: Modes,
+    /// How long the audit trail keeps an entry (`[audit] keep_days`).
+    pub audit_keep_days: u32,
+}
+
+/// `[audit]`: how long entries are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Audit {
+    keep_days: u32,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit { keep_days: 365 }
+    }
 }
 
 /// What one request or archive may bring; 0 means no limit where noted.
@@ -109,6 +124,8 @@ struct FileConfig {
     permissions: Permissions,
     #[serde(default)]
     schedules: BTreeMap<String, String>,
+    #[serde(default)]
+    audit: Audit,
 }
 
 impl Config {
@@ -151,6 +168,10 @@ impl Config {
         for (name, cron) in &schedules {
             parse_cron(cron).map_err(|e| format!("schedule of {name} ('{cron}') is not valid: {e}"))?;
         }
+        let audit_keep_days = file.audit.keep_days;
+        if !(1..=36500).contains(&audit_keep_days) {
+            return Err(format!("[audit] keep_days must be between 1 and 36500, got {audit_keep_days}"));
+        }
         let modes = Modes::parse(&file.permissions.file_mode, &file.permissions.dir_mode)?;
         let data_dir = absolute(&data_dir)?;
         Ok(Config {
@@ -168,6 +189,7 @@ impl Config {
             failed_upload_keep_secs: file.failed_upload_keep_secs.unwrap_or(7 * 24 * 3600),
             limits: file.limits,
             modes,
+            audit_keep_days,
         })
     }
 
@@ -177,7 +199,7 @@ impl Config {
     }
 
     pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("bakch.sqlite3")
+        db_path_in(&self.data_dir)
     }
     pub fn log_dir(&self) -> PathBuf {
         self.data_dir.join("logs")
@@ -208,4 +230,9 @@ fn read_file_config(path: &Path) -> Result<FileConfig, String> {
 
 fn absolute(path: &Path) -> Result<PathBuf, String> {
     std::path::absolute(path).map_err(|e| format!("cannot resolve data folder {}: {e}", path.display()))
+}
+
+/// The database in a data folder.
+pub fn db_path_in(data_dir: &Path) -> PathBuf {
+    data_dir.join("bakch.sqlite3")
 }

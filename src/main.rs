@@ -39,7 +39,14 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Newapikey(args) => new_api_key(&global, args.overwrite),
         Command::Serve(args) => serve(&global, &args),
-        Command::Passwd => Config::data_dir_only(&global).and_then(|dir| auth::password::passwd(&dir)),
+        Command::Passwd => Config::data_dir_only(&global).and_then(|dir| {
+            auth::password::passwd(&dir)?;
+            let entry = model::audit::Entry::new(model::audit::Who::cli(), model::audit::Action::PasswordChanged);
+            if let Err(e) = service::audit::record_offline(&config::db_path_in(&dir), &entry) {
+                eprintln!("bakch: the password is set, but the audit trail could not record it: {e}");
+            }
+            Ok(())
+        }),
         Command::RebuildDb => rebuild_db(&global),
         Command::Check(args) => return check(&global, args.deep),
         Command::Key(cmd) => key_command(&global, cmd),
@@ -62,10 +69,19 @@ fn new_api_key(global: &GlobalArgs, overwrite: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Records a local command in the audit trail; the change itself is done, so a failure here
+/// is reported and not fatal.
+fn cli_audit(config: &Config, entry: &model::audit::Entry) {
+    if let Err(e) = service::audit::record_offline(&config.db_path(), entry) {
+        eprintln!("bakch: done, but the audit trail could not record it: {e}");
+    }
+}
+
 /// `bakch key`: works on `keys.json` and reads the database read-only, so it may run beside a
 /// server (which sees the change on its next request).
 fn key_command(global: &GlobalArgs, cmd: cli::KeyCommand) -> Result<(), String> {
     use auth::keys::{self, RoleName};
+    use model::audit::{Action, Entry, Who};
     let config = Config::load(global, &ServeArgs::default())?;
     let path = keys::path(&config.data_dir);
     match cmd {
@@ -80,7 +96,11 @@ fn key_command(global: &GlobalArgs, cmd: cli::KeyCommand) -> Result<(), String> 
                 }
             }
             store::perms::own_data_dir_cli(&config.data_dir)?;
-            let key = keys::add(&path, &args.name, role, ids)?;
+            let key = keys::add(&path, &args.name, role, ids.clone())?;
+            let mut entry = Entry::new(Who::cli(), Action::KeyAdded);
+            entry.message = Some(format!("{} key '{}'", role.as_str(), args.name.trim()));
+            entry.target = ids.first().cloned();
+            cli_audit(&config, &entry);
             println!("New {} key '{}' (shown only now; keep it on the client):", role.as_str(), args.name.trim());
             println!("{key}");
         }
@@ -125,6 +145,9 @@ fn key_command(global: &GlobalArgs, cmd: cli::KeyCommand) -> Result<(), String> 
                 return Err("apikey.json is not revoked here: run `bakch newapikey -o`, or delete the file".into());
             }
             keys::revoke(&path, &name)?;
+            let mut entry = Entry::new(Who::cli(), Action::KeyRevoked);
+            entry.message = Some(format!("key '{name}'"));
+            cli_audit(&config, &entry);
             println!("key '{name}' revoked");
         }
     }

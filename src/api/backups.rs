@@ -1,19 +1,29 @@
 //! `/api/backup/{id}`: delete, recycle/restore, download; `/api/recycle_bin`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::audit::note;
 use super::schema::{BackupList, Binary, DeleteFiles, Deleted, Done, ErrorBody, SetRecycled};
 use super::{block, delete_files, json_body, ok, resource};
 use crate::auth::grant::Need;
 use crate::error::Result;
 use crate::http::download::{attachment, download_response};
+use crate::model::audit::Action;
 use crate::model::fields::Fields;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/backup/{id}").patch(Need::Admin, edit).delete(Need::Admin, delete))
-        .service(resource("/backup/{id}/download").get(Need::ReadBackup, download))
-        .service(resource("/recycle_bin").get(Need::ReadAll, recycle_bin).delete(Need::Admin, clear_recycle_bin));
+    cfg.service(resource("/backup/{id}").patch(Need::Admin, Action::BackupEdited, edit).delete(
+        Need::Admin,
+        Action::BackupDeleted,
+        delete,
+    ))
+    .service(resource("/backup/{id}/download").get(Need::ReadBackup, download))
+    .service(resource("/recycle_bin").get(Need::ReadAll, recycle_bin).delete(
+        Need::Admin,
+        Action::RecycleBinCleared,
+        clear_recycle_bin,
+    ));
 }
 
 /// Recycles or restores a backup.
@@ -26,9 +36,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
         (status = 507, description = "The disk is full", body = ErrorBody),
     ))]
-async fn edit(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse> {
+async fn edit(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
     let body = json_body(&body)?;
     let recycled = Fields::of(&body)?.required("is_recycled", Fields::boolean)?;
+    let action = if recycled { Action::BackupRecycled } else { Action::BackupRestored };
+    note(&req, |n| n.action = Some(action));
     let svc = state.service.clone();
     block(move || svc.set_recycled(&id, recycled)).await?;
     Ok(ok(&Done::default()))
@@ -42,8 +59,15 @@ async fn edit(state: web::Data<AppState>, id: web::Path<String>, body: web::Byte
         (status = 404, description = "No such backup", body = ErrorBody),
         (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
     ))]
-async fn delete(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse> {
+async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
     let files = delete_files(&body)?;
+    let action = if files { Action::BackupDeletedWithFiles } else { Action::BackupDeleted };
+    note(&req, |n| n.action = Some(action));
     let svc = state.service.clone();
     block(move || svc.delete_backup(&id, files)).await?;
     Ok(ok(&Done::default()))

@@ -6,6 +6,7 @@ use super::schema::{Done, ErrorBody, JobList, JobReply, JobView, Outcome, Schedu
 use super::{block, ok, resource};
 use crate::auth::grant::Need;
 use crate::error::{Error, Result};
+use crate::model::audit::Action;
 use crate::state::AppState;
 
 /// How many queued jobs the list shows, newest first.
@@ -14,9 +15,9 @@ const LIST_LIMIT: usize = 200;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/jobs").get(Need::ReadAll, list))
         // A GET that runs a job (retention deletes backups): the admin role, like any change.
-        .service(resource("/jobs/force_run/{name}").get(Need::Admin, force_run))
+        .service(resource("/jobs/force_run/{name}").run(Need::Admin, Action::JobForced, force_run))
         .service(resource("/jobs/{id}").get(Need::ReadJob, get))
-        .service(resource("/jobs/{id}/retry").post(Need::Admin, retry));
+        .service(resource("/jobs/{id}/retry").post(Need::Admin, Action::JobRetried, retry));
 }
 
 /// Queued jobs (newest first) and scheduled ones.

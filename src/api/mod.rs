@@ -5,6 +5,7 @@
 //! framework itself produces (unknown route, wrong method, oversized body) into that shape.
 //! Replies are the typed structs of `schema`, from which `openapi` derives `/api/openapi.json`.
 
+mod audit;
 mod backups;
 mod jobs;
 mod misc;
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 use crate::auth::apikey::Access;
 use crate::auth::grant::{Caller, Decision, Need, Role};
 use crate::error::{Code, Error};
+use crate::model::audit::Action;
 use crate::state::AppState;
 
 /// Registers `/api`; `json_limit` caps JSON bodies (a larger one gets a 413).
@@ -43,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .configure(backups::routes)
             .configure(jobs::routes)
             .configure(misc::routes)
+            .configure(audit::routes)
             .configure(openapi::routes)
             .default_service(web::to(not_found)),
     );
@@ -52,44 +55,59 @@ async fn not_found() -> Result<HttpResponse, Error> {
     Err(Error::not_found("No such API endpoint"))
 }
 
-/// A path whose methods are added with what each needs (`.get(Need::ReadAll, handler)`); any
+/// A path whose methods are added with what each needs (`.get(Need::ReadAll, handler)`) and,
+/// for a method that changes something, the audit [`Action`] it is recorded as
+/// (`.post(Need::Admin, Action::TargetCreated, handler)`; `.run` for a GET that runs a job); any
 /// other method gets a JSON 405. This is the only way a route is registered: a method cannot be
-/// added without its [`Need`], and [`authorize`] checks that need before the handler runs.
+/// added without its [`Need`], nor a changing one without its action, and [`authorize`] checks
+/// the need before the handler runs and records the outcome after.
 pub(crate) fn resource(path: &str) -> Guarded {
     Guarded { resource: web::resource(path), needs: Vec::new() }
 }
 
 pub(crate) struct Guarded {
     resource: actix_web::Resource,
-    needs: Vec<(Method, Need)>,
+    needs: Vec<(Method, Need, Option<Action>)>,
 }
 
-/// The needs of one resource's methods, as its `app_data`.
-struct Needs(Vec<(Method, Need)>);
+/// The needs (and audit actions) of one resource's methods, as its `app_data`.
+struct Needs(Vec<(Method, Need, Option<Action>)>);
 
 /// Put in a request's extensions once [`authorize`] has let it through.
 struct Authorized;
 
 macro_rules! guarded_method {
-    ($name:ident, $method:ident) => {
-        pub(crate) fn $name<F, Args>(mut self, need: Need, handler: F) -> Self
+    ($name:ident, $method:ident, $route:ident) => {
+        pub(crate) fn $name<F, Args>(mut self, need: Need, action: Action, handler: F) -> Self
         where
             F: actix_web::Handler<Args>,
             Args: actix_web::FromRequest + 'static,
             F::Output: actix_web::Responder + 'static,
         {
-            self.needs.push((Method::$method, need));
-            self.resource = self.resource.route(web::$name().to(handler));
+            self.needs.push((Method::$method, need, Some(action)));
+            self.resource = self.resource.route(web::$route().to(handler));
             self
         }
     };
 }
 
 impl Guarded {
-    guarded_method!(get, GET);
-    guarded_method!(post, POST);
-    guarded_method!(patch, PATCH);
-    guarded_method!(delete, DELETE);
+    /// A read: not recorded unless refused.
+    pub(crate) fn get<F, Args>(mut self, need: Need, handler: F) -> Self
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        self.needs.push((Method::GET, need, None));
+        self.resource = self.resource.route(web::get().to(handler));
+        self
+    }
+
+    guarded_method!(run, GET, get);
+    guarded_method!(post, POST, post);
+    guarded_method!(patch, PATCH, patch);
+    guarded_method!(delete, DELETE, delete);
 }
 
 impl HttpServiceFactory for Guarded {
@@ -185,10 +203,10 @@ async fn authorize(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let need = req.app_data::<Needs>().and_then(|n| n.0.iter().find(|(m, _)| m == req.method()).map(|(_, n)| *n));
+    let declared = req.app_data::<Needs>().and_then(|n| n.0.iter().find(|(m, ..)| m == req.method())).cloned();
     req.extensions_mut().insert(Authorized);
     // A method the path does not take: the 405 answers, and no handler runs.
-    let Some(need) = need else { return Ok(next.call(req).await?.map_into_boxed_body()) };
+    let Some((_, need, action)) = declared else { return Ok(next.call(req).await?.map_into_boxed_body()) };
     if need == Need::Public {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
@@ -212,7 +230,11 @@ async fn authorize(
         }
     };
     if allowed {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        // A plain read is not recorded: no write per GET.
+        let Some(action) = action else { return Ok(next.call(req).await?.map_into_boxed_body()) };
+        let entry = audit::start(&state, &req, &caller, action, need.scoped_by()).await;
+        let res = next.call(req).await?.map_into_boxed_body();
+        return audit::record(&state, entry, res).await;
     }
     let names = match &caller.role {
         Role::Upload(ids) => {
@@ -222,7 +244,8 @@ async fn authorize(
         _ => Vec::new(),
     };
     let message = caller.refusal(need, &names);
-    Ok(req.into_response(error_body(StatusCode::FORBIDDEN, &message)))
+    let entry = audit::start(&state, &req, &caller, action.unwrap_or(Action::Read), need.scoped_by()).await;
+    audit::record(&state, entry, req.into_response(error_body(StatusCode::FORBIDDEN, &message))).await
 }
 
 /// Handlers that narrow what they show (target lists) take the caller.

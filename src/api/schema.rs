@@ -11,6 +11,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::Code;
 use crate::jobs::scheduler::Info;
+use crate::model::audit::Recorded;
 use crate::model::backup::Backup;
 use crate::model::job::JobStatus;
 use crate::model::target::Target;
@@ -124,6 +125,7 @@ new_with_success! {
     Outcome { outcome: String }
     StatsReply { stats: Stats }
     LogReply { log: String }
+    AuditList { entries: Vec<Recorded>, before: Option<i64> }
 }
 
 /// Whether a target's folder shares the store's filesystem (`hardlink`: identical content is
@@ -203,6 +205,15 @@ pub struct SeqFileState {
     pub path: String,
     pub name: String,
     pub uploaded: bool,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    success: True,
+    pub entries: Vec<Recorded>,
+    /// Pass as `before` for the next (older) page; `null` on the last page.
+    pub before: Option<i64>,
 }
 
 /// Queued and scheduled jobs.

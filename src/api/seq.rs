@@ -10,16 +10,17 @@ use crate::auth::grant::Need;
 use crate::error::{Code, Error, Result};
 use crate::http::multipart::Multipart;
 use crate::http::upload::{Layout, UploadReader};
+use crate::model::audit::Action;
 use crate::model::fields::{Fields, required};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/seq/{id}").get(Need::ReadTarget, status))
-        .service(resource("/seq/{id}/begin").post(Need::UploadTarget, begin))
-        .service(resource("/seq/{id}/upload").post(Need::UploadTarget, upload))
-        .service(resource("/seq/{id}/finish").post(Need::UploadTarget, finish))
+        .service(resource("/seq/{id}/begin").post(Need::UploadTarget, Action::SeqBegun, begin))
+        .service(resource("/seq/{id}/upload").post(Need::UploadTarget, Action::SeqPart, upload))
+        .service(resource("/seq/{id}/finish").post(Need::UploadTarget, Action::SeqFinished, finish))
         // Abandoning one's own sequential upload is part of uploading.
-        .service(resource("/seq/{id}/terminate").post(Need::UploadTarget, terminate));
+        .service(resource("/seq/{id}/terminate").post(Need::UploadTarget, Action::SeqTerminated, terminate));
 }
 
 /// Opens a sequential upload for a multi-file target: the files to come, one request each.
@@ -123,9 +124,10 @@ const UPLOAD_LAYOUT: Layout = Layout {
         (status = 409, description = "Announced files are still missing", body = ErrorBody),
         (status = 507, description = "The disk is full", body = ErrorBody),
     ))]
-async fn finish(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
+async fn finish(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse> {
     let svc = state.service.clone();
     let job_id = block(move || svc.seq_finish(&id)).await?;
+    super::audit::note(&req, |n| n.job = Some(job_id.to_string()));
     Ok(ok(&JobQueued::new(job_id)))
 }
 

@@ -10,20 +10,25 @@ use super::schema::{
 use super::{block, delete_files, json_body, ok, query_count, query_pairs, reply, resource};
 use crate::auth::grant::{Caller, Need, Role};
 use crate::error::{Code, Error};
+use crate::model::audit::Action;
 use crate::model::target::{Search, Target, TargetInput};
 use crate::service::Service;
 use crate::service::targets::Which;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/target").get(Need::ListTargets, list).post(Need::Admin, create))
+    cfg.service(resource("/target").get(Need::ListTargets, list).post(Need::Admin, Action::TargetCreated, create))
         // Before `/target/{id}`, so "search" is never taken for an id.
         .service(resource("/target/search").get(Need::ListTargets, search))
         .service(
-            resource("/target/{id}").get(Need::ReadTarget, view).patch(Need::Admin, edit).delete(Need::Admin, delete),
+            resource("/target/{id}").get(Need::ReadTarget, view).patch(Need::Admin, Action::TargetEdited, edit).delete(
+                Need::Admin,
+                Action::TargetDeleted,
+                delete,
+            ),
         )
-        .service(resource("/target/{id}/all").delete(Need::Admin, delete_all))
-        .service(resource("/target/{id}/recycled").delete(Need::Admin, delete_recycled));
+        .service(resource("/target/{id}/all").delete(Need::Admin, Action::TargetBackupsDeleted, delete_all))
+        .service(resource("/target/{id}/recycled").delete(Need::Admin, Action::TargetRecycledDeleted, delete_recycled));
 }
 
 /// A target as JSON, with how its files reach the store (`hardlink` or `copy`) and its sizes.
@@ -70,10 +75,11 @@ async fn list(state: web::Data<AppState>, req: HttpRequest, caller: Caller) -> R
         (status = 409, description = "The name template or the alias is taken", body = ErrorBody),
         (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
     ))]
-async fn create(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, Error> {
+async fn create(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Error> {
     let input = TargetInput::from_json(&json_body(&body)?)?;
     let svc = state.service.clone();
     let id = block(move || svc.create_target(input)).await?;
+    super::audit::note(&req, |n| n.target = Some(id.clone()));
     Ok(reply(StatusCode::CREATED, &Created::new(id)))
 }
 

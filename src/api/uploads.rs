@@ -10,12 +10,13 @@ use crate::auth::grant::Need;
 use crate::error::{Code, Error, Result};
 use crate::http::multipart::Multipart;
 use crate::http::upload::{Layout, Seen, UploadReader};
+use crate::model::audit::Action;
 use crate::model::fields::{parse_bool, required};
 use crate::service::uploads::Part;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/target/{id}/upload").post(Need::UploadTarget, upload));
+    cfg.service(resource("/target/{id}/upload").post(Need::UploadTarget, Action::BackupUploaded, upload));
 }
 
 /// Uploads a backup; the reply names the job that builds it.
@@ -54,6 +55,7 @@ async fn upload(
     let manual = manual.ok_or_else(|| required("manual"))?;
     let svc = state.service.clone();
     let job_id = block(move || svc.accept_upload(&id, manual, parts)).await?;
+    super::audit::note(&req, |n| n.job = Some(job_id.to_string()));
     Ok(ok(&JobQueued::new(job_id)))
 }
 

@@ -3,6 +3,7 @@
 //! Connections are blocking; callers run on a blocking thread (`web::block`, `spawn_blocking`).
 //! WAL with `synchronous=FULL` so that an acknowledged commit survives a power loss.
 
+pub mod audit;
 pub mod backups;
 pub mod jobs;
 pub mod journal;

@@ -158,6 +158,7 @@ pub enum Scheduled {
     TmpPurge,
     BackupFilesize,
     ManifestCheck,
+    AuditPurge,
 }
 
 /// One row of the table of scheduled jobs.
@@ -170,7 +171,7 @@ pub struct ScheduledSpec {
 }
 
 impl Scheduled {
-    pub const ALL: [Scheduled; 8] = [
+    pub const ALL: [Scheduled; 9] = [
         Scheduled::Recycle,
         Scheduled::StaleSeqUpload,
         Scheduled::IntegrityCheck,
@@ -179,6 +180,7 @@ impl Scheduled {
         Scheduled::TmpPurge,
         Scheduled::BackupFilesize,
         Scheduled::ManifestCheck,
+        Scheduled::AuditPurge,
     ];
 
     /// The table: every scheduled job's name, title and default schedule.
@@ -192,6 +194,7 @@ impl Scheduled {
             Scheduled::TmpPurge => ("tmp_purge_job", "Purge stale temp files", "0 45 * * * *"),
             Scheduled::BackupFilesize => ("backup_filesize_job", "Recompute backup sizes", "0 0 4 * * *"),
             Scheduled::ManifestCheck => ("manifest_check_job", "Verify manifests against the database", "0 15 3 * * *"),
+            Scheduled::AuditPurge => ("audit_purge_job", "Remove old audit entries", "0 50 3 * * *"),
         };
         ScheduledSpec { name, title, default_schedule }
     }

@@ -1,6 +1,7 @@
 //! The domain: targets, backups, jobs, manifests, and their rules. No I/O here: what needs the
 //! filesystem (resolving links, checking folders) is the service's.
 
+pub mod audit;
 pub mod backup;
 pub mod fields;
 pub mod job;

@@ -28,6 +28,7 @@ impl Service {
             Scheduled::TmpPurge => self.purge_tmp(),
             Scheduled::BackupFilesize => self.recompute_filesizes(),
             Scheduled::ManifestCheck => self.check_manifests(),
+            Scheduled::AuditPurge => self.purge_audit(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! that keeps disk and database consistent lives in one place. The rules of what bakch may touch
 //! are in [`ownership`], the file-operation journal in [`journal`].
 
+pub mod audit;
 pub mod backups;
 pub mod jobs;
 pub mod journal;

@@ -3,6 +3,7 @@
 use super::Service;
 use crate::db;
 use crate::error::Result;
+use crate::model::audit::{Action, Entry, Who};
 use crate::model::retention::{self, Rule};
 use crate::model::target::{RecycleAction, RecycleCriteria};
 use crate::time;
@@ -38,6 +39,16 @@ impl Service {
                     }
                     RecycleAction::Delete => self.delete_backup_locked(target, backup, true).map(|_| deleted += 1),
                 };
+                let action = match target.recycle_action {
+                    RecycleAction::Recycle => Action::BackupRecycled,
+                    RecycleAction::Delete => Action::BackupDeletedWithFiles,
+                };
+                let mut entry = Entry::new(Who::bakch(), action);
+                (entry.target, entry.backup) = (Some(target.id.clone()), Some(id.to_string()));
+                if let Err(e) = &outcome {
+                    (entry.status, entry.message) = (500, Some(e.to_string()));
+                }
+                self.audit_logged(&entry);
                 if let Err(e) = outcome {
                     failed += 1;
                     tracing::error!("retention of backup {id} in target '{}' failed: {e}", target.name);

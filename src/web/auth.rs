@@ -9,6 +9,7 @@ use askama::Template;
 
 use super::{Ctx, Form, PageError, PageResult, block, html_status, local_redirect, see_other};
 use crate::auth::password;
+use crate::model::audit::Action;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -54,6 +55,10 @@ async fn login(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest, body: web
     };
     if let Some(wait) = state.sessions.locked_for(ip) {
         tracing::warn!("web login from {ip} refused: too many wrong passwords, locked for {}s", wait.as_secs() + 1);
+        super::audit::note(&req, |n| {
+            n.action = Some(Action::LoginFailed);
+            n.message = Some("too many wrong passwords".into());
+        });
         return page(
             StatusCode::TOO_MANY_REQUESTS,
             format!("Too many wrong passwords. Wait {} seconds and try again.", wait.as_secs() + 1),
@@ -70,6 +75,10 @@ async fn login(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest, body: web
     state.sessions.record(ip, ok);
     if !ok {
         tracing::warn!("web login from {ip} failed: wrong password");
+        super::audit::note(&req, |n| {
+            n.action = Some(Action::LoginFailed);
+            n.message = Some("wrong password".into());
+        });
         return page(StatusCode::UNAUTHORIZED, "Wrong password.".into());
     }
     tracing::info!("web login from {ip} succeeded");

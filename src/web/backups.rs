@@ -108,10 +108,19 @@ async fn delete_confirm(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Stri
     })
 }
 
-async fn delete(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+async fn delete(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> PageResult {
     let form = Form::parse(&body);
     ctx.check(&form)?;
     let files = form.checked("delete_files");
+    if files {
+        super::audit::note(&req, |n| n.action = Some(crate::model::audit::Action::BackupDeletedWithFiles));
+    }
     // The deleted backup's own page is gone, so `back` may not lead to a backup page.
     let back = back_from(&form).filter(|b| !b.starts_with("/backups/"));
     let svc = state.service.clone();

@@ -7,6 +7,7 @@
 //! select-all and the recycle-field toggle. No inline script anywhere, so the CSP forbids it.
 
 mod assets;
+mod audit;
 mod auth;
 mod backups;
 mod jobs;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(backups::routes)
             .configure(jobs::routes)
             .configure(pages::routes)
+            .configure(audit::routes)
             .default_service(web::to(not_found)),
     );
 }
@@ -311,8 +313,8 @@ async fn guard(
             ServiceResponse::new(req, res)
         }
         None => {
-            req.extensions_mut().insert(Ctx { csrf, logged_in, banner });
-            next.call(req).await?.map_into_boxed_body()
+            req.extensions_mut().insert(Ctx { csrf: csrf.clone(), logged_in, banner });
+            audit::recorded(&state, req, &csrf, next).await?
         }
     };
     let handler_set_cookie = res.response().cookies().any(|c| c.name() == session::COOKIE);

@@ -131,7 +131,13 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
 }
 
 /// Recycle, restore or delete the selected backups: first a confirmation page, then the work.
-pub(super) async fn bulk(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+pub(super) async fn bulk(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> PageResult {
     let form = Form::parse(&body);
     ctx.check(&form)?;
     let action = form.text("action");
@@ -152,7 +158,10 @@ pub(super) async fn bulk(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
         "delete" => ("Delete", "deleted"),
         _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Unknown action.")),
     };
+    let ids_text = ids.join(",");
+    crate::web::audit::note(&req, |n| n.message = Some(format!("{action}: {ids_text}")));
     if !form.checked("confirm") {
+        crate::web::audit::note(&req, |n| n.unchanged = true);
         let n = chosen.len();
         let mut hidden = vec![("action".to_string(), action.clone())];
         hidden.extend(ids.iter().map(|i| ("backup".to_string(), i.clone())));
