@@ -236,11 +236,19 @@ fn registered_api_needs() -> Vec<(String, String, String)> {
             let next = starts.get(n + 1).map_or(fn_end, |&j| (j - i - "resource(\"".len()).min(fn_end));
             let segment = &rest[..next];
             let before = out.len();
-            for m in ["get", "post", "patch", "delete", "put"] {
+            // `.run` registers a GET that runs something (and so declares its audit action).
+            for (m, method) in
+                [("get", "GET"), ("run", "GET"), ("post", "POST"), ("patch", "PATCH"), ("delete", "DELETE")]
+            {
                 for (k, _) in segment.match_indices(&format!(".{m}(Need::")) {
                     let need = &segment[k + m.len() + 8..];
                     let need = &need[..need.find(|c: char| !c.is_ascii_alphanumeric()).unwrap()];
-                    out.push((format!("/api{path}"), m.to_uppercase(), need.to_string()));
+                    out.push((format!("/api{path}"), method.to_string(), need.to_string()));
+                    // A changing method names its audit action right after its need.
+                    if method != "GET" || m == "run" {
+                        let action = &segment[k + m.len() + 8 + need.len()..];
+                        assert!(action.starts_with(", Action::"), "{method} {path} declares no audit action");
+                    }
                 }
             }
             assert!(out.len() > before, "no method with its need found for {path}");
