@@ -234,7 +234,8 @@ fn registered_api_needs() -> Vec<(String, String, String)> {
             let path = &rest[..rest.find('"').unwrap()];
             let fn_end = rest.find("\n}\n").unwrap_or(rest.len());
             let next = starts.get(n + 1).map_or(fn_end, |&j| (j - i - "resource(\"".len()).min(fn_end));
-            let segment = &rest[..next];
+            // rustfmt may break a registration over lines: compare with whitespace collapsed.
+            let segment = rest[..next].split_whitespace().collect::<Vec<_>>().join(" ").replace("( ", "(");
             let before = out.len();
             // `.run` registers a GET that runs something (and so declares its audit action).
             for (m, method) in
