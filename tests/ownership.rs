@@ -228,3 +228,36 @@ fn a_target_deleted_under_queued_uploads_leaves_no_files_and_no_false_finished_j
     assert_eq!(names(&s.location("t")), Vec::<String>::new(), "files of a deleted target's backups remain");
     eprintln!("{failed} of 40 upload jobs found their target deleted");
 }
+
+#[test]
+fn deleting_a_backup_removes_only_what_bakch_placed_there() {
+    let s = TestServer::start();
+    let t = s.create_target(json!({"backup_type": "single", "location": s.location("r").to_string_lossy()}));
+    let multi = s.create_target(json!({"location": s.location("m").to_string_lossy()}));
+    s.upload_ok(&t, &[("a.txt", b"bakch's copy")]);
+    s.upload_ok(&multi, &[("x.txt", b"x"), ("y.txt", b"y")]);
+    let (single, single_path) = only_backup(&s, &t);
+    let (tree, tree_path) = only_backup(&s, &multi);
+    // The user replaces both backups by hand with files of their own under the same names.
+    std::fs::remove_file(&single_path).expect("remove by hand");
+    std::fs::write(&single_path, b"the user's own file").expect("replace by hand");
+    std::fs::remove_dir_all(&tree_path).expect("remove by hand");
+    plant(&tree_path.join("mine.txt"), b"the user's own folder");
+    for (id, path) in [(&single, &single_path), (&tree, &tree_path)] {
+        let id = id["id"].as_str().expect("id");
+        let (status, body) = s.delete(&format!("/api/backup/{id}"), json!({"delete_files": true}));
+        assert_eq!(status, 200, "{body}");
+        assert!(path.exists(), "deleting backup {id} removed {} that the user put there", path.display());
+    }
+    assert_eq!(std::fs::read(&single_path).expect("kept"), b"the user's own file");
+    assert_eq!(std::fs::read(tree_path.join("mine.txt")).expect("kept"), b"the user's own folder");
+    // A backup still in place, and one moved by an edit, go as before.
+    s.upload_ok(&t, &[("b.txt", b"second")]);
+    let (status, _) = s.patch(&format!("/api/target/{t}"), json!({"location": s.location("r2").to_string_lossy()}));
+    assert_eq!(status, 200);
+    let (moved, moved_path) = only_backup(&s, &t);
+    let (status, _) =
+        s.delete(&format!("/api/backup/{}", moved["id"].as_str().expect("id")), json!({"delete_files": true}));
+    assert_eq!(status, 200);
+    assert!(!moved_path.exists(), "a moved backup's own files stayed after its delete");
+}

@@ -78,7 +78,14 @@ pub fn mark_complete(c: &Connection, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// What a pending backup's job recorded it would rename into place.
+/// Records what is now at a backup's place (after a move or a rebuild of its files).
+pub fn set_placed_ident(c: &Connection, id: &str, ident: &str) -> Result<()> {
+    c.execute("UPDATE backups SET placed_ident = ?2 WHERE id = ?1", params![id, ident])?;
+    Ok(())
+}
+
+/// What a backup's job renamed into place (a later move or rebuild updates it); none for a
+/// backup made before identities were kept or rebuilt from manifests.
 pub fn placed_ident(c: &Connection, id: &str) -> Result<Option<String>> {
     let row = c.query_row("SELECT placed_ident FROM backups WHERE id = ?1", [id], |r| r.get(0)).optional()?;
     Ok(row.flatten())

@@ -11,8 +11,9 @@ pub enum FsOp {
     /// `ident` is what the move puts at `dest` (see [`crate::store::place::identity`]), recorded
     /// just before it does.
     Move { path: String, dest: String, backup_id: String, single: bool, ident: Option<String> },
-    /// Remove a file or folder.
-    Remove { path: String },
+    /// Remove a backup's file or folder, if it is still what bakch placed there: `ident` (see
+    /// [`crate::store::place::identity`]) when known; a backup from before identities were kept has none.
+    Remove { path: String, ident: Option<String> },
     /// Make a backup's manifest match its row: rewrite it, or remove it when the row is gone.
     Manifest { target_id: String, backup_id: String },
     /// Make a target's definition file match its row: rewrite it, or remove it with the row.
@@ -26,7 +27,9 @@ pub fn add(c: &Connection, op: &FsOp) -> Result<i64> {
             "INSERT INTO fs_journal (op, path, dest, backup_id, single, ident) VALUES ('move', ?1, ?2, ?3, ?4, ?5)",
             params![path, dest, backup_id, single, ident],
         )?,
-        FsOp::Remove { path } => c.execute("INSERT INTO fs_journal (op, path) VALUES ('remove', ?1)", [path])?,
+        FsOp::Remove { path, ident } => {
+            c.execute("INSERT INTO fs_journal (op, path, ident) VALUES ('remove', ?1, ?2)", params![path, ident])?
+        }
         FsOp::Manifest { target_id, backup_id } => c.execute(
             "INSERT INTO fs_journal (op, path, target_id, backup_id) VALUES ('manifest', '', ?1, ?2)",
             params![target_id, backup_id],
@@ -75,7 +78,7 @@ pub fn pending(c: &Connection) -> Result<Vec<(i64, FsOp)>> {
                 "move" => FsOp::Move { path, dest: text(3)?, backup_id: text(4)?, single: r.get(5)?, ident: r.get(6)? },
                 "manifest" => FsOp::Manifest { target_id: text(7)?, backup_id: text(4)? },
                 "target" => FsOp::TargetFile { target_id: text(7)? },
-                _ => FsOp::Remove { path },
+                _ => FsOp::Remove { path, ident: r.get(6)? },
             },
         ))
     })?;

@@ -38,12 +38,14 @@ impl Service {
     pub(super) fn delete_backup_locked(&self, target: &Target, backup: &Backup, delete_files: bool) -> Result<()> {
         let path = self.backup_path(target, backup).to_string_lossy().into_owned();
         let ops = db::with_tx(&mut *self.conn()?, |tx| {
+            // What bakch placed there, read before the row goes: only that is removed.
+            let ident = db::backups::placed_ident(tx, &backup.id)?;
             db::backups::delete(tx, &backup.id)?;
             // The manifest first: if removing the files keeps failing, a rebuild must still not
             // bring back a backup whose row is gone.
             let mut ops = vec![Self::manifest_op(&target.id, &backup.id)];
             if delete_files {
-                ops.push(FsOp::Remove { path });
+                ops.push(FsOp::Remove { path, ident });
             }
             Self::journal(tx, ops)
         })?;

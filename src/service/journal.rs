@@ -26,7 +26,16 @@ impl Service {
             }
             result?;
             let mut c = self.conn()?;
-            db::with_tx(&mut c, |tx| db::journal::done(tx, *id))?;
+            db::with_tx(&mut c, |tx| {
+                // What a move put in place is the backup's identity from now on.
+                if let FsOp::Move { backup_id, .. } = op
+                    && let Some(FsOp::Move { dest, .. }) = db::journal::find(tx, *id)?
+                    && let Some(ident) = place::identity(Path::new(&dest))
+                {
+                    db::backups::set_placed_ident(tx, backup_id, &ident)?;
+                }
+                db::journal::done(tx, *id)
+            })?;
         }
         Ok(())
     }
@@ -34,7 +43,19 @@ impl Service {
     /// One operation, idempotent: running it twice, or after a crash half-way, ends the same.
     pub(super) fn apply_op(&self, id: i64, op: &FsOp) -> Result<()> {
         match op {
-            FsOp::Remove { path } => self.store.remove(Path::new(path)),
+            FsOp::Remove { path, ident } => {
+                let path = Path::new(path);
+                match (ident, place::identity(path)) {
+                    (Some(placed), Some(now)) if *placed != now => {
+                        tracing::warn!(
+                            "{} was left in place: it is no longer what bakch put there (replaced by hand?)",
+                            path.display()
+                        );
+                        Ok(())
+                    }
+                    _ => self.store.remove(path),
+                }
+            }
             FsOp::Manifest { target_id, backup_id } => self.sync_backup_manifest(target_id, backup_id),
             FsOp::TargetFile { target_id } => self.sync_target_manifest(target_id),
             FsOp::Move { path, dest, backup_id, single, ident } => {

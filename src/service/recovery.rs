@@ -23,7 +23,7 @@ impl Service {
                 .iter()
                 .flat_map(|(_, op)| match op {
                     FsOp::Move { path, dest, .. } => vec![path.clone(), dest.clone()],
-                    FsOp::Remove { path } => vec![path.clone()],
+                    FsOp::Remove { path, .. } => vec![path.clone()],
                     FsOp::Manifest { .. } | FsOp::TargetFile { .. } => vec![],
                 })
                 .filter_map(|p| Path::new(&p).parent().map(Path::to_path_buf))
@@ -138,6 +138,9 @@ impl Service {
                 let files = db::backups::files(&c, &backup.id)?;
                 match place::materialize(&self.store, &files, &path, &backup.id, super::is_single(&target)) {
                     Ok(_) => {
+                        if let Some(ident) = place::identity(&path) {
+                            db::backups::set_placed_ident(&c, &backup.id, &ident)?;
+                        }
                         tracing::warn!("recovery: rebuilt missing files of backup {} at {}", backup.id, path.display())
                     }
                     Err(e) => tracing::error!(

@@ -78,11 +78,28 @@ pub fn same_filesystem(from: &Path, dest_dir: &Path) -> bool {
     }
 }
 
-/// What a name points at (device and inode), to tell later whether it is still what bakch put
-/// there: a rename keeps it, a file made by someone else has another.
+/// What a name points at, to tell later whether it is still what bakch put there: device,
+/// inode and, where the filesystem keeps it, birth time. A rename keeps all three; a file made by
+/// someone else differs, even one that got a freed inode number again.
 pub fn identity(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::symlink_metadata(path).ok().map(|m| format!("{}:{}", m.dev(), m.ino()))
+    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+    match statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::INO | StatxFlags::BTIME) {
+        Ok(st) => {
+            let dev = (u64::from(st.stx_dev_major) << 32) | u64::from(st.stx_dev_minor);
+            let born = StatxFlags::from_bits_truncate(st.stx_mask).contains(StatxFlags::BTIME);
+            Some(if born {
+                format!("{dev}:{}:{}.{}", st.stx_ino, st.stx_btime.tv_sec, st.stx_btime.tv_nsec)
+            } else {
+                format!("{dev}:{}", st.stx_ino)
+            })
+        }
+        Err(rustix::io::Errno::NOENT) => None,
+        // No statx (an old kernel): device and inode alone.
+        Err(_) => {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::symlink_metadata(path).ok().map(|m| format!("{}:{}", m.dev(), m.ino()))
+        }
+    }
 }
 
 fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMode> {
