@@ -1,6 +1,6 @@
 //! The file-operation journal (see migration 0002).
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
 
@@ -55,7 +55,8 @@ pub fn set_dest(c: &Connection, id: i64, dest: &str) -> Result<()> {
 
 /// One operation, as it stands now (a move's destination and identity may have changed).
 pub fn find(c: &Connection, id: i64) -> Result<Option<FsOp>> {
-    Ok(pending(c)?.into_iter().find(|(i, _)| *i == id).map(|(_, op)| op))
+    let sql = format!("SELECT {COLUMNS} FROM fs_journal WHERE id = ?1");
+    Ok(c.prepare_cached(&sql)?.query_row([id], from_row).optional()?.map(|(_, op)| op))
 }
 
 pub fn done(c: &Connection, id: i64) -> Result<()> {
@@ -65,22 +66,25 @@ pub fn done(c: &Connection, id: i64) -> Result<()> {
 
 /// Every operation not yet done, oldest first.
 pub fn pending(c: &Connection) -> Result<Vec<(i64, FsOp)>> {
-    let mut stmt =
-        c.prepare("SELECT id, op, path, dest, backup_id, single, ident, target_id FROM fs_journal ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        let id: i64 = r.get(0)?;
-        let op: String = r.get(1)?;
-        let path: String = r.get(2)?;
-        let text = |i: usize| -> rusqlite::Result<String> { Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default()) };
-        Ok((
-            id,
-            match op.as_str() {
-                "move" => FsOp::Move { path, dest: text(3)?, backup_id: text(4)?, single: r.get(5)?, ident: r.get(6)? },
-                "manifest" => FsOp::Manifest { target_id: text(7)?, backup_id: text(4)? },
-                "target" => FsOp::TargetFile { target_id: text(7)? },
-                _ => FsOp::Remove { path, ident: r.get(6)? },
-            },
-        ))
-    })?;
+    let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM fs_journal ORDER BY id"))?;
+    let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+const COLUMNS: &str = "id, op, path, dest, backup_id, single, ident, target_id";
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, FsOp)> {
+    let id: i64 = r.get(0)?;
+    let op: String = r.get(1)?;
+    let path: String = r.get(2)?;
+    let text = |i: usize| -> rusqlite::Result<String> { Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default()) };
+    Ok((
+        id,
+        match op.as_str() {
+            "move" => FsOp::Move { path, dest: text(3)?, backup_id: text(4)?, single: r.get(5)?, ident: r.get(6)? },
+            "manifest" => FsOp::Manifest { target_id: text(7)?, backup_id: text(4)? },
+            "target" => FsOp::TargetFile { target_id: text(7)? },
+            _ => FsOp::Remove { path, ident: r.get(6)? },
+        },
+    ))
 }
