@@ -10,7 +10,7 @@ use super::progress;
 use crate::config::Config;
 use crate::db;
 use crate::model::manifest::BackupManifest;
-use crate::store::Store;
+use crate::store::{Store, place};
 
 /// What a check found: problems (the exit status says whether there were any) and notes.
 #[derive(Debug, Default)]
@@ -162,40 +162,28 @@ fn check_placed(m: &BackupManifest, placed: &Path, deep: bool, report: &mut Repo
             continue;
         }
         if deep {
-            match hash_file(&path) {
-                Ok(h) if h == f.blob => {}
-                Ok(_) => report.problems.push(format!("backup {id}: '{}' differs from its recorded content", f.path)),
+            match place::hash_file(&path) {
+                Ok(Some(h)) if h == f.blob => {}
+                Ok(Some(_)) => {
+                    report.problems.push(format!("backup {id}: '{}' differs from its recorded content", f.path))
+                }
+                Ok(None) => {
+                    report.problems.push(format!("backup {id}: '{}' is missing from {}", f.path, placed.display()))
+                }
                 Err(e) => report.problems.push(format!("backup {id}: '{}' cannot be read: {e}", f.path)),
             }
         }
     }
     if !single {
-        for extra in files_under(placed).into_iter().filter(|p| !expected.contains(p)) {
-            report.problems.push(format!("backup {id}: '{extra}' in {} is not in its manifest", placed.display()));
-        }
-    }
-}
-
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?))?;
-    Ok(hasher.finalize().to_hex().to_string())
-}
-
-/// Relative paths of every file under `root`, with '/' separators.
-fn files_under(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
-            } else if let Ok(rel) = path.strip_prefix(root) {
-                out.push(rel.to_string_lossy().into_owned());
+        match place::files_under(placed) {
+            Ok(found) => {
+                for extra in found.iter().map(|p| p.to_string_lossy()).filter(|p| !expected.contains(p.as_ref())) {
+                    report
+                        .problems
+                        .push(format!("backup {id}: '{extra}' in {} is not in its manifest", placed.display()));
+                }
             }
+            Err(e) => report.problems.push(format!("backup {id}: {e}")),
         }
     }
-    out
 }

@@ -3,15 +3,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::{Service, is_single};
 use crate::db;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::model::backup::Backup;
 use crate::model::job::Source;
 use crate::model::target::Target;
+use crate::store::place;
 
 impl Service {
     /// `integrity_check_job`: re-hashes every backup's files against their recorded hashes and
@@ -60,7 +61,7 @@ impl Service {
             let ok = match blob_ok.get(&f.blob) {
                 Some(ok) => *ok,
                 None => {
-                    let ok = hash_file(&blob)?.as_deref() == Some(f.blob.as_str());
+                    let ok = place::hash_file(&blob)?.as_deref() == Some(f.blob.as_str());
                     blob_ok.insert(f.blob.clone(), ok);
                     ok
                 }
@@ -78,13 +79,13 @@ impl Service {
             let same_inode = meta.dev() == blob_meta.dev() && meta.ino() == blob_meta.ino();
             if meta.len() != f.size as u64 {
                 problems.push(format!("'{}' has {} bytes, {} expected", f.path, meta.len(), f.size));
-            } else if !same_inode && hash_file(&placed)?.as_deref() != Some(f.blob.as_str()) {
+            } else if !same_inode && place::hash_file(&placed)?.as_deref() != Some(f.blob.as_str()) {
                 problems.push(format!("'{}' was changed", f.path));
             }
         }
         if !is_single(target) {
             let known: HashSet<PathBuf> = files.iter().map(|f| PathBuf::from(&f.path)).collect();
-            for extra in files_under(&root)?.into_iter().filter(|p| !known.contains(p)) {
+            for extra in place::files_under(&root)?.into_iter().filter(|p| !known.contains(p)) {
                 problems.push(format!("'{}' is not part of the backup", extra.display()));
             }
         }
@@ -185,41 +186,6 @@ impl Service {
     }
 }
 
-/// blake3 of a file, or None when it does not exist.
-fn hash_file(path: &Path) -> Result<Option<String>> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("open", path, e)),
-    };
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(std::io::BufReader::with_capacity(1 << 20, file)).ctx("read", path)?;
-    Ok(Some(hasher.finalize().to_hex().to_string()))
-}
-
 fn older_than(meta: &std::fs::Metadata, age: Duration) -> bool {
     meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).is_some_and(|elapsed| elapsed >= age)
-}
-
-/// Relative paths of every file (not folder) under `root`; empty when it does not exist.
-fn files_under(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("read folder", &dir, e)),
-        };
-        for entry in entries {
-            let entry = entry.ctx("read folder", &dir)?;
-            let path = entry.path();
-            if entry.file_type().ctx("inspect", &path)?.is_dir() {
-                stack.push(path);
-            } else if let Ok(rel) = path.strip_prefix(root) {
-                out.push(rel.to_path_buf());
-            }
-        }
-    }
-    Ok(out)
 }

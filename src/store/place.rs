@@ -188,6 +188,41 @@ pub fn free_name(base: &str, ext: &str, mut taken: impl FnMut(&str) -> Result<bo
     Err(Error::internal(format!("no free name for {base}{ext}")))
 }
 
+/// blake3 of a file, or None when it does not exist.
+pub fn hash_file(path: &Path) -> Result<Option<String>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::io::BufReader::with_capacity(1 << 20, file)).ctx("read", path)?;
+    Ok(Some(hasher.finalize().to_hex().to_string()))
+}
+
+/// Relative paths of every file (not folder) under `root`; empty when it does not exist.
+pub fn files_under(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("read folder", &dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.ctx("read folder", &dir)?;
+            let path = entry.path();
+            if entry.file_type().ctx("inspect", &path)?.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                out.push(rel.to_path_buf());
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
