@@ -60,49 +60,15 @@ impl Service {
     /// (the upgrade), or one a person deleted. A stat per row; run at start. A crash cannot leave
     /// a manifest stale: its rewrite is journalled with the change.
     pub(super) fn write_missing_manifests(&self) -> Result<usize> {
-        let c = self.conn()?;
-        let mut written = 0;
-        for target in db::targets::all(&c)? {
-            if !self.store.target_manifest_path(&target.id).exists() {
-                let created = db::targets::created_at(&c, &target.id)?.unwrap_or_default();
-                self.store.write_target_manifest(&TargetManifest::of(&target, &created))?;
-                written += 1;
-            }
-            for backup in db::backups::for_target(&c, &target.id)? {
-                if !self.store.backup_manifest_path(&target.id, &backup.id).exists() {
-                    let files = db::backups::files(&c, &backup.id)?;
-                    self.store.write_backup_manifest(&BackupManifest::of(&backup, target.target_type, &files))?;
-                    written += 1;
-                }
-            }
-        }
-        Ok(written)
+        self.rewrite_manifests(&*self.conn()?, Pass::Missing)
     }
 
     /// Rewrites every manifest that is missing or does not match its row (a write the disk lost,
     /// a hand edit), and counts manifests without a row. Run by `manifest_check_job`.
     pub fn verify_manifests(&self) -> Result<ManifestReport> {
-        let mut report = ManifestReport::default();
         let c = self.conn()?;
+        let mut report = ManifestReport { rewritten: self.rewrite_manifests(&c, Pass::Stale)?, orphans: 0 };
         let targets = db::targets::all(&c)?;
-        for target in &targets {
-            let created = db::targets::created_at(&c, &target.id)?.unwrap_or_default();
-            let wanted = TargetManifest::of(target, &created);
-            let on_disk = self.store.read_target_manifest(&target.id).ok().flatten();
-            if on_disk.is_none_or(|m| m.to_json().ok() != wanted.to_json().ok()) {
-                self.store.write_target_manifest(&wanted)?;
-                report.rewritten += 1;
-            }
-            for backup in db::backups::for_target(&c, &target.id)? {
-                let files = db::backups::files(&c, &backup.id)?;
-                let wanted = BackupManifest::of(&backup, target.target_type, &files);
-                let on_disk = self.store.read_backup_manifest(&target.id, &backup.id).ok().flatten();
-                if on_disk.as_ref() != Some(&wanted) {
-                    self.store.write_backup_manifest(&wanted)?;
-                    report.rewritten += 1;
-                }
-            }
-        }
         for found in self.store.all_manifests()? {
             let Some(target) = targets.iter().find(|t| t.id == found.target_id) else {
                 report.orphans += 1 + found.backups.len();
@@ -135,4 +101,48 @@ impl Service {
         }
         Ok(format!("manifests verified: {} rewritten, {} without a row", r.rewritten, r.orphans))
     }
+
+    /// Writes the manifest of every target and backup row that `pass` finds wanting; returns
+    /// how many. A [`Pass::Missing`] only stats files, and reads a backup's files only to write.
+    fn rewrite_manifests(&self, c: &rusqlite::Connection, pass: Pass) -> Result<usize> {
+        let mut written = 0;
+        for target in db::targets::all(c)? {
+            if pass == Pass::Stale || !self.store.target_manifest_path(&target.id).exists() {
+                let created = db::targets::created_at(c, &target.id)?.unwrap_or_default();
+                let wanted = TargetManifest::of(&target, &created);
+                let on_disk =
+                    if pass == Pass::Stale { self.store.read_target_manifest(&target.id).ok().flatten() } else { None };
+                if on_disk.is_none_or(|m| m.to_json().ok() != wanted.to_json().ok()) {
+                    self.store.write_target_manifest(&wanted)?;
+                    written += 1;
+                }
+            }
+            for backup in db::backups::for_target(c, &target.id)? {
+                if pass == Pass::Missing && self.store.backup_manifest_path(&target.id, &backup.id).exists() {
+                    continue;
+                }
+                let files = db::backups::files(c, &backup.id)?;
+                let wanted = BackupManifest::of(&backup, target.target_type, &files);
+                let on_disk = if pass == Pass::Stale {
+                    self.store.read_backup_manifest(&target.id, &backup.id).ok().flatten()
+                } else {
+                    None
+                };
+                if on_disk.as_ref() != Some(&wanted) {
+                    self.store.write_backup_manifest(&wanted)?;
+                    written += 1;
+                }
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// What a rewrite of manifests looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Manifests that are not there.
+    Missing,
+    /// Manifests that are not there or say something else than their row.
+    Stale,
 }

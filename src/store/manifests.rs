@@ -60,7 +60,7 @@ impl Store {
         durable::remove(&path, &self.own.trash(&path))?;
         match std::fs::remove_dir(&dir) {
             Ok(()) => durable::fsync_dir(&self.manifests),
-            Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(39) => Ok(()), // ENOTEMPTY
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty) => Ok(()),
             Err(e) => Err(Error::io("remove folder", &dir, e)),
         }
     }
