@@ -70,7 +70,7 @@ pub fn run(config: &Config, deep: bool) -> Result<Report, String> {
                 report.problems.push(format!("backup {id}: the content of '{}' is missing from the store", f.path));
             }
         }
-        let placed = if m.recycled { store.recycle_bin.join(&m.name) } else { Path::new(location).join(&m.name) };
+        let placed = store.place_of(location, m.recycled, &m.name);
         check_placed(m, &placed, deep, &mut report);
     }
     bar.finish_and_clear();

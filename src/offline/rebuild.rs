@@ -112,7 +112,7 @@ fn add_backup(
             m.files.len()
         ));
     }
-    let placed = if m.recycled { store.recycle_bin.join(&m.name) } else { Path::new(location).join(&m.name) };
+    let placed = store.place_of(location, m.recycled, &m.name);
     if std::fs::symlink_metadata(&placed).is_err() {
         report.problems.push(format!(
             "backup {}: nothing at {} (bakch rebuilds it from the store when it starts)",

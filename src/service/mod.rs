@@ -114,7 +114,7 @@ impl Service {
     }
 
     pub fn place_path(&self, target: &Target, recycled: bool, name: &str) -> PathBuf {
-        if recycled { self.store.recycle_bin.join(name) } else { PathBuf::from(&target.location).join(name) }
+        self.store.place_of(&target.location, recycled, name)
     }
 }
 

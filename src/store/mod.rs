@@ -54,6 +54,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Where a backup named `name` is: in the recycle bin when `recycled`, else in `location`
+    /// (its target's folder).
+    pub fn place_of(&self, location: &str, recycled: bool, name: &str) -> PathBuf {
+        if recycled { self.recycle_bin.join(name) } else { Path::new(location).join(name) }
+    }
+
     /// Path of the blob with this blake3 hex hash.
     pub fn blob_path(&self, hash: &str) -> PathBuf {
         let (fan, rest) = hash.split_at(hash.len().min(2));
