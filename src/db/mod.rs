@@ -25,6 +25,21 @@ use crate::store::perms;
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
 
+/// The suffixes of the files SQLite keeps beside a database in WAL mode.
+pub const COMPANIONS: [&str; 2] = ["-wal", "-shm"];
+
+/// A database file and its companions: what moves, or goes, together.
+pub fn files_of(path: &Path) -> [PathBuf; 3] {
+    [path.to_path_buf(), with_suffix(path, COMPANIONS[0]), with_suffix(path, COMPANIONS[1])]
+}
+
+/// `path` with `suffix` added to its file name (`bakch.sqlite3` → `bakch.sqlite3-wal`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
 /// Opens an existing database to read only: no migration, nothing created if it is missing.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
     use rusqlite::OpenFlags;
@@ -80,10 +95,7 @@ fn make_private(path: &Path) -> Result<()> {
         .mode(perms::PRIVATE_FILE)
         .open(path)
         .map_err(|e| Error::io("create database", path, e))?;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.as_os_str().to_owned();
-        file.push(suffix);
-        let file = PathBuf::from(file);
+    for file in files_of(path) {
         match std::fs::metadata(&file) {
             Ok(m) if m.permissions().mode() & 0o077 != 0 => perms::set_mode(&file, perms::PRIVATE_FILE)?,
             Ok(_) => {}

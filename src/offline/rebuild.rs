@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{progress, with_suffix};
+use super::progress;
 use crate::config::Config;
-use crate::db;
+use crate::db::{self, with_suffix};
 use crate::model::manifest::BackupManifest;
 use crate::store::{Store, durable};
 
@@ -30,8 +30,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
     let found = store.all_manifests().map_err(|e| e.to_string())?;
     let db_path = config.db_path();
     let new_path = with_suffix(&db_path, ".rebuilding");
-    for suffix in ["", "-wal", "-shm"] {
-        let p = with_suffix(&new_path, suffix);
+    for p in db::files_of(&new_path) {
         std::fs::remove_file(&p).or_else(ignore_missing).map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
     }
     let mut report = Report::default();
@@ -132,7 +131,7 @@ fn swap_in(new_path: &Path, db_path: &Path) -> Result<Option<PathBuf>, String> {
         // A hard link keeps the old file in place until the new one replaces it in one rename;
         // its WAL files move aside first, or SQLite would replay them into the new database.
         std::fs::hard_link(db_path, &aside).map_err(|e| format!("cannot keep {}: {e}", db_path.display()))?;
-        for suffix in ["-wal", "-shm"] {
+        for suffix in db::COMPANIONS {
             let (from, to) = (with_suffix(db_path, suffix), with_suffix(&aside, suffix));
             std::fs::rename(&from, &to)
                 .or_else(ignore_missing)
@@ -141,7 +140,7 @@ fn swap_in(new_path: &Path, db_path: &Path) -> Result<Option<PathBuf>, String> {
         kept = Some(aside);
     }
     durable::publish(new_path, db_path, durable::Existing::Replace, durable::Sync::Now).map_err(|e| e.to_string())?;
-    for suffix in ["-wal", "-shm"] {
+    for suffix in db::COMPANIONS {
         let _ = std::fs::remove_file(with_suffix(new_path, suffix));
     }
     Ok(kept)
