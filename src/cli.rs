@@ -1,4 +1,4 @@
-//! Command line: `serve` (the default), `newapikey`, `passwd`, `rebuild-db`, `check`.
+//! Command line: `serve` (the default), `newapikey`, `passwd`, `rebuild-db`, `check`, `key`, `held`.
 //!
 //! Every serve flag is optional and also read from a `BAKCH_*` variable; a value given here
 //! overrides the config file (see `config.rs` for the order).
@@ -43,6 +43,52 @@ pub enum Command {
     /// Named API keys with roles (kept in keys.json): add, list, revoke
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Deleted backups whose content is still held: list, restore, purge (ends holds early)
+    #[command(subcommand)]
+    Held(HeldCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HeldCommand {
+    /// List held backups: who deleted each, from where, when, and until when it is kept
+    List,
+    /// Bring a held backup back into its target (its target too, if that was deleted)
+    Restore {
+        /// The held backup's id (see `bakch held list`)
+        id: String,
+    },
+    /// End holds now and remove their content for good, then collect what nothing needs
+    Purge(HeldPurgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HeldPurgeArgs {
+    /// Only these held backups (by id); with none, every held backup (narrowed by --older-than)
+    pub ids: Vec<String>,
+    /// Only backups deleted longer ago than this: seconds, or a number with s, m, h or d (`3d`)
+    #[arg(long, value_parser = parse_age)]
+    pub older_than: Option<u64>,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `90`, `90s`, `15m`, `12h`, `3d` as seconds.
+fn parse_age(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("'{s}' is not a duration such as 3d, 12h, 15m or 90s"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("'{s}' is not a duration such as 3d, 12h, 15m or 90s")),
+    };
+    n.checked_mul(unit).ok_or_else(|| format!("'{s}' is too long"))
 }
 
 #[derive(Debug, Subcommand)]

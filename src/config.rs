@@ -42,6 +42,23 @@ pub struct Config {
     pub modes: Modes,
     /// How long the audit trail keeps an entry (`[audit] keep_days`).
     pub audit_keep_days: u32,
+    /// How long a deleted backup's content is held before it may be collected
+    /// (`[protection] hold_days`; zero turns the hold off).
+    pub hold: std::time::Duration,
+}
+
+/// `[protection]`: the hold on deletions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Protection {
+    /// Days; fractions allowed (a test holds for seconds).
+    hold_days: f64,
+}
+
+impl Default for Protection {
+    fn default() -> Self {
+        Protection { hold_days: 7.0 }
+    }
 }
 
 /// `[audit]`: how long entries are kept.
@@ -126,6 +143,8 @@ struct FileConfig {
     schedules: BTreeMap<String, String>,
     #[serde(default)]
     audit: Audit,
+    #[serde(default)]
+    protection: Protection,
 }
 
 impl Config {
@@ -172,6 +191,10 @@ impl Config {
         if !(1..=36500).contains(&audit_keep_days) {
             return Err(format!("[audit] keep_days must be between 1 and 36500, got {audit_keep_days}"));
         }
+        let hold_days = file.protection.hold_days;
+        if !(0.0..=3650.0).contains(&hold_days) {
+            return Err(format!("[protection] hold_days must be between 0 and 3650, got {hold_days}"));
+        }
         let modes = Modes::parse(&file.permissions.file_mode, &file.permissions.dir_mode)?;
         let data_dir = absolute(&data_dir)?;
         Ok(Config {
@@ -190,6 +213,7 @@ impl Config {
             limits: file.limits,
             modes,
             audit_keep_days,
+            hold: std::time::Duration::from_secs_f64(hold_days * 86400.0),
         })
     }
 

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Command::RebuildDb => rebuild_db(&global),
         Command::Check(args) => return check(&global, args.deep),
         Command::Key(cmd) => key_command(&global, cmd),
+        Command::Held(cmd) => held_command(&global, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,14 +68,6 @@ fn new_api_key(global: &GlobalArgs, overwrite: bool) -> Result<(), String> {
     println!("New API key written to {}:", path.display());
     println!("{key}");
     Ok(())
-}
-
-/// Records a local command in the audit trail; the change itself is done, so a failure here
-/// is reported and not fatal.
-fn cli_audit(config: &Config, entry: &model::audit::Entry) {
-    if let Err(e) = service::audit::record_offline(&config.db_path(), entry) {
-        eprintln!("bakch: done, but the audit trail could not record it: {e}");
-    }
 }
 
 /// `bakch key`: works on `keys.json` and reads the database read-only, so it may run beside a
@@ -100,7 +93,7 @@ fn key_command(global: &GlobalArgs, cmd: cli::KeyCommand) -> Result<(), String> 
             let mut entry = Entry::new(Who::cli(), Action::KeyAdded);
             entry.message = Some(format!("{} key '{}'", role.as_str(), args.name.trim()));
             entry.target = ids.first().cloned();
-            cli_audit(&config, &entry);
+            offline::audit(&config, &entry);
             println!("New {} key '{}' (shown only now; keep it on the client):", role.as_str(), args.name.trim());
             println!("{key}");
         }
@@ -147,8 +140,40 @@ fn key_command(global: &GlobalArgs, cmd: cli::KeyCommand) -> Result<(), String> 
             keys::revoke(&path, &name)?;
             let mut entry = Entry::new(Who::cli(), Action::KeyRevoked);
             entry.message = Some(format!("key '{name}'"));
-            cli_audit(&config, &entry);
+            offline::audit(&config, &entry);
             println!("key '{name}' revoked");
+        }
+    }
+    Ok(())
+}
+
+/// `bakch held`: see `offline::held`.
+fn held_command(global: &GlobalArgs, cmd: cli::HeldCommand) -> Result<(), String> {
+    let config = Config::load(global, &ServeArgs::default())?;
+    match cmd {
+        cli::HeldCommand::List => {
+            let held = offline::held::list(&config)?;
+            if held.is_empty() {
+                println!("no held backups");
+            }
+            for h in held {
+                let session = h.deleted_by.session.map(|s| format!(" (session {s})")).unwrap_or_default();
+                println!(
+                    "{}\t{} of '{}' ({})\tdeleted {} by {}{session} from {}\theld until {}",
+                    h.id,
+                    h.name,
+                    h.target_name,
+                    model::backup::human_bytes(h.size),
+                    h.deleted_at,
+                    h.deleted_by.who,
+                    h.deleted_by.from,
+                    h.hold_until
+                );
+            }
+        }
+        cli::HeldCommand::Restore { id } => println!("{}", offline::held::restore(&config, &id)?),
+        cli::HeldCommand::Purge(args) => {
+            println!("{}", offline::held::purge(&config, &args.ids, args.older_than, args.yes)?);
         }
     }
     Ok(())
@@ -162,12 +187,13 @@ fn rebuild_db(global: &GlobalArgs) -> Result<(), String> {
         eprintln!("bakch rebuild-db: {problem}");
     }
     println!(
-        "Rebuilt {} from the manifests in {:.1} s: {} target(s), {} backup(s), {} file(s); {} problem(s) reported.",
+        "Rebuilt {} from the manifests in {:.1} s: {} target(s), {} backup(s), {} file(s), {} held backup(s); {} problem(s) reported.",
         config.db_path().display(),
         started.elapsed().as_secs_f64(),
         report.targets,
         report.backups,
         report.files,
+        report.held,
         report.problems.len()
     );
     if let Some(old) = report.old_kept_at {

@@ -98,7 +98,8 @@ fn integrity_check_flags_exactly_the_damaged_backups_and_clears_when_healed() {
 
 #[test]
 fn gc_removes_only_unreferenced_blobs() {
-    let s = TestServer::start_with_config("gc_grace_secs = 0\n");
+    // No hold on deletions: a deleted backup's content is unreferenced at once.
+    let s = TestServer::start_with_config("gc_grace_secs = 0\n[protection]\nhold_days = 0\n");
     let t = s.create_target(json!({"name_template": "g-$I"}));
     s.upload_ok(&t, &[("keep", b"kept content"), ("gone", b"only here")]);
     s.upload_ok(&t, &[("keep", b"kept content")]);

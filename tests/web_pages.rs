@@ -63,6 +63,7 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/backups/{backup}/file?path=a.txt"),
         "/recycle-bin".into(),
         "/recycle-bin/empty".into(),
+        "/held".into(),
         "/jobs".into(),
         format!("/jobs/{job}"),
         "/stats".into(),
@@ -84,6 +85,7 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/backups/{backup}/recycle"),
         format!("/backups/{backup}/delete"),
         "/recycle-bin/empty".into(),
+        format!("/held/{backup}/restore"),
         "/jobs/run/recycle_job".into(),
     ];
     for path in &posts {
@@ -119,6 +121,7 @@ fn every_form_rejects_a_missing_or_wrong_csrf_token() {
         (format!("/backups/{backup}/restore"), vec![]),
         (format!("/backups/{backup}/delete"), vec![("confirm", "1")]),
         ("/recycle-bin/empty".into(), vec![("confirm", "1")]),
+        (format!("/held/{backup}/restore"), vec![]),
         ("/jobs/run/recycle_job".into(), vec![]),
         (format!("/uploads/{target}/cancel"), vec![]),
         ("/logout".into(), vec![]),
@@ -421,6 +424,15 @@ fn recycle_restore_and_delete_from_pages() {
     );
     assert_eq!(done.status, 303);
     assert!(s.target(&target).1.is_empty());
+    // The deletion is held: the held page says who deleted it, and brings it back.
+    let held = w.get("/held");
+    assert_eq!(held.status, 200);
+    assert!(held.body.contains(&backup) && held.body.contains("web (session "), "{}", held.body);
+    let p = w.post(&format!("/held/{backup}/restore"), &[("csrf", &csrf)]);
+    assert_eq!((p.status, p.location), (303, format!("/backups/{backup}?done=restored")));
+    assert_eq!(s.target(&target).1[0]["id"], backup.as_str());
+    assert!(!w.get("/held").body.contains(&backup));
+    assert!(w.get("/stats").body.contains("held-tile"));
     // Deleting the target, files kept.
     let p = w.post(&format!("/targets/{target}/delete"), &[("csrf", &csrf), ("what", "target"), ("confirm", "1")]);
     assert_eq!((p.status, p.location.as_str()), (303, "/targets?done=target-deleted"));

@@ -32,10 +32,12 @@ pub(crate) fn note(req: &HttpRequest, f: impl FnOnce(&mut Note)) {
 fn scope_of(action: Action) -> Option<Scope> {
     use Action::*;
     match action {
-        BackupEdited | BackupRecycled | BackupRestored | BackupDeleted | BackupDeletedWithFiles => Some(Scope::Backup),
+        BackupEdited | BackupRecycled | BackupRestored | BackupDeleted | BackupDeletedWithFiles | HeldRestored => {
+            Some(Scope::Backup)
+        }
         JobRetried => Some(Scope::Job),
-        JobForced | RecycleBinCleared | TargetCreated | KeyAdded | KeyRevoked | Login | LoginFailed | Logout
-        | PasswordChanged | AuditPurged => None,
+        JobForced | RecycleBinCleared | HeldPurged | TargetCreated | KeyAdded | KeyRevoked | Login | LoginFailed
+        | Logout | PasswordChanged | AuditPurged => None,
         _ => Some(Scope::Target),
     }
 }

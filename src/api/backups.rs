@@ -8,7 +8,7 @@ use super::{block, delete_files, json_body, ok, resource};
 use crate::auth::grant::Need;
 use crate::error::Result;
 use crate::http::download::{attachment, download_response};
-use crate::model::audit::Action;
+use crate::model::audit::{Action, Who};
 use crate::model::fields::Fields;
 use crate::state::AppState;
 
@@ -63,13 +63,14 @@ async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
+    by: Who,
     body: web::Bytes,
 ) -> Result<HttpResponse> {
     let files = delete_files(&body)?;
     let action = if files { Action::BackupDeletedWithFiles } else { Action::BackupDeleted };
     note(&req, |n| n.action = Some(action));
     let svc = state.service.clone();
-    block(move || svc.delete_backup(&id, files)).await?;
+    block(move || svc.delete_backup(&id, files, &by)).await?;
     Ok(ok(&Done::default()))
 }
 
@@ -89,10 +90,10 @@ async fn recycle_bin(state: web::Data<AppState>) -> Result<HttpResponse> {
         (status = 400, description = "`delete_files` is missing or not a boolean", body = ErrorBody),
         (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
     ))]
-async fn clear_recycle_bin(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse> {
+async fn clear_recycle_bin(state: web::Data<AppState>, by: Who, body: web::Bytes) -> Result<HttpResponse> {
     let files = delete_files(&body)?;
     let svc = state.service.clone();
-    let n = block(move || svc.clear_recycle_bin(files)).await?;
+    let n = block(move || svc.clear_recycle_bin(files, &by)).await?;
     Ok(ok(&Deleted::new(n)))
 }
 

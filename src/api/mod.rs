@@ -7,6 +7,7 @@
 
 mod audit;
 mod backups;
+mod held;
 mod jobs;
 mod misc;
 mod openapi;
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .configure(uploads::routes)
             .configure(seq::routes)
             .configure(backups::routes)
+            .configure(held::routes)
             .configure(jobs::routes)
             .configure(misc::routes)
             .configure(audit::routes)
@@ -233,6 +235,7 @@ async fn authorize(
         // A plain read is not recorded: no write per GET.
         let Some(action) = action else { return Ok(next.call(req).await?.map_into_boxed_body()) };
         let entry = audit::start(&state, &req, &caller, action, need.scoped_by()).await;
+        req.extensions_mut().insert(entry.who.clone());
         let res = next.call(req).await?.map_into_boxed_body();
         return audit::record(&state, entry, res).await;
     }
@@ -274,11 +277,38 @@ async fn json_errors(
     };
     let is_json =
         res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if res.status() == StatusCode::INSUFFICIENT_STORAGE {
+        return Ok(with_space_advice(res).await);
+    }
     if res.status().as_u16() < 400 || is_json {
         return Ok(res);
     }
     let (req, resp) = res.into_parts();
     Ok(ServiceResponse::new(req, to_json_error(resp).await))
+}
+
+/// A full disk's reply also says what space is held or waits for collection, when it frees
+/// itself and how to free it now (people delete backups when the disk is full, and a deletion
+/// is held: without this, freeing nothing looks like a bug). The same goes to the log.
+async fn with_space_advice(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let Some(state) = res.request().app_data::<web::Data<AppState>>().cloned() else { return res };
+    let (req, resp) = res.into_parts();
+    let status = resp.status();
+    let body = actix_web::body::to_bytes(resp.into_body()).await.unwrap_or_default();
+    let message = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "The disk is full".to_string());
+    let svc = state.service.clone();
+    let advice = block(move || svc.reclaimable()).await.ok().and_then(|r| r.advice());
+    let message = match advice {
+        Some(advice) => {
+            tracing::warn!("disk full: {advice}");
+            format!("{message}. {advice}")
+        }
+        None => message,
+    };
+    ServiceResponse::new(req, error_body(status, &message))
 }
 
 async fn to_json_error(resp: HttpResponse) -> HttpResponse {

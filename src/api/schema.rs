@@ -94,6 +94,23 @@ pub struct Deleted {
     pub deleted: usize,
 }
 
+/// Held (deleted) backups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeldList {
+    success: True,
+    pub held: Vec<crate::model::held::Held>,
+    /// Counts and bytes (`unreferenced_bytes` is 0 here: walking the store is for the web page).
+    pub usage: crate::model::held::Reclaimable,
+}
+
+/// A held backup brought back.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeldRestoredReply {
+    success: True,
+    #[serde(flatten)]
+    pub restored: crate::service::held::Restored,
+}
+
 /// The queued job that turns an upload into a backup (follow it with `GET /api/jobs/{id}`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobQueued {
@@ -112,6 +129,8 @@ macro_rules! new_with_success {
 }
 
 new_with_success! {
+    HeldList { held: Vec<crate::model::held::Held>, usage: crate::model::held::Reclaimable }
+    HeldRestoredReply { restored: crate::service::held::Restored }
     Created { id: String }
     Deleted { deleted: usize }
     JobQueued { job_id: i64 }

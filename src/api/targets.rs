@@ -10,7 +10,7 @@ use super::schema::{
 use super::{block, delete_files, json_body, ok, query_count, query_pairs, reply, resource};
 use crate::auth::grant::{Caller, Need, Role};
 use crate::error::{Code, Error};
-use crate::model::audit::Action;
+use crate::model::audit::{Action, Who};
 use crate::model::target::{Search, Target, TargetInput};
 use crate::service::Service;
 use crate::service::targets::Which;
@@ -125,10 +125,15 @@ async fn edit(state: web::Data<AppState>, id: web::Path<String>, body: web::Byte
         (status = 409, description = "Backups of the target are being uploaded or built", body = ErrorBody),
         (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
     ))]
-async fn delete(state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, Error> {
+async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    by: Who,
+    body: web::Bytes,
+) -> Result<HttpResponse, Error> {
     let files = delete_files(&body)?;
     let svc = state.service.clone();
-    block(move || svc.delete_target(&id, files)).await?;
+    block(move || svc.delete_target(&id, files, &by)).await?;
     Ok(ok(&Done::default()))
 }
 
@@ -143,9 +148,10 @@ async fn delete(state: web::Data<AppState>, id: web::Path<String>, body: web::By
 async fn delete_all(
     state: web::Data<AppState>,
     id: web::Path<String>,
+    by: Who,
     body: web::Bytes,
 ) -> Result<HttpResponse, Error> {
-    bulk_delete(state, id, body, Which::All).await
+    bulk_delete(state, id, by, body, Which::All).await
 }
 
 /// Deletes a target's recycled backups.
@@ -159,20 +165,22 @@ async fn delete_all(
 async fn delete_recycled(
     state: web::Data<AppState>,
     id: web::Path<String>,
+    by: Who,
     body: web::Bytes,
 ) -> Result<HttpResponse, Error> {
-    bulk_delete(state, id, body, Which::Recycled).await
+    bulk_delete(state, id, by, body, Which::Recycled).await
 }
 
 async fn bulk_delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
+    by: Who,
     body: web::Bytes,
     which: Which,
 ) -> Result<HttpResponse, Error> {
     let files = delete_files(&body)?;
     let svc = state.service.clone();
-    let n = block(move || svc.delete_target_backups(&id, which, files)).await?;
+    let n = block(move || svc.delete_target_backups(&id, which, files, &by)).await?;
     Ok(ok(&Deleted::new(n)))
 }
 

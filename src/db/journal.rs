@@ -18,6 +18,8 @@ pub enum FsOp {
     Manifest { target_id: String, backup_id: String },
     /// Make a target's definition file match its row: rewrite it, or remove it with the row.
     TargetFile { target_id: String },
+    /// Make a held entry's file match its row: write it, or remove it when the row is gone.
+    Held { backup_id: String },
 }
 
 /// Records an operation; returns its id.
@@ -36,6 +38,9 @@ pub fn add(c: &Connection, op: &FsOp) -> Result<i64> {
         )?,
         FsOp::TargetFile { target_id } => {
             c.execute("INSERT INTO fs_journal (op, path, target_id) VALUES ('target', '', ?1)", [target_id])?
+        }
+        FsOp::Held { backup_id } => {
+            c.execute("INSERT INTO fs_journal (op, path, backup_id) VALUES ('held', '', ?1)", [backup_id])?
         }
     };
     Ok(c.last_insert_rowid())
@@ -84,6 +89,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<(i64, FsOp)> {
             "move" => FsOp::Move { path, dest: text(3)?, backup_id: text(4)?, single: r.get(5)?, ident: r.get(6)? },
             "manifest" => FsOp::Manifest { target_id: text(7)?, backup_id: text(4)? },
             "target" => FsOp::TargetFile { target_id: text(7)? },
+            "held" => FsOp::Held { backup_id: text(4)? },
             _ => FsOp::Remove { path, ident: r.get(6)? },
         },
     ))

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_journal_manifests.sql"),
     include_str!("migrations/0006_key_use.sql"),
     include_str!("migrations/0007_audit.sql"),
+    include_str!("migrations/0008_held.sql"),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

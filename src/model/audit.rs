@@ -23,6 +23,10 @@ pub enum Action {
     /// Several backups changed at once from a target's page.
     BackupsBulk,
     RecycleBinCleared,
+    /// A held (deleted) backup brought back.
+    HeldRestored,
+    /// Holds ended early by `bakch held purge` on the server.
+    HeldPurged,
     KeyAdded,
     KeyRevoked,
     Login,
@@ -41,7 +45,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 29] = [
         Action::TargetCreated,
         Action::TargetEdited,
         Action::TargetDeleted,
@@ -55,6 +59,8 @@ impl Action {
         Action::BackupDeletedWithFiles,
         Action::BackupsBulk,
         Action::RecycleBinCleared,
+        Action::HeldRestored,
+        Action::HeldPurged,
         Action::KeyAdded,
         Action::KeyRevoked,
         Action::Login,
@@ -86,6 +92,8 @@ impl Action {
             Action::BackupDeletedWithFiles => "backup_deleted_with_files",
             Action::BackupsBulk => "backups_bulk",
             Action::RecycleBinCleared => "recycle_bin_cleared",
+            Action::HeldRestored => "held_restored",
+            Action::HeldPurged => "held_purged",
             Action::KeyAdded => "key_added",
             Action::KeyRevoked => "key_revoked",
             Action::Login => "login",

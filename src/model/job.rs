@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::backup::BackupFile;
+use super::held::Purge;
 use crate::error::{Error, Result};
 
 /// Where a queued job is: `IDLE → RUNNING → FINISHED | ERROR` (the contract's spelling).
@@ -44,23 +45,31 @@ impl JobStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     Upload,
+    /// `bakch held restore` beside a running server.
+    HeldRestore,
+    /// `bakch held purge` beside a running server.
+    HeldPurge,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Upload => "upload_job",
+            JobKind::HeldRestore => "held_restore_job",
+            JobKind::HeldPurge => "held_purge_job",
         }
     }
 
     pub fn parse(s: &str) -> Option<JobKind> {
-        [JobKind::Upload].into_iter().find(|k| k.as_str() == s)
+        [JobKind::Upload, JobKind::HeldRestore, JobKind::HeldPurge].into_iter().find(|k| k.as_str() == s)
     }
 
     /// What `/api/jobs` and the jobs page call it.
     pub fn display_name(self) -> &'static str {
         match self {
             JobKind::Upload => "Process uploaded backup",
+            JobKind::HeldRestore => "Restore a held backup (local command)",
+            JobKind::HeldPurge => "End holds early (local command)",
         }
     }
 
@@ -70,7 +79,14 @@ impl JobKind {
     pub fn worth_retry(self, error: &Error) -> bool {
         match self {
             JobKind::Upload => matches!(error, Error::Internal(_) | Error::DiskFull(_) | Error::Conflict(_)),
+            JobKind::HeldRestore | JobKind::HeldPurge => false,
         }
+    }
+
+    /// Whether `POST /api/jobs/{id}/retry` may queue it again. Only uploads: the held jobs
+    /// come from a local command, and a purge re-run over the network would shorten holds.
+    pub fn retriable_over_network(self) -> bool {
+        self == JobKind::Upload
     }
 }
 
@@ -78,12 +94,24 @@ impl JobKind {
 #[derive(Debug, Clone)]
 pub enum QueuedJob {
     Upload(UploadJob),
+    HeldRestore(HeldRestoreJob),
+    HeldPurge(Purge),
+}
+
+/// What `bakch held restore` asks of a running server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldRestoreJob {
+    /// The held backup's id.
+    pub id: String,
+    pub target_id: String,
 }
 
 impl QueuedJob {
     pub fn kind(&self) -> JobKind {
         match self {
             QueuedJob::Upload(_) => JobKind::Upload,
+            QueuedJob::HeldRestore(_) => JobKind::HeldRestore,
+            QueuedJob::HeldPurge(_) => JobKind::HeldPurge,
         }
     }
 
@@ -91,6 +119,8 @@ impl QueuedJob {
     pub fn payload(&self) -> Result<String> {
         let json = match self {
             QueuedJob::Upload(job) => serde_json::to_string(job),
+            QueuedJob::HeldRestore(job) => serde_json::to_string(job),
+            QueuedJob::HeldPurge(purge) => serde_json::to_string(purge),
         };
         json.map_err(|e| Error::internal(format!("job payload cannot be written: {e}")))
     }
@@ -101,13 +131,17 @@ impl QueuedJob {
             |e: serde_json::Error| Error::internal(format!("the payload of a {} cannot be read: {e}", kind.as_str()));
         match kind {
             JobKind::Upload => serde_json::from_str(payload).map(QueuedJob::Upload).map_err(bad),
+            JobKind::HeldRestore => serde_json::from_str(payload).map(QueuedJob::HeldRestore).map_err(bad),
+            JobKind::HeldPurge => serde_json::from_str(payload).map(QueuedJob::HeldPurge).map_err(bad),
         }
     }
 
-    /// The target the job works on.
+    /// The target the job works on (none for a purge, which works on every target).
     pub fn target_id(&self) -> &str {
         match self {
             QueuedJob::Upload(job) => &job.target_id,
+            QueuedJob::HeldRestore(job) => &job.target_id,
+            QueuedJob::HeldPurge(_) => "",
         }
     }
 
@@ -115,6 +149,8 @@ impl QueuedJob {
     pub fn backup_id(&self) -> Option<&str> {
         match self {
             QueuedJob::Upload(job) => Some(&job.backup_id),
+            QueuedJob::HeldRestore(job) => Some(&job.id),
+            QueuedJob::HeldPurge(_) => None,
         }
     }
 
@@ -122,6 +158,7 @@ impl QueuedJob {
     pub fn upload(&self) -> Option<&UploadJob> {
         match self {
             QueuedJob::Upload(job) => Some(job),
+            QueuedJob::HeldRestore(_) | QueuedJob::HeldPurge(_) => None,
         }
     }
 }

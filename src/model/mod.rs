@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod backup;
 pub mod fields;
+pub mod held;
 pub mod job;
 pub mod manifest;
 pub mod retention;

@@ -75,12 +75,41 @@ pub fn run(config: &Config, deep: bool) -> Result<Report, String> {
     }
     bar.finish_and_clear();
 
+    // Held (deleted) backups: their content must still be there to be restorable.
+    let held = store.all_held().map_err(|e| e.to_string())?;
+    let mut held_count = 0;
+    for (path, entry) in &held {
+        match entry {
+            Ok(m) => {
+                held_count += 1;
+                let missing =
+                    m.backup.files.iter().filter(|f| f.size > 0 && !store.blob_path(&f.blob).exists()).count();
+                if missing > 0 {
+                    report.problems.push(format!(
+                        "held backup {}: {missing} of its file(s) have no content in the store; it cannot be restored whole",
+                        m.id()
+                    ));
+                }
+            }
+            Err(e) => report.problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    let held_blobs: HashSet<&str> = held
+        .iter()
+        .filter_map(|(_, e)| e.as_ref().ok())
+        .flat_map(|m| m.backup.files.iter().map(|f| f.blob.as_str()))
+        .collect();
+    if held_count > 0 {
+        report.notes.push(format!("{held_count} deleted backup(s) are held (see `bakch held list`)"));
+    }
+    referenced.extend(held_blobs);
+
     let blobs = store.blobs_on_disk().map_err(|e| e.to_string())?;
     let extra: Vec<u64> =
         blobs.iter().filter(|(hash, _, _)| !referenced.contains(hash.as_str())).map(|(_, _, m)| m.len()).collect();
     if !extra.is_empty() {
         report.notes.push(format!(
-            "{} stored blob(s), {} bytes, belong to no backup (gc_job removes them once older than gc_grace_secs)",
+            "{} stored blob(s), {} bytes, belong to no backup, listed or held (gc_job removes them once older than gc_grace_secs)",
             extra.len(),
             extra.iter().sum::<u64>()
         ));

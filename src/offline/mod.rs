@@ -1,7 +1,9 @@
 //! Commands that work on a data folder while bakch is stopped: `rebuild-db` and `check`. A
-//! running server holds the data folder's lock, so these refuse to run beside it.
+//! running server holds the data folder's lock, so these refuse to run beside it. `held` works
+//! either way (see there).
 
 pub mod check;
+pub mod held;
 pub mod rebuild;
 
 use std::fs::File;
@@ -39,4 +41,12 @@ pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
+}
+
+/// Records a local command in the audit trail; the change itself is done, so a failure here
+/// is reported and not fatal.
+pub fn audit(config: &crate::config::Config, entry: &crate::model::audit::Entry) {
+    if let Err(e) = crate::service::audit::record_offline(&config.db_path(), entry) {
+        eprintln!("bakch: done, but the audit trail could not record it: {e}");
+    }
 }

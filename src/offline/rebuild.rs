@@ -1,5 +1,5 @@
 //! `bakch rebuild-db`: a new database from the manifests, checked against the store, swapped in
-//! only once whole. What a database holds beyond targets and backups (queued and finished jobs,
+//! only once whole, with the held entries of `<data>/held`. What a database holds beyond targets and backups (queued and finished jobs,
 //! open sequential uploads, scheduled runs, the file-operation journal) is not rebuilt.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ pub struct Report {
     pub targets: usize,
     pub backups: usize,
     pub files: usize,
+    /// Held (deleted) backups whose entries came back: their content stays protected.
+    pub held: usize,
     /// Problems found, one line each; none of them stopped the rebuild.
     pub problems: Vec<String>,
     /// Where the previous database was put, if there was one.
@@ -28,6 +30,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
     let _lock = super::lock(&config.data_dir)?;
     let store = Store::open(&config.data_dir, config.modes).map_err(|e| e.to_string())?;
     let found = store.all_manifests().map_err(|e| e.to_string())?;
+    let held = store.all_held().map_err(|e| e.to_string())?;
     let db_path = config.db_path();
     let new_path = with_suffix(&db_path, ".rebuilding");
     for p in db::files_of(&new_path) {
@@ -78,6 +81,20 @@ pub fn run(config: &Config) -> Result<Report, String> {
                         Ok(_) => report.problems.push(format!("{}: names another target; left out", path.display())),
                         Err(e) => report.problems.push(format!("{e}; left out")),
                     }
+                }
+            }
+            // Held entries too: without them garbage collection would take their content at once.
+            for (path, entry) in &held {
+                match entry {
+                    Ok(m) if db::backups::find_any(tx, m.id())?.is_some() => {
+                        // Restored before a crash could remove this file: the backup wins.
+                        report.problems.push(format!("{}: its backup is listed again; left out", path.display()));
+                    }
+                    Ok(m) => {
+                        db::held::insert(tx, m)?;
+                        report.held += 1;
+                    }
+                    Err(e) => report.problems.push(format!("{e}; left out (its content is no longer protected)")),
                 }
             }
             Ok(())

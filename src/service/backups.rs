@@ -6,6 +6,7 @@ use super::ownership::Reserved;
 use super::{Service, is_single};
 use crate::db::{self, journal::FsOp};
 use crate::error::{Error, Result};
+use crate::model::audit::Who;
 use crate::model::backup::{Backup, BackupFile};
 use crate::model::target::Target;
 
@@ -18,10 +19,10 @@ pub enum Download {
 }
 
 impl Service {
-    pub fn delete_backup(&self, id: &str, delete_files: bool) -> Result<()> {
+    pub fn delete_backup(&self, id: &str, delete_files: bool, by: &Who) -> Result<()> {
         let _placement = self.placement_lock();
         let (target, backup) = self.read_backup(id)?;
-        self.delete_backup_locked(&target, &backup, delete_files)
+        self.delete_backup_locked(&target, &backup, delete_files, by)
     }
 
     /// A backup and its target, read under the placement lock the caller holds.
@@ -33,17 +34,27 @@ impl Service {
     }
 
     /// Removes the row, then (if asked) the files. Other backups' files are separate names, so
-    /// they are never touched; shared bytes live on in the store. The caller holds the placement
-    /// lock and read `backup` under it.
-    pub(super) fn delete_backup_locked(&self, target: &Target, backup: &Backup, delete_files: bool) -> Result<()> {
+    /// they are never touched; shared bytes live on in the store, and the backup's own stay held
+    /// (see [`super::held`]) with `by` recorded. The caller holds the placement lock and read
+    /// `backup` under it.
+    pub(super) fn delete_backup_locked(
+        &self,
+        target: &Target,
+        backup: &Backup,
+        delete_files: bool,
+        by: &Who,
+    ) -> Result<()> {
         let path = self.backup_path(target, backup).to_string_lossy().into_owned();
         let ops = db::with_tx(&mut *self.conn()?, |tx| {
             // What bakch placed there, read before the row goes: only that is removed.
             let ident = db::backups::placed_ident(tx, &backup.id)?;
+            // The held entry's file before the manifest goes, so a crash between leaves the
+            // content described somewhere.
+            let mut ops: Vec<FsOp> = self.hold(tx, target, backup, by)?.into_iter().collect();
             db::backups::delete(tx, &backup.id)?;
-            // The manifest first: if removing the files keeps failing, a rebuild must still not
+            // The manifest next: if removing the files keeps failing, a rebuild must still not
             // bring back a backup whose row is gone.
-            let mut ops = vec![Self::manifest_op(&target.id, &backup.id)];
+            ops.push(Self::manifest_op(&target.id, &backup.id));
             if delete_files {
                 ops.push(FsOp::Remove { path, ident });
             }
@@ -147,12 +158,12 @@ impl Service {
     }
 
     /// Deletes every recycled backup of every target.
-    pub fn clear_recycle_bin(&self, delete_files: bool) -> Result<usize> {
+    pub fn clear_recycle_bin(&self, delete_files: bool, by: &Who) -> Result<usize> {
         let _placement = self.placement_lock();
         let backups = db::backups::recycled(&*self.conn()?)?;
         for b in &backups {
             let target = self.target(&*self.conn()?, &b.target_id)?;
-            self.delete_backup_locked(&target, b, delete_files)?;
+            self.delete_backup_locked(&target, b, delete_files, by)?;
         }
         Ok(backups.len())
     }

@@ -14,6 +14,8 @@ impl Service {
     pub fn run_job(&self, job: &QueuedJob) -> Result<()> {
         match job {
             QueuedJob::Upload(upload) => self.run_upload(upload),
+            QueuedJob::HeldRestore(job) => self.restore_held(&job.id).map(|_| ()),
+            QueuedJob::HeldPurge(purge) => self.purge_held(purge).map(|_| ()),
         }
     }
 
@@ -47,6 +49,9 @@ impl Service {
             Some(s) if s != JobStatus::Error => {
                 Err(Error::conflict(format!("Job {id} is {}; only a failed job can be retried", s.as_str())))
             }
+            Some(_) if db::jobs::find(tx, id)?.is_some_and(|j| !j.kind.retriable_over_network()) => Err(
+                Error::conflict(format!("Job {id} came from a local command; run that command again on the server")),
+            ),
             Some(_) => db::jobs::retry(tx, id),
         })?;
         if retried {

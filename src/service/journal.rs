@@ -58,6 +58,7 @@ impl Service {
             }
             FsOp::Manifest { target_id, backup_id } => self.sync_backup_manifest(target_id, backup_id),
             FsOp::TargetFile { target_id } => self.sync_target_manifest(target_id),
+            FsOp::Held { backup_id } => self.sync_held_file(backup_id),
             FsOp::Move { path, dest, backup_id, single, ident } => {
                 let record = |ident: &str| -> Result<()> {
                     let mut c = self.conn()?;

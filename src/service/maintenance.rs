@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::{Service, is_single};
 use crate::db;
 use crate::error::{IoContext, Result};
+use crate::model::audit::Who;
 use crate::model::backup::Backup;
 use crate::model::job::Source;
 use crate::model::target::Target;
@@ -93,19 +94,18 @@ impl Service {
     }
 
     /// `gc_job`: removes blobs that nothing refers to and that are older than the grace period.
-    /// Marks first (backups in any state, open sequential uploads, queued jobs), logs the plan,
-    /// then deletes, checking each blob's age again right before it goes.
     pub fn collect_garbage(&self) -> Result<String> {
+        self.collect(Duration::from_secs(self.config.gc_grace_secs))
+    }
+
+    /// Drops the held entries whose hold ended, marks (backups in any state, open sequential
+    /// uploads, live upload jobs, held entries), logs the plan, then deletes, checking each
+    /// blob's age against `grace` again right before it goes. With the ingest lock held
+    /// exclusively no blob is in flight, so a zero grace (`bakch held purge`) is safe.
+    pub(super) fn collect(&self, grace: Duration) -> Result<String> {
         let _exclusive = self.ingest.write().unwrap_or_else(|e| e.into_inner());
-        let c = self.conn()?;
-        let mut marked = db::backups::referenced_blobs(&c)?;
-        for job in self.live_uploads()? {
-            if let Source::Files { files } = job.source {
-                marked.extend(files.into_iter().map(|f| f.blob));
-            }
-        }
-        drop(c);
-        let grace = Duration::from_secs(self.config.gc_grace_secs);
+        self.drop_ended_holds()?;
+        let marked = self.marked_blobs()?;
         let mut plan: Vec<(PathBuf, u64)> = Vec::new();
         for (hash, path, meta) in self.store.blobs_on_disk()? {
             if !marked.contains(&hash) && older_than(&meta, grace) {
@@ -144,7 +144,7 @@ impl Service {
                         b.id,
                         target.name
                     );
-                    self.delete_backup_locked(target, &b, true)?;
+                    self.delete_backup_locked(target, &b, true, &Who::bakch())?;
                     removed += 1;
                 }
             }
@@ -187,5 +187,10 @@ impl Service {
 }
 
 fn older_than(meta: &std::fs::Metadata, age: Duration) -> bool {
-    meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).is_some_and(|elapsed| elapsed >= age)
+    age.is_zero()
+        || meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|elapsed| elapsed >= age)
 }

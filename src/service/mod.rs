@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod backups;
+pub mod held;
 pub mod jobs;
 pub mod journal;
 pub mod keys;

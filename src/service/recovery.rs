@@ -24,7 +24,7 @@ impl Service {
                 .flat_map(|(_, op)| match op {
                     FsOp::Move { path, dest, .. } => vec![path.clone(), dest.clone()],
                     FsOp::Remove { path, .. } => vec![path.clone()],
-                    FsOp::Manifest { .. } | FsOp::TargetFile { .. } => vec![],
+                    FsOp::Manifest { .. } | FsOp::TargetFile { .. } | FsOp::Held { .. } => vec![],
                 })
                 .filter_map(|p| Path::new(&p).parent().map(Path::to_path_buf))
                 .collect()

@@ -37,7 +37,9 @@ impl Service {
                     RecycleAction::Recycle => {
                         self.set_recycled_locked(target, backup, true, &reserved).map(|_| recycled += 1)
                     }
-                    RecycleAction::Delete => self.delete_backup_locked(target, backup, true).map(|_| deleted += 1),
+                    RecycleAction::Delete => {
+                        self.delete_backup_locked(target, backup, true, &Who::bakch()).map(|_| deleted += 1)
+                    }
                 };
                 let action = match target.recycle_action {
                     RecycleAction::Recycle => Action::BackupRecycled,

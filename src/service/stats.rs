@@ -21,6 +21,10 @@ pub struct Stats {
     pub disk_used: i64,
     /// Logical size of all backups minus `disk_used`.
     pub dedup_saved: i64,
+    /// Deleted backups whose content is still held (see `GET /api/held`); not in `total_backups`.
+    pub held_backups: i64,
+    /// Bytes only held backups keep (content a listed backup shares is not counted); not in `disk_used`.
+    pub held_bytes: i64,
 }
 
 impl Service {
@@ -41,6 +45,7 @@ impl Service {
                 used += db::backups::target_usage(&c, &target.id)?.0;
             }
         }
+        let held = db::held::usage(&c)?;
         Ok(Stats {
             program_version: env!("CARGO_PKG_VERSION"),
             total_target_size: t.active_bytes,
@@ -51,6 +56,8 @@ impl Service {
             total_recycled_backups: t.recycled_count,
             disk_used: used,
             dedup_saved: (t.active_bytes + t.recycled_bytes - used).max(0),
+            held_backups: held.held_backups,
+            held_bytes: held.held_bytes,
         })
     }
 }

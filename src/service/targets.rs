@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::{Service, is_single};
 use crate::db::{self, journal::FsOp, targets::Search};
 use crate::error::{Code, Error, Result};
+use crate::model::audit::Who;
 use crate::model::backup::Backup;
 use crate::model::target::{Target, TargetInput, expand_name_template};
 use crate::time;
@@ -44,20 +45,26 @@ impl Service {
         target.normalize_and_validate(&self.config.data_dir)?;
         // Under the placement lock, so no backup is placed where this location is being checked.
         let _placement = self.placement_lock();
+        self.add_target_locked(&target, &time::iso(time::now()))?;
+        tracing::info!("created target '{}' ({}) at {}", target.name, target.id, target.location);
+        Ok(target.id)
+    }
+
+    /// Adds a checked target (a new one, or one a held backup brings back); the caller holds
+    /// the placement lock.
+    pub(super) fn add_target_locked(&self, target: &Target, created_at: &str) -> Result<()> {
         let mut c = self.conn()?;
-        check_unique(&c, &target)?;
+        check_unique(&c, target)?;
         self.check_location(&c, &target.id, Path::new(&target.location))?;
         let created = self.ensure_location(Path::new(&target.location))?;
         let ops = db::with_tx(&mut c, |tx| {
-            check_unique(tx, &target)?;
-            db::targets::insert(tx, &target, &time::iso(time::now()))?;
+            check_unique(tx, target)?;
+            db::targets::insert(tx, target, created_at)?;
             Self::journal(tx, vec![FsOp::TargetFile { target_id: target.id.clone() }])
         })
         .inspect_err(|_| created.undo())?;
         drop(c);
-        self.apply_journal(&ops)?;
-        tracing::info!("created target '{}' ({}) at {}", target.name, target.id, target.location);
-        Ok(target.id)
+        self.apply_journal(&ops)
     }
 
     /// Applies an edit. When the location or name template changes, every backup's files move
@@ -201,7 +208,7 @@ impl Service {
     /// Deletes a target and its backups' rows; with `delete_files`, their files too. Holds the
     /// placement lock throughout, so an upload job either finished before (its backup is deleted
     /// with the rest) or finds the target gone.
-    pub fn delete_target(&self, id: &str, delete_files: bool) -> Result<()> {
+    pub fn delete_target(&self, id: &str, delete_files: bool, by: &Who) -> Result<()> {
         let _placement = self.placement_lock();
         let (target, backups, pending) = {
             let c = self.conn()?;
@@ -212,7 +219,7 @@ impl Service {
             (target, backups, pending)
         };
         for b in &backups {
-            self.delete_backup_locked(&target, b, delete_files)?;
+            self.delete_backup_locked(&target, b, delete_files, by)?;
         }
         // A backup a crash left half-built: what its job placed goes too, or it would stay
         // behind owned by nothing once the row goes with the target.
@@ -229,12 +236,12 @@ impl Service {
     }
 
     /// Deletes every backup (or every recycled backup) of a target.
-    pub fn delete_target_backups(&self, id: &str, which: Which, delete_files: bool) -> Result<usize> {
+    pub fn delete_target_backups(&self, id: &str, which: Which, delete_files: bool, by: &Who) -> Result<usize> {
         let target = self.target(&*self.conn()?, id)?;
-        self.delete_backups_of(&target, which, delete_files)
+        self.delete_backups_of(&target, which, delete_files, by)
     }
 
-    fn delete_backups_of(&self, target: &Target, which: Which, delete_files: bool) -> Result<usize> {
+    fn delete_backups_of(&self, target: &Target, which: Which, delete_files: bool, by: &Who) -> Result<usize> {
         let _placement = self.placement_lock();
         // Read again under the lock: an edit may have moved its folder since.
         let Some(target) = db::targets::find(&*self.conn()?, &target.id)? else { return Ok(0) };
@@ -242,7 +249,7 @@ impl Service {
         let backups = db::backups::for_target(&*self.conn()?, &target.id)?;
         let mut n = 0;
         for b in backups.iter().filter(|b| which == Which::All || b.is_recycled) {
-            self.delete_backup_locked(target, b, delete_files)?;
+            self.delete_backup_locked(target, b, delete_files, by)?;
             n += 1;
         }
         Ok(n)

@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::{Service, is_single};
-use crate::db;
+use crate::db::{self, journal::FsOp};
 use crate::error::{Error, Result};
 use crate::model::backup::{Backup, BackupFile, content_hash};
 use crate::model::job::{JobKind, QueuedJob, Source, UploadJob};
@@ -112,7 +112,7 @@ impl Service {
                     // the flag may be missing.
                     let files = db::backups::files(&c, &existing.id)?;
                     self.store.write_backup_manifest(&BackupManifest::of(&existing, target.target_type, &files))?;
-                    db::with_tx(&mut c, |tx| db::backups::mark_complete(tx, &existing.id))?;
+                    self.complete(&mut c, &existing.id)?;
                     self.drop_spooled_archive(job);
                     return Ok(());
                 }
@@ -192,10 +192,21 @@ impl Service {
         }
         // The manifest first: a row is visible only once the files and their manifest are there.
         self.store.write_backup_manifest(&BackupManifest::of(&backup, target.target_type, &files))?;
-        db::with_tx(&mut c, |tx| db::backups::mark_complete(tx, &backup.id))?;
+        self.complete(&mut c, &backup.id)?;
         self.drop_spooled_archive(job);
         tracing::info!("backup {} of target '{}' is complete at {}", backup.id, target.name, dest.display());
         Ok(())
+    }
+
+    /// Makes a placed backup visible; one restored from a held entry ends that entry's hold in
+    /// the same transaction.
+    fn complete(&self, c: &mut rusqlite::Connection, id: &str) -> Result<()> {
+        let ops = db::with_tx(c, |tx| {
+            db::backups::mark_complete(tx, id)?;
+            let was_held = db::held::delete(tx, id)?;
+            Self::journal(tx, if was_held { vec![FsOp::Held { backup_id: id.to_string() }] } else { Vec::new() })
+        })?;
+        self.apply_journal(&ops)
     }
 
     /// Removes a pending backup's row, its manifest and any files its job placed.

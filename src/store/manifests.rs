@@ -1,12 +1,15 @@
 //! Where manifests live: `<data>/manifests/<target id>/target.json` and
 //! `<data>/manifests/<target id>/<backup id>.json`, each written whole and durably (see
-//! [`super::durable`]). The files are the truth the database is rebuilt from.
+//! [`super::durable`]). The files are the truth the database is rebuilt from. Held entries
+//! (deleted backups whose content is kept) are `<data>/held/<backup id>.json`, apart, so a
+//! target's folder only ever describes what is listed.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::{Store, durable, perms};
 use crate::error::{Error, IoContext, Result};
+use crate::model::held::HeldManifest;
 use crate::model::manifest::{BackupManifest, TargetManifest};
 
 const TARGET_FILE: &str = "target.json";
@@ -82,12 +85,14 @@ impl Store {
         }
     }
 
-    /// Removes temp files that a manifest write cut short left (`.<name>.tmp-<id>`).
+    /// Removes temp files that a manifest (or held entry) write cut short left (`.<name>.tmp-<id>`).
     pub fn sweep_manifest_temps(&self) -> Result<usize> {
         let mut removed = 0;
         let Ok(targets) = std::fs::read_dir(&self.manifests) else { return Ok(0) };
-        for dir in targets.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
-            for entry in std::fs::read_dir(dir.path()).ctx("read folder", &dir.path())?.flatten() {
+        let dirs = targets.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path());
+        for dir in dirs.chain([self.held.clone()]) {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with('.') && name.contains(".json.tmp-") {
                     durable::remove(&entry.path(), &self.own.trash(&entry.path()))?;
@@ -96,6 +101,44 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+
+    pub fn held_path(&self, backup_id: &str) -> PathBuf {
+        self.held.join(format!("{backup_id}{SUFFIX}"))
+    }
+
+    pub fn write_held(&self, m: &HeldManifest) -> Result<()> {
+        perms::create_dir_all(&self.held, perms::PRIVATE_DIR)?;
+        durable::write_file(&self.held_path(m.id()), m.to_json()?.as_bytes(), perms::PRIVATE_FILE)
+    }
+
+    pub fn remove_held(&self, backup_id: &str) -> Result<()> {
+        let path = self.held_path(backup_id);
+        durable::remove(&path, &self.own.trash(&path))
+    }
+
+    /// Every held entry's file, sorted, read or with the reason it could not be.
+    pub fn all_held(&self) -> Result<Vec<(PathBuf, Result<HeldManifest>)>> {
+        let entries = match std::fs::read_dir(&self.held) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("read folder", &self.held, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.ctx("read folder", &self.held)?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let Some(id) = name.strip_suffix(SUFFIX) else { continue };
+            if uuid::Uuid::parse_str(id).is_err() {
+                continue;
+            }
+            let read = read(&path, HeldManifest::parse).and_then(|m| {
+                m.ok_or_else(|| Error::internal(format!("{} vanished while being read", path.display())))
+            });
+            out.push((path, read));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// Every target folder of manifests, sorted, with what each holds.

@@ -28,6 +28,8 @@ pub struct Store {
     pub recycle_bin: PathBuf,
     /// `<data>/manifests`: what every target and finished backup is (see [`manifests`]).
     pub manifests: PathBuf,
+    /// `<data>/held`: one file per held entry (see [`manifests`]).
+    pub held: PathBuf,
     /// This installation's own names in shared folders (staging, trash, probes).
     pub own: own::OwnNames,
     /// Modes of new blobs and of what is created in target folders.
@@ -44,11 +46,12 @@ impl Store {
             uploads: data_dir.join("uploads"),
             recycle_bin: data_dir.join("recycle_bin"),
             manifests: data_dir.join("manifests"),
+            held: data_dir.join("held"),
             own: own::OwnNames::load_or_create(data_dir)?,
             modes,
         };
         fault::announce();
-        for dir in [&store.blobs, &store.tmp, &store.uploads, &store.recycle_bin, &store.manifests] {
+        for dir in [&store.blobs, &store.tmp, &store.uploads, &store.recycle_bin, &store.manifests, &store.held] {
             perms::create_dir_all(dir, perms::PRIVATE_DIR)?;
         }
         Ok(store)

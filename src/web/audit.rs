@@ -36,6 +36,7 @@ pub fn action_of(pattern: &str) -> Option<(Action, Option<Scope>)> {
         "/backups/{id}/restore" => (BackupRestored, Some(Scope::Backup)),
         "/backups/{id}/delete" => (BackupDeleted, Some(Scope::Backup)),
         "/recycle-bin/empty" => (RecycleBinCleared, None),
+        "/held/{id}/restore" => (HeldRestored, Some(Scope::Backup)),
         "/jobs/run/{name}" => (JobForced, None),
         "/uploads/{target}/cancel" => (SeqTerminated, Some(Scope::Target)),
         _ => return None,
@@ -83,6 +84,7 @@ pub async fn recorded(
         session: Some(session_tag(csrf)),
         origin: req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into()),
     };
+    req.extensions_mut().insert(who.clone());
     let mut entry = Entry::new(who, action);
     entry.route = Some(format!("{} {pattern}", req.method()));
     let id = req.match_info().iter().next().map(|(_, v)| v.to_string());

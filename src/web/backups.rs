@@ -7,6 +7,7 @@ use super::render::file_tree;
 use super::targets::BackupRow;
 use super::{Chrome, ConfirmPage, Ctx, Form, PageResult, block, enc, html, local_path, notice, see_other};
 use crate::http::download::{attachment_utf8, download_response, file_response};
+use crate::model::audit::Who;
 use crate::model::target::TargetType;
 use crate::state::AppState;
 
@@ -97,7 +98,7 @@ async fn delete_confirm(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Stri
     html(&ConfirmPage {
         c: ctx.chrome("Delete backup", "targets"),
         heading: format!("Delete the backup {}?", backup.name),
-        text: format!("It is removed from {}; a deleted backup cannot be restored.", target.name),
+        text: format!("It is removed from {}. {}", target.name, super::held::after_delete(&state.service.config)),
         items: Vec::new(),
         action: format!("/backups/{}/delete", enc(&backup.id)),
         hidden: vec![("back".into(), back.clone())],
@@ -113,6 +114,7 @@ async fn delete(
     ctx: Ctx,
     id: web::Path<String>,
     req: HttpRequest,
+    by: Who,
     body: web::Bytes,
 ) -> PageResult {
     let form = Form::parse(&body);
@@ -126,7 +128,7 @@ async fn delete(
     let svc = state.service.clone();
     let target_id = block(move || {
         let (t, b, _) = svc.backup_details(&id)?;
-        svc.delete_backup(&b.id, files)?;
+        svc.delete_backup(&b.id, files, &by)?;
         Ok(t.id)
     })
     .await?;
@@ -185,7 +187,10 @@ async fn empty_confirm(state: web::Data<AppState>, ctx: Ctx) -> PageResult {
     html(&ConfirmPage {
         c: ctx.chrome("Empty the recycle bin", "recycle"),
         heading: "Empty the recycle bin?".into(),
-        text: format!("{n} recycled backup(s) of every target are deleted; they cannot be restored."),
+        text: format!(
+            "{n} recycled backup(s) of every target are deleted. {}",
+            super::held::after_delete(&state.service.config)
+        ),
         items: Vec::new(),
         action: "/recycle-bin/empty".into(),
         hidden: Vec::new(),
@@ -196,11 +201,11 @@ async fn empty_confirm(state: web::Data<AppState>, ctx: Ctx) -> PageResult {
     })
 }
 
-async fn empty(state: web::Data<AppState>, ctx: Ctx, body: web::Bytes) -> PageResult {
+async fn empty(state: web::Data<AppState>, ctx: Ctx, by: Who, body: web::Bytes) -> PageResult {
     let form = Form::parse(&body);
     ctx.check(&form)?;
     let files = form.checked("delete_files");
     let svc = state.service.clone();
-    let n = block(move || svc.clear_recycle_bin(files)).await?;
+    let n = block(move || svc.clear_recycle_bin(files, &by)).await?;
     Ok(see_other(&format!("/recycle-bin?done=emptied&n={n}")))
 }

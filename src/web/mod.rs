@@ -10,6 +10,7 @@ mod assets;
 mod audit;
 mod auth;
 mod backups;
+mod held;
 mod jobs;
 mod pages;
 mod render;
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(targets::routes)
             .configure(upload::routes)
             .configure(backups::routes)
+            .configure(held::routes)
             .configure(jobs::routes)
             .configure(pages::routes)
             .configure(audit::routes)

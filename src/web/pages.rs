@@ -35,6 +35,8 @@ struct StatsPage {
     recycled_size: String,
     disk_used: String,
     dedup_saved: String,
+    held: i64,
+    held_size: String,
     rows: Vec<UsageRow>,
     chart: String,
 }
@@ -62,6 +64,8 @@ async fn stats(state: web::Data<AppState>, ctx: Ctx) -> PageResult {
         recycled_size: size(stats.total_recycle_bin_size),
         disk_used: size(stats.disk_used),
         dedup_saved: size(stats.dedup_saved),
+        held: stats.held_backups,
+        held_size: size(stats.held_bytes),
         chart: if chart_rows.is_empty() { String::new() } else { usage_chart(&chart_rows) },
         rows: usage
             .iter()

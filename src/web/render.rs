@@ -7,20 +7,7 @@ use crate::model::backup::BackupFile;
 
 /// `1.5 MiB`, `512 B`.
 pub fn size(bytes: i64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = bytes.max(0) as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else if v < 10.0 {
-        format!("{v:.1} {}", UNITS[unit])
-    } else {
-        format!("{v:.0} {}", UNITS[unit])
-    }
+    crate::model::backup::human_bytes(bytes)
 }
 
 /// `3 hours ago`, `just now`, `in 5 minutes`.

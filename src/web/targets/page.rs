@@ -9,6 +9,7 @@ use super::super::render::{ago, size, when};
 use super::super::{
     Chrome, ConfirmPage, Ctx, Form, PageError, PageResult, SortCol, block, enc, html, notice, see_other, sort_cols,
 };
+use crate::model::audit::Who;
 use crate::model::backup::Backup;
 use crate::model::target::{RecycleCriteria, Target, TargetType};
 use crate::service::targets::Which;
@@ -136,6 +137,7 @@ pub(super) async fn bulk(
     ctx: Ctx,
     id: web::Path<String>,
     req: HttpRequest,
+    by: Who,
     body: web::Bytes,
 ) -> PageResult {
     let form = Form::parse(&body);
@@ -171,7 +173,7 @@ pub(super) async fn bulk(
             text: match action.as_str() {
                 "recycle" => "They move to the recycle bin, from where they can be restored.".into(),
                 "restore" => "They move back to the target's folder.".into(),
-                _ => "Deleted backups cannot be restored.".into(),
+                _ => crate::web::held::after_delete(&state.service.config),
             },
             items: chosen
                 .iter()
@@ -193,7 +195,7 @@ pub(super) async fn bulk(
             match action.as_str() {
                 "recycle" => svc.set_recycled(id, true)?,
                 "restore" => svc.set_recycled(id, false)?,
-                _ => svc.delete_backup(id, delete_files)?,
+                _ => svc.delete_backup(id, delete_files, &by)?,
             }
         }
         Ok(())
@@ -231,6 +233,7 @@ pub(super) async fn delete_confirm(
         ),
         _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Say what to delete: target, all or recycled.")),
     };
+    let text = format!("{text} {}", crate::web::held::after_delete(&state.service.config));
     html(&ConfirmPage {
         c: ctx.chrome(heading.clone(), "targets"),
         heading,
@@ -249,6 +252,7 @@ pub(super) async fn delete(
     state: web::Data<AppState>,
     ctx: Ctx,
     id: web::Path<String>,
+    by: Who,
     body: web::Bytes,
 ) -> PageResult {
     let form = Form::parse(&body);
@@ -260,12 +264,12 @@ pub(super) async fn delete(
     let back = format!("/targets/{}", enc(&id));
     match what.as_str() {
         "target" => {
-            block(move || svc.delete_target(&id, files)).await?;
+            block(move || svc.delete_target(&id, files, &by)).await?;
             Ok(see_other("/targets?done=target-deleted"))
         }
         "all" | "recycled" => {
             let which = if what == "all" { Which::All } else { Which::Recycled };
-            let n = block(move || svc.delete_target_backups(&id, which, files)).await?;
+            let n = block(move || svc.delete_target_backups(&id, which, files, &by)).await?;
             Ok(see_other(&format!("{back}?done=deleted&n={n}")))
         }
         _ => Err(PageError::new(StatusCode::BAD_REQUEST, "Say what to delete: target, all or recycled.")),
