@@ -37,6 +37,7 @@ pub fn action_of(pattern: &str) -> Option<(Action, Option<Scope>)> {
         "/backups/{id}/delete" => (BackupDeleted, Some(Scope::Backup)),
         "/recycle-bin/empty" => (RecycleBinCleared, None),
         "/jobs/run/{name}" => (JobForced, None),
+        "/jobs/{id}/retry" => (JobRetried, Some(Scope::Job)),
         "/uploads/{target}/cancel" => (SeqTerminated, Some(Scope::Target)),
         _ => return None,
     })

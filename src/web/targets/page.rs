@@ -60,6 +60,27 @@ struct TargetInfo {
     storage: &'static str,
     logical: String,
     disk: String,
+    /// Ready-to-copy `backupchan` commands for this target: (what it does, the command).
+    commands: Vec<(&'static str, String)>,
+}
+
+/// The official CLI's commands for a target, by id (an alias would do too, but the id never
+/// changes). Paths are placeholders the user replaces.
+fn cli_commands(t: &Target) -> Vec<(&'static str, String)> {
+    let id = &t.id;
+    let what = if t.target_type == TargetType::Single { "/path/to/file" } else { "/path/to/folder" };
+    let mut cmds = vec![
+        ("Upload a backup", format!("backupchan backup upload {id} {what}")),
+        ("Upload from a scheduled job (counts as automatic)", format!("backupchan backup upload -a {id} {what}")),
+    ];
+    if t.target_type == TargetType::Multi {
+        cmds.push((
+            "Upload a large folder file by file (resumable)",
+            format!("backupchan backup upload -s {id} /path/to/folder"),
+        ));
+    }
+    cmds.push(("Show this target and its backups", format!("backupchan target view {id}")));
+    cmds
 }
 
 #[derive(Template)]
@@ -70,6 +91,9 @@ struct TargetPage {
     active: Vec<BackupRow>,
     recycled: Vec<BackupRow>,
     cols: Vec<SortCol>,
+    /// The current sort, for the sort form phones use.
+    sort: &'static str,
+    desc: bool,
     keys: Vec<super::keys::KeyRow>,
 }
 
@@ -111,6 +135,8 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
         active: active.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
         recycled: recycled.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
         cols,
+        sort,
+        desc,
         keys,
         t: TargetInfo {
             id: target.id.clone(),
@@ -125,6 +151,7 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
             storage: usage.storage,
             logical: size(usage.logical),
             disk: size(usage.disk_used),
+            commands: cli_commands(&target),
         },
     };
     html(&page)
