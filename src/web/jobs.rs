@@ -100,10 +100,20 @@ struct SeqRow {
     updated: String,
 }
 
+/// A backup the integrity check flagged, with what it found.
+struct Finding {
+    backup_id: String,
+    backup_name: String,
+    target_id: String,
+    target: String,
+    findings: Vec<String>,
+}
+
 #[derive(Template)]
 #[template(path = "jobs.html")]
 struct JobsPage {
     c: Chrome,
+    findings: Vec<Finding>,
     scheduled: Vec<ScheduledRow>,
     jobs: Vec<JobRowView>,
     seq: Vec<SeqRow>,
@@ -116,10 +126,10 @@ fn iso_ago(s: &str, now: chrono::DateTime<chrono::Utc>) -> String {
 async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
     let scheduler = state.scheduler.clone();
-    let (scheduled, rows, about, seq) = block(move || {
+    let (scheduled, rows, about, seq, damaged) = block(move || {
         let rows = svc.recent_jobs(50)?;
         let about = svc.jobs_about(&rows)?;
-        Ok((scheduler.list()?, rows, about, svc.open_seq_uploads()?))
+        Ok((scheduler.list()?, rows, about, svc.open_seq_uploads()?, svc.damaged_backups()?))
     })
     .await?;
     let now = crate::time::now();
@@ -130,6 +140,16 @@ async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageRes
     };
     let page = JobsPage {
         c: ctx.chrome("Jobs", "jobs").with_notice(note),
+        findings: damaged
+            .into_iter()
+            .map(|(t, b, findings)| Finding {
+                backup_id: b.id,
+                backup_name: b.name,
+                target_id: t.id.clone(),
+                target: format!("{} ({})", t.name, target_hint(t.alias.as_deref(), &t.id)),
+                findings,
+            })
+            .collect(),
         scheduled: scheduled
             .iter()
             .map(|s| {
@@ -138,7 +158,8 @@ async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageRes
                     name: s.name.to_string(),
                     display_name: s.display_name.to_string(),
                     last_run: at.as_deref().map(|a| iso_ago(a, now)).unwrap_or_else(|| "never".into()),
-                    failed: outcome.as_deref().is_some_and(|o| o.starts_with("error")),
+                    // A failed run, or an integrity check that found damage: both in red.
+                    failed: outcome.as_deref().is_some_and(|o| o.starts_with("error") || o.contains(" damaged: ")),
                     outcome: outcome.clone().unwrap_or_default(),
                     duration: ms.map(|ms| format!("{:.1} s", ms as f64 / 1000.0)).unwrap_or_default(),
                     next_run: chrono::DateTime::from_timestamp(s.next_run, 0).map(|t| ago(t, now)).unwrap_or_default(),

@@ -26,6 +26,9 @@ pub struct BackupRow {
     pub hash: String,
     pub hash_short: String,
     pub mismatch: bool,
+    /// When it went to the recycle bin, relative and exact; empty when active or not recorded.
+    pub recycled_ago: String,
+    pub recycled_when: String,
 }
 
 impl BackupRow {
@@ -42,6 +45,8 @@ impl BackupRow {
             hash: b.hash.clone(),
             hash_short: b.hash.chars().take(12).collect(),
             mismatch: b.hash_mismatch,
+            recycled_ago: b.recycled_at.map(|t| ago(t, now)).unwrap_or_default(),
+            recycled_when: b.recycled_at.map(when).unwrap_or_default(),
         }
     }
 }
