@@ -7,7 +7,21 @@ document.addEventListener("DOMContentLoaded", () => {
   setupSelectAll();
   setupUpload();
   showUploadSummary();
+  setupCopy();
 });
+
+// Command boxes: a Copy button (the text stays selectable without script).
+function setupCopy() {
+  document.querySelectorAll("button[data-copy]").forEach((button) => {
+    if (!navigator.clipboard) return;
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      navigator.clipboard.writeText(button.dataset.copy).then(
+        () => { button.textContent = "Copied"; },
+        () => { button.textContent = "Select and copy"; });
+    });
+  });
+}
 
 // Job page: after a browser upload, say how it went (the upload page stored it).
 function showUploadSummary() {
@@ -21,15 +35,15 @@ function showUploadSummary() {
     " (" + humanSize(info.secs > 0 ? info.bytes / info.secs : info.bytes) + "/s).";
 }
 
-// Target form: the recycle value and action mean nothing when the criteria is "none".
+// Target form: the recycle value and action mean nothing when the criteria is "none". They
+// are only dimmed, never disabled: a disabled field is not sent, and the form would come back
+// from an error (or a later change of criteria) with the values gone.
 function setupRecycleToggle() {
   const criteria = document.querySelector("select[data-toggles]");
   if (!criteria) return;
   const box = document.getElementById(criteria.dataset.toggles);
   const apply = () => {
-    const off = criteria.value === "none";
-    box.classList.toggle("off", off);
-    box.querySelectorAll("input, select").forEach((el) => { el.disabled = off; });
+    box.classList.toggle("off", criteria.value === "none");
   };
   criteria.addEventListener("change", apply);
   apply();
@@ -131,7 +145,17 @@ function setupUpload() {
     const bar = document.getElementById("progress-bar");
     const text = document.getElementById("progress-text");
     document.getElementById("progress").hidden = false;
+    const label = button.textContent;
     button.disabled = true;
+    button.textContent = "Uploading…";
+    // Leaving the page would cut the upload off: the browser asks first while it runs.
+    const stay = (ev) => { ev.preventDefault(); ev.returnValue = ""; };
+    window.addEventListener("beforeunload", stay);
+    const done = () => {
+      window.removeEventListener("beforeunload", stay);
+      button.disabled = false;
+      button.textContent = label;
+    };
     const started = performance.now();
     const record = { events: 0, text: "", bytes: 0, secs: 0, url: "" };
     const xhr = new XMLHttpRequest();
@@ -161,13 +185,14 @@ function setupUpload() {
         record.secs = (performance.now() - started) / 1000;
         record.url = reply.url;
         try { sessionStorage.setItem("bakch-upload", JSON.stringify(record)); } catch (_) { /* private mode */ }
+        window.removeEventListener("beforeunload", stay);
         window.location.assign(reply.url);
         return;
       }
-      button.disabled = false;
+      done();
       showError("The upload failed: " + (reply.error || ("HTTP " + xhr.status)));
     });
-    xhr.addEventListener("error", () => { button.disabled = false; showError("The upload failed: the connection was lost."); });
+    xhr.addEventListener("error", () => { done(); showError("The upload failed: the connection was lost."); });
     xhr.send(data);
   });
 }

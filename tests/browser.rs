@@ -1,7 +1,10 @@
 //! The web UI in a real headless Chromium (Debian's `chromium` + `chromium-driver`), driven
-//! through WebDriver against the real binary: log in, create a target, upload with the
-//! progress bar, follow the job, recycle and restore, bulk delete, browse a multi-file backup
-//! and download one file, run a job now, read the log, and a wrong password refused.
+//! through WebDriver against the real binary: log in, create a target (form errors in red, once,
+//! in the form's words; a second target of a name asked for and told apart), its id and CLI
+//! commands, upload with the progress bar (a disabled button that looks it, leaving guarded),
+//! follow the job, recycle and restore (the recycle bin says when), bulk delete, browse a
+//! multi-file backup and download one file, the phone layout, run a job now, read the log
+//! (newest first), and a wrong password refused.
 //!
 //! With `BAKCH_SCREENSHOTS=<folder>`, it also saves the screenshots the README shows
 //! (`BAKCH_SCREENSHOTS=docs/screenshots cargo test --test browser`).
@@ -171,6 +174,19 @@ impl Browser {
         self.rt.block_on(self.c().execute(js, vec![])).expect("script")
     }
 
+    /// A number a script computes (a size or position in CSS pixels).
+    fn number(&self, js: &str) -> f64 {
+        self.script(js).as_f64().unwrap_or_else(|| panic!("no number from {js} on {}", self.url()))
+    }
+
+    fn phone(&self) {
+        self.rt.block_on(self.c().set_window_size(390, 844)).expect("phone size");
+    }
+
+    fn desktop(&self) {
+        self.rt.block_on(self.c().set_window_size(1280, 900)).expect("desktop size");
+    }
+
     fn cookie_header(&self) -> String {
         let cookies = self.rt.block_on(self.c().get_all_cookies()).expect("cookies");
         cookies.iter().map(|c| format!("{}={}", c.name(), c.value())).collect::<Vec<_>>().join("; ")
@@ -224,10 +240,46 @@ fn the_web_ui_in_chromium() {
     assert!(b.wait_text("#e-template", "must contain").contains("$I"));
     assert_eq!(b.value("#f-name"), "Holiday photos", "the form keeps what was typed");
     assert_eq!(b.value("#f-value"), "5");
+    assert_eq!(
+        b.script("return getComputedStyle(document.getElementById('f-template')).borderTopColor"),
+        b.script("return getComputedStyle(document.getElementById('e-template')).color"),
+        "the field at fault is framed in the error colour"
+    );
+    assert_eq!(b.number("return document.querySelectorAll('#form-error, .field-error').length"), 1.0, "said once");
+    // A wrong number, in the form's words; the retention values survive the round trip.
     b.fill("#f-template", "photos-$I");
+    b.fill("#f-value", "five");
+    b.fill("#f-min", "2");
+    b.click("#save-target");
+    assert!(b.wait_text("#e-value", "whole number").contains("N must be a whole number ≥ 0"));
+    assert_eq!((b.value("#f-value"), b.value("#f-min")), ("five".to_string(), "2".to_string()));
+    b.fill("#f-value", "5");
+    b.fill("#f-min", "0");
     b.click("#save-target");
     b.wait_text("main", "Target created.");
     let target = b.url().rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    // The target page says its id and how to upload from the command line.
+    assert_eq!(b.text("#target-id"), target);
+    // Open while the target has no backups yet (the commands are how most get their first).
+    assert_eq!(b.script("return document.getElementById('cli').open"), true);
+    assert!(b.text(".cli-command").starts_with(&format!("backupchan backup upload {target} ")));
+
+    // A second target of the same name: asked first, then told apart in the list.
+    b.goto("/targets/new");
+    b.fill("#f-name", "Holiday photos");
+    b.fill("#f-location", &s.location("photos2").to_string_lossy());
+    b.fill("#f-template", "photos2-$I");
+    b.fill("#f-alias", "phone");
+    b.click("#save-target");
+    assert!(b.wait_text("#w-name", "already carry this name").contains(&target[..8]));
+    b.click("#same-name-ok");
+    b.click("#save-target");
+    b.wait_text("main", "Target created.");
+    let twin = b.url().rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    b.goto("/targets");
+    let list = b.wait_text("main", "phone");
+    assert!(list.contains(&format!("id {}", &target[..8])), "{list}");
+    b.find(&format!("a[href='/targets/{twin}']"));
 
     // Upload two files with the progress bar, then follow the job until it finishes.
     let files = tempfile::tempdir().unwrap();
@@ -236,7 +288,23 @@ fn the_web_ui_in_chromium() {
     let big_bytes: Vec<u8> = (0..48u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::write(&big, &big_bytes).unwrap();
     std::fs::write(&small, b"holiday notes").unwrap();
+    b.goto(&format!("/targets/{target}"));
     b.click("#upload-link");
+    // A disabled button looks disabled: greyed and with a "not allowed" pointer.
+    let look = b.script(
+        "const u = document.getElementById('upload-button'); u.disabled = true; \
+         const s = getComputedStyle(u); const r = [s.cursor, s.backgroundColor]; u.disabled = false; \
+         return r.concat([getComputedStyle(u).backgroundColor]);",
+    );
+    assert_eq!(look[0], "not-allowed", "{look}");
+    assert_ne!(look[1], look[2], "a disabled button is coloured otherwise: {look}");
+    // Note (in the tab's session storage, which survives the page change) what the page asks
+    // the browser to guard while the upload runs.
+    b.script(
+        "const add = window.addEventListener; window.addEventListener = function (type, ...rest) { \
+           sessionStorage.setItem('bakch-test-listeners', (sessionStorage.getItem('bakch-test-listeners') || '') + type + ' '); \
+           return add.call(this, type, ...rest); };",
+    );
     let input = b.find("#files");
     b.rt.block_on(input.send_keys(&format!("{}\n{}", big.display(), small.display()))).expect("choose files");
     b.click("#upload-button");
@@ -247,6 +315,9 @@ fn the_web_ui_in_chromium() {
     assert!(progress["events"].as_u64().unwrap_or(0) >= 1, "the progress bar moved: {progress}");
     assert!(progress["text"].as_str().unwrap_or_default().contains("/s"), "speed shown: {progress}");
     assert!(b.text("#upload-summary").contains("Uploaded"), "the job page recalls the upload");
+    let guarded = b.script("return sessionStorage.getItem('bakch-test-listeners') || ''");
+    assert!(guarded.as_str().unwrap_or_default().contains("beforeunload"), "leaving asks first: {guarded}");
+    assert!(b.text("#job-files").contains("big.bin"), "the job says what it is");
     b.click("#job-target");
     b.wait_text("main", "Backups (1)");
     let (_, backups) = s.target(&target);
@@ -259,6 +330,9 @@ fn the_web_ui_in_chromium() {
     b.wait_text("main", "Backup moved to the recycle bin.");
     assert!(b.text("#recycled-h").contains("Recycled (1)"));
     assert_eq!(s.target(&target).1[0]["is_recycled"], true);
+    b.goto("/recycle-bin");
+    assert_eq!(b.text(".recycled-at"), "just now");
+    assert_eq!(b.text(".purge"), "never by retention");
     b.goto(&format!("/backups/{backup}"));
     b.click("#restore-backup");
     b.wait_text("main", "Backup restored.");
@@ -291,7 +365,7 @@ fn the_web_ui_in_chromium() {
         s.upload_ok(&id, &[("dump.sql", name.as_bytes())]);
     }
     b.goto("/targets");
-    b.wait_text("main", "3 targets");
+    b.wait_text("main", "4 targets");
     b.screenshot("targets.png");
     b.goto(&format!("/targets/{target}"));
     b.wait_text("main", "Backups (2)");
@@ -299,11 +373,49 @@ fn the_web_ui_in_chromium() {
     b.goto("/stats");
     b.wait_text("main", "saved by deduplication");
     b.screenshot("stats.png");
-    b.rt.block_on(b.c().set_window_size(390, 844)).expect("phone size");
+    b.goto("/jobs");
+    b.wait_text("main", "Upload jobs");
+    b.screenshot("jobs.png");
+
+    // On a phone: values sit beside their labels, totals are labelled, sorting is a form,
+    // buttons keep off the card below, and the chart fits the screen.
+    b.phone();
     b.goto("/targets");
-    b.wait_text("main", "3 targets");
+    b.wait_text("main", "4 targets");
+    let beside = b.number(
+        "const td = document.querySelector('tbody td[data-label=Name]'); \
+         return td.querySelector('a').getBoundingClientRect().left - td.getBoundingClientRect().left;",
+    );
+    assert!(beside > 90.0, "the value starts right of its label, not under it: {beside}");
+    assert_eq!(
+        b.script("return getComputedStyle(document.querySelector('tfoot td[data-label=Backups]'), '::before').content"),
+        "\"Backups\""
+    );
+    b.select("#sort-by", "size");
+    b.click("#targets-sort button");
+    poll("sorted by size", WAIT, || b.url().contains("sort=size").then_some(()));
     b.screenshot("targets-phone.png");
-    b.rt.block_on(b.c().set_window_size(1280, 900)).expect("desktop size");
+    b.goto(&format!("/targets/{target}"));
+    b.wait_text("main", "Backups (2)");
+    let gap = b.number(
+        "const btn = document.getElementById('bulk-recycle').getBoundingClientRect(); \
+         const row = document.querySelector('section[aria-labelledby=active-h] tbody tr').getBoundingClientRect(); \
+         return row.top - btn.bottom;",
+    );
+    assert!(gap >= 8.0, "the buttons keep off the card below: {gap}");
+    assert!(
+        b.script("return getComputedStyle(document.getElementById('backups-sort')).display").as_str() != Some("none")
+    );
+    b.screenshot("target-phone.png");
+    b.goto("/stats");
+    b.wait_text("main", "saved by deduplication");
+    let overflow = b.number(
+        "return Math.max(document.querySelector('svg.chart').getBoundingClientRect().right, \
+                         document.documentElement.scrollWidth) - window.innerWidth;",
+    );
+    assert!(overflow <= 0.5, "the chart fits the phone's width: {overflow}");
+    b.screenshot("stats-phone.png");
+    b.desktop();
     b.goto(&format!("/targets/{target}"));
 
     // Bulk delete: select all, confirm, gone.
@@ -319,11 +431,15 @@ fn the_web_ui_in_chromium() {
     b.click("#job-recycle_job button");
     b.wait_text("main", "recycle_job ran");
     assert!(!b.text("#job-recycle_job .outcome").is_empty());
-    b.screenshot("jobs.png");
 
     // Read the log, filtered by level.
     b.goto("/log");
     assert!(b.wait_text("#log", "web login").contains("succeeded"));
+    let order = b.script(
+        "const l = [...document.querySelectorAll('#log > span[class^=lvl]')]; \
+         return [l[0].textContent.split(' ')[0], l[l.length - 1].textContent.split(' ')[0]];",
+    );
+    assert!(order[0].as_str() >= order[1].as_str(), "newest first: {order}");
     b.select("#level", "WARN");
     b.click("form.search button");
     // The page before the click holds "failed" too: wait for the filtered page to load first.

@@ -648,3 +648,280 @@ fn without_a_password_beyond_loopback_pages_explain_how_to_set_one() {
     assert!(body.contains("bakch passwd"), "{body}");
     assert_eq!(login, 403, "no login form without a password");
 }
+
+/// The number of times `needle` occurs in `hay`.
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+/// A refused form says what is wrong once, beside the field, in the form's own words, and the
+/// retention fields come back with values even when the browser did not send them.
+#[test]
+fn form_errors_speak_the_forms_words_once_and_keep_the_retention_values() {
+    let (s, _, _, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let csrf = w.csrf();
+    let location = s.location("words").to_string_lossy().into_owned();
+    let page = w.post(
+        "/targets/new",
+        &[
+            ("csrf", &csrf),
+            ("name", "Words"),
+            ("backup_type", "multi"),
+            ("recycle_criteria", "count"),
+            ("recycle_value", "ten"),
+            ("recycle_action", "recycle"),
+            ("min_backups", "2"),
+            ("location", &location),
+            ("name_template", "w-$I"),
+        ],
+    );
+    assert_eq!(page.status, 400);
+    assert_eq!(count(&page.body, "N must be a whole number ≥ 0."), 1, "once: {}", page.body);
+    assert!(!page.body.contains("Parameter '"), "no API wording: {}", page.body);
+    assert!(!page.body.contains("id=\"form-error\""), "not repeated above the form");
+    assert!(page.body.contains("class=\"field invalid\"") && page.body.contains("aria-invalid=\"true\""));
+    assert!(page.body.contains("value=\"ten\"") && page.body.contains("value=\"2\""));
+    // A missing name, by the name field.
+    let page = w.post(
+        "/targets/new",
+        &[
+            ("csrf", &csrf),
+            ("backup_type", "multi"),
+            ("recycle_criteria", "none"),
+            ("location", &location),
+            ("name_template", "w-$I"),
+        ],
+    );
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("id=\"e-name\"") && page.body.contains("cannot be blank"), "{}", page.body);
+    // Retention fields the browser left out (criteria none) come back with the defaults, not blank.
+    assert!(page.body.contains("id=\"f-value\" name=\"recycle_value\" value=\"10\""), "{}", page.body);
+    assert!(page.body.contains("id=\"f-min\" name=\"min_backups\" value=\"0\""));
+    // On an edit, with the target's own values.
+    let t = s.create_target(json!({"name": "Kept", "recycle_criteria": "count", "recycle_value": 7, "min_backups": 3}));
+    let page = w.post(
+        &format!("/targets/{t}/edit"),
+        &[("csrf", &csrf), ("name", "Kept"), ("recycle_criteria", "none"), ("name_template", "no-placeholder")],
+    );
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("id=\"f-value\" name=\"recycle_value\" value=\"7\""), "{}", page.body);
+    assert!(page.body.contains("id=\"f-min\" name=\"min_backups\" value=\"3\""));
+    assert_eq!(s.target(&t).0["recycle_value"], 7, "nothing changed");
+    // An operating-system error code never reaches the page.
+    let blocker = s.location("blocker");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"a file").unwrap();
+    let under_file = blocker.join("sub").to_string_lossy().into_owned();
+    let page = w.post(
+        "/targets/new",
+        &[
+            ("csrf", &csrf),
+            ("name", "Under a file"),
+            ("backup_type", "multi"),
+            ("recycle_criteria", "none"),
+            ("location", &under_file),
+            ("name_template", "u-$I"),
+        ],
+    );
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("id=\"e-location\""), "{}", page.body);
+    assert!(!page.body.contains("os error"), "{}", page.body);
+    // The login throttle says "1 second", not "1 seconds".
+    let v = Web::new(&s);
+    let vcsrf = v.csrf();
+    for _ in 0..3 {
+        v.post("/login", &[("csrf", &vcsrf), ("password", "wrong password")]);
+    }
+    let locked = v.post("/login", &[("csrf", &vcsrf), ("password", "wrong password")]);
+    assert_eq!(locked.status, 429);
+    assert!(locked.body.contains("Wait ") && !locked.body.contains(" 1 seconds"), "{}", locked.body);
+}
+
+/// Creating a second target of a name asks first (nothing is created until confirmed), and
+/// the list then tells the two apart by alias or id.
+#[test]
+fn a_second_target_of_a_name_is_asked_for_and_told_apart() {
+    let (s, target, _, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let csrf = w.csrf();
+    let location = s.location("second").to_string_lossy().into_owned();
+    let fields = |ok: bool| {
+        let mut f = vec![
+            ("csrf", csrf.clone()),
+            ("name", " photos ".to_string()),
+            ("backup_type", "multi".into()),
+            ("recycle_criteria", "none".into()),
+            ("location", location.clone()),
+            ("name_template", "second-$I".into()),
+            ("alias", "phone-photos".into()),
+        ];
+        if ok {
+            f.push(("same_name_ok", "1".into()));
+        }
+        f
+    };
+    let as_refs = |f: &[(&'static str, String)]| f.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let first = as_refs(&fields(false));
+    let first: Vec<(&str, &str)> = first.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ask = w.post("/targets/new", &first);
+    assert_eq!(ask.status, 200, "{}", ask.body);
+    assert!(ask.body.contains("already carry this name") && ask.body.contains(&target[..8]), "{}", ask.body);
+    assert!(ask.body.contains("value=\"phone-photos\""), "what was typed is kept");
+    let (_, all) = s.get("/api/target");
+    assert_eq!(all["targets"].as_array().unwrap().len(), 1, "nothing created before the confirmation");
+    let second = as_refs(&fields(true));
+    let second: Vec<(&str, &str)> = second.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let made = w.post("/targets/new", &second);
+    assert_eq!(made.status, 303, "{}", made.body);
+    let list = w.get("/targets");
+    assert!(list.body.contains("phone-photos"), "the alias tells the new one apart");
+    assert!(list.body.contains(&format!("id {}", &target[..8])), "the id tells the first apart: {}", list.body);
+}
+
+/// The target page shows its id and alias, with `backupchan` commands ready to copy.
+#[test]
+fn target_page_gives_id_alias_and_cli_commands() {
+    let (s, target, _, _) = server_with_data();
+    let single = s.create_target(json!({"name": "Dump", "backup_type": "single", "alias": "dump"}));
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let page = w.get(&format!("/targets/{target}"));
+    assert!(page.body.contains(&format!("id=\"target-id\">{target}<")), "{}", page.body);
+    assert!(page.body.contains(&format!("backupchan backup upload {target} /path/to/folder")));
+    assert!(page.body.contains(&format!("backupchan backup upload -s {target} /path/to/folder")));
+    assert!(page.body.contains(&format!("backupchan target view {target}")));
+    let page = w.get(&format!("/targets/{single}"));
+    assert!(page.body.contains("id=\"target-alias\">dump<"), "{}", page.body);
+    assert!(page.body.contains(&format!("backupchan backup upload {single} /path/to/file")));
+    assert!(!page.body.contains("upload -s"), "no sequential upload for a single-file target");
+    // On a phone the table header (with its sort links) is hidden: a sort form stands in.
+    assert!(page.body.contains("id=\"backups-sort\""));
+    assert!(w.get("/targets").body.contains("id=\"targets-sort\""));
+    assert!(w.get("/targets?sort=size&dir=desc").body.contains("<option value=\"size\" selected>"));
+}
+
+/// Upload jobs say target, files, size and how long they took; a failed one whose data is kept
+/// has a Retry button that queues it again (audited), and it then finishes.
+#[test]
+fn upload_jobs_say_what_they_are_and_a_failed_one_retries_from_the_page() {
+    let (s, target, _, job) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let jobs = w.get("/jobs");
+    let row_at = jobs.body.find(&format!("id=\"upload-job-{job}\"")).expect("the job's row");
+    let row = &jobs.body[row_at..row_at + jobs.body[row_at..].find("</tr>").unwrap()];
+    assert!(row.contains("Photos") && row.contains("a.txt") && row.contains("5 B"), "{row}");
+    assert!(row.contains(" s<") || row.contains(" s\n") || row.contains(" s</td>"), "a duration: {row}");
+    let page = w.get(&format!("/jobs/{job}"));
+    assert!(page.body.contains("id=\"job-files\">a.txt<") && !page.body.contains("id=\"retry-job\""));
+
+    // A file where the folder should be fails the job, keeping the data.
+    let (t, _) = s.target(&target);
+    let loc = std::path::PathBuf::from(t["location"].as_str().unwrap());
+    let moved = loc.with_extension("aside");
+    std::fs::rename(&loc, &moved).unwrap();
+    std::fs::write(&loc, b"in the way").unwrap();
+    let (status, reply) = s.upload(&target, &[("b.txt", b"second")], "1");
+    assert_eq!(status, 200, "{reply}");
+    let failed = reply["job_id"].as_i64().unwrap();
+    assert_eq!(s.wait_job(failed)["status"], "ERROR");
+    let page = w.get(&format!("/jobs/{failed}"));
+    assert!(page.body.contains("id=\"retry-job\""), "{}", page.body);
+    assert!(!page.body.contains("POST /api/jobs"), "the page offers its button, not the API: {}", page.body);
+    assert!(w.get("/jobs").body.contains(&format!("action=\"/jobs/{failed}/retry\"")));
+    // Without a token nothing happens; with one, fixed, it finishes.
+    assert_eq!(w.post(&format!("/jobs/{failed}/retry"), &[]).status, 403);
+    std::fs::remove_file(&loc).unwrap();
+    std::fs::rename(&moved, &loc).unwrap();
+    let p = w.post(&format!("/jobs/{failed}/retry"), &[("csrf", &w.csrf())]);
+    assert_eq!((p.status, p.location.as_str()), (303, format!("/jobs/{failed}?done=retried").as_str()));
+    assert_eq!(s.wait_job(failed)["status"], "FINISHED");
+    assert_eq!(s.target(&target).1.len(), 2);
+    assert_eq!(w.post(&format!("/jobs/{failed}/retry"), &[("csrf", &w.csrf())]).status, 409, "only a failed job");
+    let audit = w.get("/audit?action=job_retried");
+    assert!(audit.body.contains("job_retried"), "{}", audit.body);
+}
+
+/// The integrity check's finding names the backup and the damaged file, in red, on the jobs
+/// page and the backup's page.
+#[test]
+fn integrity_findings_name_the_backup_and_file() {
+    let (s, target, backup, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let (t, _) = s.target(&target);
+    // Remove the file from the backup's folder (bakch's own file; the check must notice).
+    let dir = std::path::PathBuf::from(t["location"].as_str().unwrap());
+    let placed: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(placed.len(), 1, "{placed:?}");
+    let file = placed[0].join("a.txt");
+    std::fs::rename(&file, dir.join("a.txt.aside")).unwrap();
+    let ran = w.post("/jobs/run/integrity_check_job", &[("csrf", &w.csrf())]);
+    assert_eq!(ran.status, 303);
+    let jobs = w.get("/jobs");
+    let at = jobs.body.find("id=\"integrity-findings\"").expect("a findings section");
+    let section = &jobs.body[at..at + jobs.body[at..].find("</section>").unwrap()];
+    assert!(section.contains(&format!("/backups/{backup}")) && section.contains("a.txt"), "{section}");
+    assert!(jobs.body.contains("outcome failed"), "the check's outcome in red");
+    let page = w.get(&format!("/backups/{backup}"));
+    assert!(
+        page.body.contains("id=\"integrity-findings\"") && page.body.contains("&#39;a.txt&#39;")
+            || page.body.contains("'a.txt'"),
+        "{}",
+        page.body
+    );
+    // Healed: the findings go.
+    std::fs::rename(dir.join("a.txt.aside"), &file).unwrap();
+    w.post("/jobs/run/integrity_check_job", &[("csrf", &w.csrf())]);
+    assert!(!w.get("/jobs").body.contains("id=\"integrity-findings\""));
+    assert!(!w.get(&format!("/backups/{backup}")).body.contains("id=\"integrity-findings\""));
+}
+
+/// The recycle bin says when each backup was recycled and that retention never purges it; the
+/// time survives `bakch rebuild-db` through the manifest. The log page shows the newest first.
+#[test]
+fn recycle_bin_says_when_and_the_log_is_newest_first() {
+    let (mut s, target, backup, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let p = w.post(&format!("/backups/{backup}/recycle"), &[("csrf", &w.csrf())]);
+    assert_eq!(p.status, 303);
+    let bin = w.get("/recycle-bin");
+    let row_at = bin.body.find("class=\"recycled-at\"").expect("a recycled column");
+    assert!(bin.body[row_at..].starts_with("class=\"recycled-at\"><span title=\""), "{}", &bin.body[row_at..]);
+    assert!(bin.body.contains("just now") && bin.body.contains("never by retention"), "{}", bin.body);
+    let manifest = s.data_path().join("manifests").join(&target).join(format!("{backup}.json"));
+    let text = common::poll("the manifest to say when", std::time::Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&manifest).ok()?;
+        text.contains("\"recycled_at\"").then_some(text)
+    });
+    assert!(text.contains("\"recycled\": true"), "{text}");
+    // Rebuilt from manifests, the time is still there.
+    s.kill();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(s.data_path().join(format!("bakch.sqlite3{suffix}")));
+    }
+    let out =
+        std::process::Command::new(common::BIN).args(["rebuild-db", "--data-dir"]).arg(s.data_path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.restart();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let page = w.get(&format!("/backups/{backup}"));
+    assert!(
+        page.body.contains("retention never empties the recycle bin") && page.body.contains("just now"),
+        "{}",
+        page.body
+    );
+    // Restored: no recycling time left behind.
+    w.post(&format!("/backups/{backup}/restore"), &[("csrf", &w.csrf())]);
+    assert!(!w.get(&format!("/backups/{backup}")).body.contains("Recycled</dt>"));
+    // The log: newest line first.
+    let log = w.get("/log");
+    let first = log.body.find("web login from 127.0.0.1 succeeded").expect("the newest login");
+    let older = log.body.find("database migrated").unwrap_or(usize::MAX);
+    assert!(older == usize::MAX || first < older, "newest first");
+}

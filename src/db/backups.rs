@@ -6,7 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::error::{Error, Result};
 use crate::model::backup::{Backup, BackupFile};
 
-const COLUMNS: &str = "id, target_id, created_at, manual, is_recycled, filesize, hash, hash_mismatch, name";
+const COLUMNS: &str =
+    "id, target_id, created_at, manual, is_recycled, filesize, hash, hash_mismatch, name, recycled_at";
 
 fn from_row(r: &Row) -> rusqlite::Result<Backup> {
     let created: String = r.get(2)?;
@@ -23,6 +24,8 @@ fn from_row(r: &Row) -> rusqlite::Result<Backup> {
         hash: r.get(6)?,
         hash_mismatch: r.get(7)?,
         name: r.get(8)?,
+        // A time that does not parse is shown as unknown rather than failing a listing.
+        recycled_at: r.get::<_, Option<String>>(9)?.as_deref().and_then(crate::time::parse_iso),
     })
 }
 
@@ -47,7 +50,7 @@ pub fn insert_complete(c: &Connection, b: &Backup, files: &[BackupFile]) -> Resu
 
 fn insert(c: &Connection, b: &Backup, files: &[BackupFile], state: &str, ident: Option<&str>) -> Result<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO backups ({COLUMNS}, state, placed_ident) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"
+        "INSERT INTO backups ({COLUMNS}, state, placed_ident) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
     ))?
     .execute(params![
         b.id,
@@ -59,6 +62,7 @@ fn insert(c: &Connection, b: &Backup, files: &[BackupFile], state: &str, ident: 
         b.hash,
         b.hash_mismatch,
         b.name,
+        b.recycled_at.map(crate::time::iso),
         state,
         ident
     ])?;
@@ -94,7 +98,7 @@ pub fn placed_ident(c: &Connection, id: &str) -> Result<Option<String>> {
 /// A backup and whether it is still pending, whatever its state.
 pub fn find_any(c: &Connection, id: &str) -> Result<Option<(Backup, bool)>> {
     let sql = format!("SELECT {COLUMNS}, state FROM backups WHERE id = ?1");
-    Ok(c.query_row(&sql, [id], |r| Ok((from_row(r)?, r.get::<_, String>(9)? == "pending"))).optional()?)
+    Ok(c.query_row(&sql, [id], |r| Ok((from_row(r)?, r.get::<_, String>(10)? == "pending"))).optional()?)
 }
 
 pub fn find(c: &Connection, id: &str) -> Result<Option<Backup>> {
@@ -191,6 +195,32 @@ pub fn all(c: &Connection) -> Result<Vec<Backup>> {
 
 pub fn set_hash_mismatch(c: &Connection, id: &str, mismatch: bool) -> Result<()> {
     c.execute("UPDATE backups SET hash_mismatch = ?2 WHERE id = ?1", params![id, mismatch])?;
+    Ok(())
+}
+
+/// Records what the integrity check found wrong with a backup (`None`: nothing).
+pub fn set_damage(c: &Connection, id: &str, damage: Option<&str>) -> Result<()> {
+    c.execute("UPDATE backups SET damage = ?2 WHERE id = ?1", params![id, damage])?;
+    Ok(())
+}
+
+/// What the integrity check found wrong with a backup, one finding per line.
+pub fn damage(c: &Connection, id: &str) -> Result<Option<String>> {
+    Ok(c.query_row("SELECT damage FROM backups WHERE id = ?1", [id], |r| r.get(0)).optional()?.flatten())
+}
+
+/// The damaged backups with their findings, newest first.
+pub fn damaged(c: &Connection) -> Result<Vec<(Backup, Option<String>)>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLUMNS}, damage FROM backups WHERE state = 'complete' AND hash_mismatch = 1 ORDER BY created_at DESC, id"
+    ))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(10)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Sets when a backup went to the recycle bin (`None` when it is restored).
+pub fn set_recycled_at(c: &Connection, id: &str, at: Option<DateTime<Utc>>) -> Result<()> {
+    c.execute("UPDATE backups SET recycled_at = ?2 WHERE id = ?1", params![id, at.map(crate::time::iso)])?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_key_use.sql"),
     include_str!("migrations/0007_audit.sql"),
     include_str!("migrations/0008_held.sql"),
+    include_str!("migrations/0010_recycled_at_damage.sql"),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

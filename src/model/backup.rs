@@ -22,6 +22,10 @@ pub struct Backup {
     /// File or folder name inside the target's location (or the recycle bin).
     #[serde(skip)]
     pub name: String,
+    /// When it went to the recycle bin; `None` while active (and for backups recycled before
+    /// bakch recorded it). Shown by the web UI; not part of the API's backup JSON.
+    #[serde(skip)]
+    pub recycled_at: Option<DateTime<Utc>>,
 }
 
 /// One file of a backup: where it sits inside the backup and which blob holds its bytes.

@@ -192,6 +192,7 @@ mod tests {
             hash: "h".into(),
             hash_mismatch: false,
             name: "n".into(),
+            recycled_at: None,
         };
         let files = vec![BackupFile { path: "f".into(), blob: "x".into(), size: 3, mode: 0o644 }];
         let bm = BackupManifest::of(&backup, TargetType::Single, &files);

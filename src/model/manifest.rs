@@ -41,6 +41,10 @@ pub struct BackupManifest {
     pub created_at: String,
     pub manual: bool,
     pub recycled: bool,
+    /// When it went to the recycle bin (ISO 8601); absent while active. Added within format
+    /// version 1: older readers ignore it, and a manifest without it reads as unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycled_at: Option<String>,
     #[serde(rename = "type")]
     pub target_type: TargetType,
     /// blake3 of the whole content (see [`super::backup::content_hash`]).
@@ -79,6 +83,7 @@ impl BackupManifest {
             created_at: crate::time::iso(backup.created_at),
             manual: backup.manual,
             recycled: backup.is_recycled,
+            recycled_at: backup.recycled_at.filter(|_| backup.is_recycled).map(crate::time::iso),
             target_type,
             hash: backup.hash.clone(),
             size: backup.filesize,
@@ -106,6 +111,7 @@ impl BackupManifest {
             hash: self.hash.clone(),
             hash_mismatch: false,
             name: self.name.clone(),
+            recycled_at: self.recycled_at.as_deref().and_then(crate::time::parse_iso).filter(|_| self.recycled),
         })
     }
 
@@ -153,6 +159,7 @@ mod tests {
             hash: "h".into(),
             hash_mismatch: true,
             name: "n-b".into(),
+            recycled_at: None,
         };
         let files = vec![BackupFile { path: "a/f".into(), blob: "x".into(), size: 3, mode: 0o644 }];
         let m = BackupManifest::of(&backup, TargetType::Multi, &files);

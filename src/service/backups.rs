@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::audit::Who;
 use crate::model::backup::{Backup, BackupFile};
 use crate::model::target::Target;
+use crate::time;
 
 /// What a download streams.
 pub enum Download {
@@ -106,6 +107,7 @@ impl Service {
         };
         let ops = db::with_tx(&mut c, |tx| {
             db::backups::set_place(tx, &backup.id, recycled, &name)?;
+            db::backups::set_recycled_at(tx, &backup.id, recycled.then(time::now))?;
             Self::journal(tx, vec![op, Self::manifest_op(&target.id, &backup.id)])
         })?;
         drop(c);
@@ -115,6 +117,7 @@ impl Service {
                 // Nothing moved: put the row back as it was.
                 db::with_tx(&mut *self.conn()?, |tx| {
                     db::backups::set_place(tx, &backup.id, backup.is_recycled, &backup.name)?;
+                    db::backups::set_recycled_at(tx, &backup.id, backup.recycled_at)?;
                     ops.iter().try_for_each(|(id, _)| db::journal::done(tx, *id))
                 })?;
                 self.sync_backup_manifest(&target.id, &backup.id)?;
@@ -155,6 +158,25 @@ impl Service {
 
     pub fn recycle_bin(&self) -> Result<Vec<Backup>> {
         db::backups::recycled(&*self.conn()?)
+    }
+
+    /// What the last integrity check found wrong with a backup, one finding per entry (empty
+    /// when healthy, or flagged by a check older than the recorded findings).
+    pub fn backup_damage(&self, id: &str) -> Result<Vec<String>> {
+        let text = db::backups::damage(&*self.conn()?, id)?.unwrap_or_default();
+        Ok(text.lines().map(str::to_string).collect())
+    }
+
+    /// Every backup the integrity check flagged, newest first, with its target and findings.
+    pub fn damaged_backups(&self) -> Result<Vec<(Target, Backup, Vec<String>)>> {
+        let c = self.conn()?;
+        let mut out = Vec::new();
+        for (backup, damage) in db::backups::damaged(&c)? {
+            let Some(target) = db::targets::find(&c, &backup.target_id)? else { continue };
+            let findings = damage.unwrap_or_default().lines().map(str::to_string).collect();
+            out.push((target, backup, findings));
+        }
+        Ok(out)
     }
 
     /// Deletes every recycled backup of every target.

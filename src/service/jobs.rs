@@ -6,7 +6,7 @@ use crate::db;
 pub use crate::db::jobs::JobRow;
 pub use crate::db::jobs::LastRun;
 use crate::error::{Error, Result};
-use crate::model::job::{JobStatus, QueuedJob, Scheduled, UploadJob};
+use crate::model::job::{JobStatus, QueuedJob, Scheduled, Source, UploadJob};
 use crate::time;
 
 impl Service {
@@ -89,5 +89,73 @@ impl Service {
     /// The newest queued jobs, for `/api/jobs`.
     pub fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRow>> {
         db::jobs::recent(&*self.conn()?, limit)
+    }
+}
+
+/// What a queued job is about, in the words a jobs page needs: which target, which files, how
+/// much, and whether a retry can still work.
+#[derive(Debug, Clone, Default)]
+pub struct JobAbout {
+    pub target_id: String,
+    /// `None` once the target is gone.
+    pub target_name: Option<String>,
+    pub target_alias: Option<String>,
+    /// The uploaded file names (an archive's own name), at most [`JobAbout::NAMES`] of them.
+    pub files: Vec<String>,
+    pub file_count: usize,
+    /// Bytes uploaded, when still known.
+    pub bytes: Option<i64>,
+    /// The backup it built, if that backup still exists.
+    pub backup_id: Option<String>,
+    /// A failed job whose target and uploaded data are still there, so a retry can work.
+    pub retriable: bool,
+}
+
+impl JobAbout {
+    /// How many file names are kept for a page.
+    pub const NAMES: usize = 3;
+}
+
+impl Service {
+    /// What each job is about (see [`JobAbout`]); a job whose payload cannot be read gets an
+    /// empty description rather than failing the page.
+    pub fn jobs_about(&self, rows: &[JobRow]) -> Result<Vec<JobAbout>> {
+        let c = self.conn()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Ok(QueuedJob::Upload(job)) = row.job() else {
+                out.push(JobAbout::default());
+                continue;
+            };
+            let target = db::targets::find(&c, &job.target_id)?;
+            let backup = db::backups::find(&c, &job.backup_id)?;
+            let mut about = JobAbout {
+                target_id: job.target_id.clone(),
+                target_name: target.as_ref().map(|t| t.name.clone()),
+                target_alias: target.as_ref().and_then(|t| t.alias.clone()),
+                backup_id: backup.as_ref().map(|b| b.id.clone()),
+                ..JobAbout::default()
+            };
+            // Whether the uploaded bytes are still kept (garbage collection takes them some
+            // time after a failure; see `failed_upload_keep_secs`).
+            let data_kept = match &job.source {
+                Source::Files { files } => {
+                    about.files = files.iter().take(JobAbout::NAMES).map(|f| f.path.clone()).collect();
+                    about.file_count = files.len();
+                    about.bytes = Some(files.iter().map(|f| f.size).sum());
+                    row.status == JobStatus::Error && files.iter().all(|f| self.store.blob_path(&f.blob).exists())
+                }
+                Source::Archive { file, name } => {
+                    about.files = vec![name.clone()];
+                    about.file_count = 1;
+                    let spooled = std::fs::metadata(self.store.uploads.join(file)).ok();
+                    about.bytes = spooled.as_ref().map(|m| m.len() as i64).or(backup.as_ref().map(|b| b.filesize));
+                    spooled.is_some()
+                }
+            };
+            about.retriable = row.status == JobStatus::Error && target.is_some() && data_kept;
+            out.push(about);
+        }
+        Ok(out)
     }
 }

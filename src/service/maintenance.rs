@@ -36,15 +36,20 @@ impl Service {
                     tracing::info!("integrity: backup {} is healthy again", backup.id);
                 }
             }
-            if mismatch {
-                bad.push(backup.id.clone());
+            // The findings themselves, so pages can name the damaged file, not only the backup.
+            let damage = (!problems.is_empty()).then(|| problems.join("\n"));
+            db::backups::set_damage(&c, &backup.id, damage.as_deref())?;
+            if let Some(first) = problems.first() {
+                let more =
+                    if problems.len() > 1 { format!(" (and {} more)", problems.len() - 1) } else { String::new() };
+                bad.push(format!("{} of '{}' (id {}): {first}{more}", backup.name, target.name, backup.id));
             }
             checked += 1;
         }
         Ok(if bad.is_empty() {
             format!("checked {checked} backup(s): all healthy")
         } else {
-            format!("checked {checked} backup(s): {} damaged: {}", bad.len(), bad.join(", "))
+            format!("checked {checked} backup(s): {} damaged: {}", bad.len(), bad.join("; "))
         })
     }
 

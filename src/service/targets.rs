@@ -470,3 +470,32 @@ impl Service {
         Ok(TargetListPage { rows, page, pages, total_targets, total_backups, total_size })
     }
 }
+
+/// Names compare as a person reads them: without case and surrounding spaces.
+fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+impl Service {
+    /// The targets already called `name` (read as a person would), so a form can warn before a
+    /// second target of that name makes lists ambiguous.
+    pub fn targets_named(&self, name: &str) -> Result<Vec<Target>> {
+        let key = name_key(name);
+        Ok(db::targets::all(&*self.conn()?)?.into_iter().filter(|t| name_key(&t.name) == key).collect())
+    }
+
+    /// The names that more than one target carries (as [`Service::targets_named`] compares
+    /// them), so pages can add the alias or id where a name alone does not say which.
+    pub fn shared_target_names(&self) -> Result<std::collections::HashSet<String>> {
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for t in db::targets::all(&*self.conn()?)? {
+            *seen.entry(name_key(&t.name)).or_default() += 1;
+        }
+        Ok(seen.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k).collect())
+    }
+}
+
+/// Whether `name` is one of the [`Service::shared_target_names`].
+pub fn is_shared_name(shared: &std::collections::HashSet<String>, name: &str) -> bool {
+    shared.contains(&name_key(name))
+}

@@ -171,6 +171,7 @@ impl Service {
             hash: content_hash(&files, is_single(&target)),
             hash_mismatch: false,
             name: name.clone(),
+            recycled_at: None,
         };
         // Built under its staging name first, so the row can record what will be renamed into place.
         let dest = location.join(&name);

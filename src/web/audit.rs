@@ -38,6 +38,7 @@ pub fn action_of(pattern: &str) -> Option<(Action, Option<Scope>)> {
         "/recycle-bin/empty" => (RecycleBinCleared, None),
         "/held/{id}/restore" => (HeldRestored, Some(Scope::Backup)),
         "/jobs/run/{name}" => (JobForced, None),
+        "/jobs/{id}/retry" => (JobRetried, Some(Scope::Job)),
         "/uploads/{target}/cancel" => (SeqTerminated, Some(Scope::Target)),
         _ => return None,
     })

@@ -59,10 +59,7 @@ async fn login(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest, body: web
             n.action = Some(Action::LoginFailed);
             n.message = Some("too many wrong passwords".into());
         });
-        return page(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many wrong passwords. Wait {} seconds and try again.", wait.as_secs() + 1),
-        );
+        return page(StatusCode::TOO_MANY_REQUESTS, format!("Too many wrong passwords. {}", wait_words(wait)));
     }
     let Some(hash) =
         state.sessions.password_hash().map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?
@@ -98,4 +95,26 @@ async fn logout(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest, body: we
     res.add_cookie(&state.sessions.logout_cookie(https))
         .map_err(|e| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(res)
+}
+
+/// "Wait 1 second and try again.", "Wait 4 seconds …": whole seconds, rounded up, so the
+/// page never says 0 and a try after the time said is let in.
+fn wait_words(wait: std::time::Duration) -> String {
+    let secs = wait.as_millis().div_ceil(1000).max(1);
+    let unit = if secs == 1 { "second" } else { "seconds" };
+    format!("Wait {secs} {unit} and try again.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_words;
+    use std::time::Duration;
+
+    #[test]
+    fn the_wait_is_said_in_whole_seconds_with_the_right_number() {
+        assert_eq!(wait_words(Duration::from_millis(400)), "Wait 1 second and try again.");
+        assert_eq!(wait_words(Duration::from_millis(1000)), "Wait 1 second and try again.");
+        assert_eq!(wait_words(Duration::from_millis(1001)), "Wait 2 seconds and try again.");
+        assert_eq!(wait_words(Duration::ZERO), "Wait 1 second and try again.");
+    }
 }

@@ -33,13 +33,21 @@ struct BackupPage {
     single: bool,
     file_count: usize,
     tree: String,
+    /// What the integrity check found wrong, one finding per entry.
+    findings: Vec<String>,
 }
 
 async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
-    let (target, backup, files) = block(move || svc.backup_details(&id)).await?;
+    let (target, backup, files, findings) = block(move || {
+        let (t, b, f) = svc.backup_details(&id)?;
+        let findings = if b.hash_mismatch { svc.backup_damage(&b.id)? } else { Vec::new() };
+        Ok((t, b, f, findings))
+    })
+    .await?;
     let single = target.target_type == TargetType::Single;
     html(&BackupPage {
+        findings,
         c: ctx.chrome(backup.name.clone(), "targets").with_notice(notice(&req)),
         b: BackupRow::of(&backup, &target.name, crate::time::now()),
         recycled: backup.is_recycled,

@@ -5,8 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use askama::Template;
 
-use super::render::ago;
+use super::render::{ago, duration, size, target_hint};
 use super::{Chrome, Ctx, Form, PageError, PageResult, block, enc, html, notice, see_other};
+use crate::service::jobs::{JobAbout, JobRow};
 use crate::state::AppState;
 use crate::time::parse_iso;
 
@@ -14,6 +15,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/jobs").route(web::get().to(list)))
         .service(web::resource("/jobs/run/{name}").route(web::post().to(run_now)))
         .service(web::resource("/jobs/{id}").route(web::get().to(view)))
+        .service(web::resource("/jobs/{id}/retry").route(web::post().to(retry)))
         .service(web::resource("/uploads/{target}/cancel").route(web::post().to(cancel_seq)));
 }
 
@@ -33,6 +35,61 @@ struct JobRowView {
     status: String,
     created: String,
     error: String,
+    /// What it is about: target, files, size, how long it took.
+    d: JobDescription,
+}
+
+/// A job as a person asks about it: which target, which files, how big, how long.
+struct JobDescription {
+    target_id: String,
+    /// The target's name (with its alias or id), or a note that it is gone.
+    target: String,
+    target_exists: bool,
+    files: String,
+    size: String,
+    duration: String,
+    backup_id: Option<String>,
+    retriable: bool,
+}
+
+impl JobDescription {
+    fn of(row: &JobRow, about: &JobAbout, now: chrono::DateTime<chrono::Utc>) -> JobDescription {
+        let target = match &about.target_name {
+            Some(name) => format!("{name} ({})", target_hint(about.target_alias.as_deref(), &about.target_id)),
+            None if about.target_id.is_empty() => String::new(),
+            None => "a deleted target".into(),
+        };
+        let more = about.file_count.saturating_sub(about.files.len());
+        let files = match more {
+            0 => about.files.join(", "),
+            n => format!("{} and {n} more", about.files.join(", ")),
+        };
+        let started = row.started_at.as_deref().and_then(parse_iso);
+        let ended = row.finished_at.as_deref().and_then(parse_iso);
+        let duration = match (started, ended) {
+            (Some(s), Some(e)) => duration((e - s).num_milliseconds() as f64 / 1000.0),
+            (Some(s), None) => format!("{} so far", duration((now - s).num_milliseconds() as f64 / 1000.0)),
+            _ => String::new(),
+        };
+        JobDescription {
+            target_id: about.target_id.clone(),
+            target,
+            target_exists: about.target_name.is_some(),
+            files,
+            size: about.bytes.map(size).unwrap_or_default(),
+            duration,
+            backup_id: about.backup_id.clone(),
+            retriable: about.retriable,
+        }
+    }
+}
+
+/// A job's error for a page: the API's hint on how to retry becomes the page's Retry button.
+fn error_for_page(error: &str) -> String {
+    match error.find(" (the uploaded data is kept") {
+        Some(at) => format!("{}. The uploaded data is kept: fix the cause, then retry.", &error[..at]),
+        None => error.to_string(),
+    }
 }
 
 struct SeqRow {
@@ -43,10 +100,20 @@ struct SeqRow {
     updated: String,
 }
 
+/// A backup the integrity check flagged, with what it found.
+struct Finding {
+    backup_id: String,
+    backup_name: String,
+    target_id: String,
+    target: String,
+    findings: Vec<String>,
+}
+
 #[derive(Template)]
 #[template(path = "jobs.html")]
 struct JobsPage {
     c: Chrome,
+    findings: Vec<Finding>,
     scheduled: Vec<ScheduledRow>,
     jobs: Vec<JobRowView>,
     seq: Vec<SeqRow>,
@@ -59,8 +126,12 @@ fn iso_ago(s: &str, now: chrono::DateTime<chrono::Utc>) -> String {
 async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
     let scheduler = state.scheduler.clone();
-    let (scheduled, rows, seq) =
-        block(move || Ok((scheduler.list()?, svc.recent_jobs(50)?, svc.open_seq_uploads()?))).await?;
+    let (scheduled, rows, about, seq, damaged) = block(move || {
+        let rows = svc.recent_jobs(50)?;
+        let about = svc.jobs_about(&rows)?;
+        Ok((scheduler.list()?, rows, about, svc.open_seq_uploads()?, svc.damaged_backups()?))
+    })
+    .await?;
     let now = crate::time::now();
     let q = Form::from_query(&req);
     let note = match (q.get("done"), q.get("job")) {
@@ -69,6 +140,16 @@ async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageRes
     };
     let page = JobsPage {
         c: ctx.chrome("Jobs", "jobs").with_notice(note),
+        findings: damaged
+            .into_iter()
+            .map(|(t, b, findings)| Finding {
+                backup_id: b.id,
+                backup_name: b.name,
+                target_id: t.id.clone(),
+                target: format!("{} ({})", t.name, target_hint(t.alias.as_deref(), &t.id)),
+                findings,
+            })
+            .collect(),
         scheduled: scheduled
             .iter()
             .map(|s| {
@@ -77,7 +158,8 @@ async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageRes
                     name: s.name.to_string(),
                     display_name: s.display_name.to_string(),
                     last_run: at.as_deref().map(|a| iso_ago(a, now)).unwrap_or_else(|| "never".into()),
-                    failed: outcome.as_deref().is_some_and(|o| o.starts_with("error")),
+                    // A failed run, or an integrity check that found damage: both in red.
+                    failed: outcome.as_deref().is_some_and(|o| o.starts_with("error") || o.contains(" damaged: ")),
                     outcome: outcome.clone().unwrap_or_default(),
                     duration: ms.map(|ms| format!("{:.1} s", ms as f64 / 1000.0)).unwrap_or_default(),
                     next_run: chrono::DateTime::from_timestamp(s.next_run, 0).map(|t| ago(t, now)).unwrap_or_default(),
@@ -86,12 +168,14 @@ async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageRes
             .collect(),
         jobs: rows
             .iter()
-            .map(|j| JobRowView {
+            .zip(&about)
+            .map(|(j, a)| JobRowView {
                 id: j.id,
                 display_name: j.kind.display_name().to_string(),
                 status: j.status.as_str().to_string(),
                 created: iso_ago(&j.created_at, now),
-                error: j.error.clone().unwrap_or_default(),
+                error: j.error.as_deref().map(error_for_page).unwrap_or_default(),
+                d: JobDescription::of(j, a, now),
             })
             .collect(),
         seq: seq
@@ -131,31 +215,52 @@ struct JobPage {
     status: String,
     done: bool,
     error: Option<String>,
-    target_id: Option<String>,
     created: String,
     started: String,
     finished: String,
+    d: JobDescription,
 }
 
-async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>) -> PageResult {
-    let id: i64 = id.parse().map_err(|_| PageError::new(StatusCode::NOT_FOUND, "There is no such job."))?;
+fn job_id(id: &str) -> Result<i64, PageError> {
+    id.parse().map_err(|_| PageError::new(StatusCode::NOT_FOUND, "There is no such job."))
+}
+
+async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
+    let id = job_id(&id)?;
     let svc = state.service.clone();
-    let job = block(move || svc.job(id)).await?;
-    let target_id = job.job().ok().map(|q| q.target_id().to_string());
+    let (job, about) = block(move || {
+        let job = svc.job(id)?;
+        let about = svc.jobs_about(std::slice::from_ref(&job))?.pop().unwrap_or_default();
+        Ok((job, about))
+    })
+    .await?;
     let now = crate::time::now();
     let t = |s: &Option<String>| s.as_deref().map(|s| iso_ago(s, now)).unwrap_or_else(|| "—".into());
+    let note = match Form::from_query(&req).get("done") {
+        Some("retried") => Some("Queued again; this page follows the new attempt.".to_string()),
+        _ => None,
+    };
     html(&JobPage {
-        c: ctx.chrome(format!("Job {id}"), "jobs"),
+        c: ctx.chrome(format!("Job {id}"), "jobs").with_notice(note),
         id,
         display_name: job.kind.display_name().to_string(),
         done: job.status.is_done(),
         status: job.status.as_str().to_string(),
-        error: job.error.clone(),
-        target_id,
+        error: job.error.as_deref().map(error_for_page),
         created: iso_ago(&job.created_at, now),
         started: t(&job.started_at),
         finished: t(&job.finished_at),
+        d: JobDescription::of(&job, &about, now),
     })
+}
+
+/// Queues a failed job again; its page then follows the new attempt.
+async fn retry(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+    ctx.check(&Form::parse(&body))?;
+    let id = job_id(&id)?;
+    let svc = state.service.clone();
+    block(move || svc.retry_job(id)).await?;
+    Ok(see_other(&format!("/jobs/{id}?done=retried")))
 }
 
 async fn cancel_seq(state: web::Data<AppState>, ctx: Ctx, target: web::Path<String>, body: web::Bytes) -> PageResult {

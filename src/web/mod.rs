@@ -177,11 +177,13 @@ pub struct PageError {
     message: String,
     /// The form field at fault, when the error names one.
     field: Option<String>,
+    /// What kind of fault, when the service said (a form words its message by it).
+    code: Option<crate::error::Code>,
 }
 
 impl PageError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> PageError {
-        PageError { status, message: message.into(), field: None }
+        PageError { status, message: message.into(), field: None, code: None }
     }
 }
 
@@ -194,7 +196,7 @@ impl std::fmt::Display for PageError {
 impl From<crate::error::Error> for PageError {
     fn from(e: crate::error::Error) -> PageError {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        PageError { status, message: e.to_string(), field: e.field().map(str::to_string) }
+        PageError { status, message: e.to_string(), field: e.field().map(str::to_string), code: Some(e.code()) }
     }
 }
 

@@ -87,6 +87,32 @@ const LEVELS: [&str; 5] = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
 struct LogLine {
     level: &'static str,
     text: String,
+    /// How many more times the same message came right before it (dropped from the page).
+    repeats: usize,
+}
+
+/// A log line's message without its time, so that repeats of one message can be told.
+fn message_of(line: &str) -> &str {
+    line.split_once(char::is_whitespace).map_or(line, |(_, rest)| rest.trim_start())
+}
+
+/// Newest first, and each run of one message repeated (a client retrying, a job on a short
+/// schedule) shown once with its count: the newest line of the run, which has its latest time.
+fn newest_first(lines: Vec<LogLine>, count: usize) -> Vec<LogLine> {
+    let mut out: Vec<LogLine> = Vec::new();
+    for line in lines.into_iter().rev() {
+        if let Some(last) = out.last_mut()
+            && message_of(&last.text) == message_of(&line.text)
+        {
+            last.repeats += 1;
+            continue;
+        }
+        if out.len() == count {
+            break;
+        }
+        out.push(line);
+    }
+    out
 }
 
 #[derive(Template)]
@@ -122,11 +148,10 @@ async fn log(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageResu
         }
         let rank = LEVELS.iter().position(|l| *l == current).unwrap_or(2);
         if max_rank.is_none_or(|max| rank <= max) {
-            lines.push(LogLine { level: current, text: raw.to_string() });
+            lines.push(LogLine { level: current, text: raw.to_string(), repeats: 0 });
         }
     }
-    let skip = lines.len().saturating_sub(count);
-    let lines = lines.split_off(skip);
+    let lines = newest_first(lines, count);
     html(&LogPage {
         c: ctx.chrome("Log", "log"),
         lines,
@@ -139,7 +164,22 @@ async fn log(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageResu
 
 #[cfg(test)]
 mod tests {
-    use super::level_of;
+    use super::{LogLine, level_of, newest_first};
+
+    #[test]
+    fn newest_lines_come_first_and_repeats_fold() {
+        let line = |t: &str| LogLine { level: "INFO", text: t.to_string(), repeats: 0 };
+        let lines = vec![
+            line("01 INFO a: started"),
+            line("02 WARN a: retrying"),
+            line("03 WARN a: retrying"),
+            line("04 WARN a: retrying"),
+            line("05 INFO a: done"),
+        ];
+        let shown = newest_first(lines, 10);
+        let texts: Vec<(&str, usize)> = shown.iter().map(|l| (l.text.as_str(), l.repeats)).collect();
+        assert_eq!(texts, [("05 INFO a: done", 0), ("04 WARN a: retrying", 2), ("01 INFO a: started", 0)]);
+    }
 
     #[test]
     fn finds_the_level_of_a_tracing_line() {

@@ -28,6 +28,24 @@ pub fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     if future { format!("in {count} {unit}{plural}") } else { format!("{count} {unit}{plural} ago") }
 }
 
+/// What tells a target apart where its name alone may not: its alias, else the start of its id.
+pub fn target_hint(alias: Option<&str>, id: &str) -> String {
+    match alias {
+        Some(a) if !a.is_empty() => a.to_string(),
+        _ => format!("id {}", id.chars().take(8).collect::<String>()),
+    }
+}
+
+/// `3.2 s`, `4 min 10 s`, `2 h 5 min`: how long something took.
+pub fn duration(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs < 60.0 {
+        return format!("{secs:.1} s");
+    }
+    let s = secs.round() as i64;
+    if s < 3600 { format!("{} min {} s", s / 60, s % 60) } else { format!("{} h {} min", s / 3600, (s % 3600) / 60) }
+}
+
 /// `2026-11-23 17:05 UTC`.
 pub fn when(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -90,33 +108,35 @@ pub struct ChartRow {
     pub disk: i64,
 }
 
-/// A horizontal bar chart: per target, logical size against disk used, with the saving.
+/// A horizontal bar chart: per target, logical size against disk used, with the saving. Each
+/// target takes a block of lines (name, figures, then its two bars), so the chart is narrow
+/// enough to stay readable on a phone, where it is scaled to the screen's width.
 pub fn usage_chart(rows: &[ChartRow]) -> String {
     let max = rows.iter().map(|r| r.logical.max(r.disk)).max().unwrap_or(0).max(1) as f64;
-    let (label_w, bar_w, row_h) = (180.0, 400.0, 44.0);
-    let height = 36.0 + row_h * rows.len() as f64;
+    let (width, row_h) = (360.0, 68.0);
+    let height = 28.0 + row_h * rows.len() as f64;
     let mut svg = format!(
-        "<svg class=\"chart\" viewBox=\"0 0 {w} {height}\" role=\"img\" aria-labelledby=\"chart-title\" \
+        "<svg class=\"chart\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-labelledby=\"chart-title\" \
          xmlns=\"http://www.w3.org/2000/svg\"><title id=\"chart-title\">Disk used against logical size per target</title>\
          <rect class=\"legend-logical\" x=\"0\" y=\"4\" width=\"12\" height=\"12\"/><text x=\"18\" y=\"14\">logical size</text>\
-         <rect class=\"legend-disk\" x=\"130\" y=\"4\" width=\"12\" height=\"12\"/><text x=\"148\" y=\"14\">disk used</text>",
-        w = label_w + bar_w + 250.0
+         <rect class=\"legend-disk\" x=\"130\" y=\"4\" width=\"12\" height=\"12\"/><text x=\"148\" y=\"14\">disk used</text>"
     );
     for (i, r) in rows.iter().enumerate() {
         let y = 30.0 + row_h * i as f64;
-        let lw = (r.logical as f64 / max * bar_w).max(if r.logical > 0 { 1.0 } else { 0.0 });
-        let dw = (r.disk as f64 / max * bar_w).max(if r.disk > 0 { 1.0 } else { 0.0 });
+        let lw = (r.logical as f64 / max * width).max(if r.logical > 0 { 1.0 } else { 0.0 });
+        let dw = (r.disk as f64 / max * width).max(if r.disk > 0 { 1.0 } else { 0.0 });
         let saved = (r.logical - r.disk).max(0);
         let pct = if r.logical > 0 { saved as f64 * 100.0 / r.logical as f64 } else { 0.0 };
-        let label: String = r.label.chars().take(24).collect();
+        let label: String = r.label.chars().take(40).collect();
         svg.push_str(&format!(
-            "<g><text x=\"0\" y=\"{ty}\">{label}</text>\
-             <rect class=\"bar-logical\" x=\"{label_w}\" y=\"{y}\" width=\"{lw:.1}\" height=\"14\"><title>logical {ls}</title></rect>\
-             <rect class=\"bar-disk\" x=\"{label_w}\" y=\"{y2}\" width=\"{dw:.1}\" height=\"14\"><title>disk used {ds}</title></rect>\
-             <text x=\"{tx}\" y=\"{ty}\">{ls} / {ds}, saved {pct:.0}%</text></g>",
-            ty = y + 18.0,
-            y2 = y + 16.0,
-            tx = label_w + bar_w + 8.0,
+            "<g><text x=\"0\" y=\"{ty}\" class=\"chart-label\">{label}</text>\
+             <text x=\"0\" y=\"{ty2}\" class=\"chart-figures\">{ls} logical, {ds} on disk, saved {pct:.0}%</text>\
+             <rect class=\"bar-logical\" x=\"0\" y=\"{y1}\" width=\"{lw:.1}\" height=\"10\"><title>logical {ls}</title></rect>\
+             <rect class=\"bar-disk\" x=\"0\" y=\"{y2}\" width=\"{dw:.1}\" height=\"10\"><title>disk used {ds}</title></rect></g>",
+            ty = y + 12.0,
+            ty2 = y + 28.0,
+            y1 = y + 34.0,
+            y2 = y + 46.0,
             label = escape(&label),
             ls = size(r.logical),
             ds = size(r.disk),

@@ -6,9 +6,72 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use askama::Template;
 
+use super::super::render::target_hint;
 use super::super::{Chrome, Ctx, Form, PageError, PageResult, block, enc, html, html_status, see_other};
+use crate::error::Code;
 use crate::model::target::{Intent, Target, TargetInput};
 use crate::state::AppState;
+
+/// The fields the form shows, each with the label it carries there. An error about one of them
+/// is shown beside it (once); any other error above the form.
+const FIELDS: &[(&str, &str)] = &[
+    ("name", "Name"),
+    ("backup_type", "Type"),
+    ("location", "Location"),
+    ("name_template", "Name template"),
+    ("recycle_criteria", "Recycle criteria"),
+    ("recycle_value", "N"),
+    ("recycle_action", "Then"),
+    ("min_backups", "Always keep at least"),
+    ("alias", "Alias"),
+    ("tags", "Tags"),
+];
+
+/// The retention fields with the values a new target starts with.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("backup_type", "multi"),
+    ("recycle_criteria", "none"),
+    ("recycle_value", "10"),
+    ("recycle_action", "recycle"),
+    ("min_backups", "0"),
+];
+
+fn label_of(field: &str) -> Option<&'static str> {
+    FIELDS.iter().find(|(f, _)| *f == field).map(|(_, l)| *l)
+}
+
+/// An error message in the form's own words: its labels instead of the API's parameter names,
+/// "a whole number ≥ 0" instead of "non-negative integer", and no operating-system error codes.
+pub(super) fn in_form_words(field: &str, code: Code, message: &str) -> String {
+    let label = label_of(field).unwrap_or("This field");
+    let text = match code {
+        Code::Required => format!("{label} is required."),
+        Code::WrongType if matches!(field, "recycle_value" | "min_backups") => {
+            format!("{label} must be a whole number ≥ 0.")
+        }
+        Code::WrongType => format!("{label} holds a value this form cannot read."),
+        Code::NotAChoice => format!("Choose one of the offered values for {label}."),
+        _ => message.replace(&format!("Parameter '{field}'"), label),
+    };
+    without_os_codes(&text)
+}
+
+/// Drops the ` (os error N)` that Rust adds to I/O messages: the words before it say it.
+fn without_os_codes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" (os error ") {
+        out.push_str(&rest[..at]);
+        match rest[at..].find(')') {
+            Some(end) => rest = &rest[at + end + 1..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
 
 #[derive(Template)]
 #[template(path = "target_form.html")]
@@ -22,11 +85,19 @@ struct TargetFormPage {
     error: Option<String>,
     /// The field the error is about, `""` for none.
     field: String,
+    /// Targets already carrying the name typed (a create asks again before adding another).
+    same_name: Vec<String>,
 }
 
 impl TargetFormPage {
+    /// The error beside `field`, when it is about that field.
     fn err(&self, field: &str) -> Option<&str> {
         if self.field == field { self.error.as_deref() } else { None }
+    }
+
+    /// The error above the form: one that is about no field the form shows.
+    fn general_error(&self) -> Option<&str> {
+        if label_of(&self.field).is_some() { None } else { self.error.as_deref() }
     }
 }
 
@@ -49,14 +120,7 @@ fn values_of(t: &Target) -> Form {
 
 pub(super) async fn new_form(ctx: Ctx) -> PageResult {
     let mut v = Form::parse(b"");
-    let defaults = [
-        ("backup_type", "multi"),
-        ("recycle_criteria", "none"),
-        ("recycle_value", "10"),
-        ("recycle_action", "recycle"),
-        ("min_backups", "0"),
-    ];
-    for (key, value) in defaults {
+    for (key, value) in DEFAULTS {
         v.set(key, value);
     }
     html(&TargetFormPage {
@@ -67,31 +131,77 @@ pub(super) async fn new_form(ctx: Ctx) -> PageResult {
         v,
         error: None,
         field: String::new(),
+        same_name: Vec::new(),
     })
 }
 
 pub(super) async fn create(state: web::Data<AppState>, ctx: Ctx, body: web::Bytes) -> PageResult {
-    let form = Form::parse(&body);
+    let mut form = Form::parse(&body);
     ctx.check(&form)?;
     let svc = state.service.clone();
     let pairs = form.pairs().to_vec();
-    let result = block(move || svc.create_target(TargetInput::from_form(&pairs, Intent::Create)?)).await;
+    // A second target of the same name is allowed (the API allows it), but asked for: lists
+    // would show two alike names. The form comes back once with the others named.
+    let ask_first = !form.checked("same_name_ok");
+    let result = block(move || {
+        let input = TargetInput::from_form(&pairs, Intent::Create)?;
+        if ask_first {
+            let name = pairs.iter().rev().find(|(k, _)| k == "name").map(|(_, v)| v.as_str()).unwrap_or_default();
+            let others = svc.targets_named(name)?;
+            if !others.is_empty() {
+                return Ok(Err(others));
+            }
+        }
+        svc.create_target(input).map(Ok)
+    })
+    .await;
+    let (c, action, cancel) = (ctx.chrome("New target", "targets"), "/targets/new".to_string(), "/targets".to_string());
     match result {
-        Ok(id) => Ok(see_other(&format!("/targets/{}?done=created", enc(&id)))),
-        Err(e) => {
-            form_error(ctx.chrome("New target", "targets"), true, "/targets/new".into(), "/targets".into(), form, e)
+        Ok(Ok(id)) => Ok(see_other(&format!("/targets/{}?done=created", enc(&id)))),
+        Ok(Err(others)) => {
+            keep_retention(&mut form, None);
+            let same_name =
+                others.iter().map(|t| format!("{} ({})", t.name, target_hint(t.alias.as_deref(), &t.id))).collect();
+            let page =
+                TargetFormPage { c, new: true, action, cancel, v: form, error: None, field: String::new(), same_name };
+            html(&page)
+        }
+        Err(e) => form_error(c, true, action, cancel, form, e),
+    }
+}
+
+/// Fills the retention fields the browser did not send (a disabled field is not sent) from the
+/// target's values, or the defaults, so a form that comes back never shows them blank.
+fn keep_retention(form: &mut Form, target: Option<&Target>) {
+    let from = target.map(values_of).unwrap_or_else(|| {
+        let mut v = Form::parse(b"");
+        DEFAULTS.iter().for_each(|(k, val)| v.set(k, val));
+        v
+    });
+    for key in ["recycle_criteria", "recycle_value", "recycle_action", "min_backups"] {
+        if form.get(key).is_none()
+            && let Some(value) = from.get(key)
+        {
+            form.set(key, value);
         }
     }
 }
 
-/// The form again, with the error beside its field; a missing target or a server failure is a
-/// page of its own.
-fn form_error(c: Chrome, new: bool, action: String, cancel: String, v: Form, e: PageError) -> PageResult {
+/// The form again, with the error beside its field in the form's words; a missing target or a
+/// server failure is a page of its own.
+fn form_error(c: Chrome, new: bool, action: String, cancel: String, mut v: Form, e: PageError) -> PageResult {
     if e.status == StatusCode::NOT_FOUND || e.status.is_server_error() {
         return Err(e);
     }
+    if new {
+        keep_retention(&mut v, None);
+    }
     let field = e.field.clone().unwrap_or_default();
-    let page = TargetFormPage { c, new, action, cancel, v, field, error: Some(e.message) };
+    let message = match e.code {
+        Some(code) if !field.is_empty() => in_form_words(&field, code, &e.message),
+        _ => without_os_codes(&e.message),
+    };
+    let page = TargetFormPage { c, new, action, cancel, v, field, error: Some(message), same_name: Vec::new() };
     html_status(e.status, &page)
 }
 
@@ -106,6 +216,7 @@ pub(super) async fn edit_form(state: web::Data<AppState>, ctx: Ctx, id: web::Pat
         v: values_of(&target),
         error: None,
         field: String::new(),
+        same_name: Vec::new(),
     })
 }
 
@@ -125,6 +236,7 @@ pub(super) async fn edit(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
         Err(e) => {
             // The type select is disabled on an edit, so the browser did not send it.
             form.set("backup_type", target.target_type.as_str());
+            keep_retention(&mut form, Some(&target));
             form_error(
                 ctx.chrome(format!("Edit {}", target.name), "targets"),
                 false,
@@ -134,5 +246,25 @@ pub(super) async fn edit(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
                 e,
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_speak_the_forms_words() {
+        let n =
+            in_form_words("recycle_value", Code::WrongType, "Parameter 'recycle_value' must be a non-negative integer");
+        assert_eq!(n, "N must be a whole number ≥ 0.");
+        assert_eq!(in_form_words("name", Code::Required, "Parameter 'name' required"), "Name is required.");
+        let io = in_form_words(
+            "location",
+            Code::Invalid,
+            "Location /x cannot be created: No such file or directory (os error 2)",
+        );
+        assert_eq!(io, "Location /x cannot be created: No such file or directory");
+        assert_eq!(without_os_codes("a (os error 13) b (os error 2)"), "a b");
     }
 }

@@ -3,10 +3,10 @@
 use actix_web::{HttpRequest, web};
 use askama::Template;
 
-use super::super::render::{ago, size, when};
+use super::super::render::{ago, size, target_hint, when};
 use super::super::{Chrome, Ctx, Form, PageResult, SortCol, block, html, notice, query, sort_cols};
 use crate::model::target::Search;
-use crate::service::targets::{TargetSort, TargetSummary};
+use crate::service::targets::{TargetSort, TargetSummary, is_shared_name};
 use crate::state::AppState;
 
 /// The search form's values, kept to refill it and to build links.
@@ -70,6 +70,8 @@ impl Filters {
 struct TargetRow {
     id: String,
     name: String,
+    /// The alias (or, for a name another target shares, the alias or id): what tells it apart.
+    hint: String,
     kind: &'static str,
     active: i64,
     recycled: i64,
@@ -87,6 +89,12 @@ struct TargetsPage {
     c: Chrome,
     rows: Vec<TargetRow>,
     cols: Vec<SortCol>,
+    /// The sort as a small form too: on a phone the table's header (with its links) is hidden.
+    sort: String,
+    desc: bool,
+    sort_options: Vec<(&'static str, &'static str)>,
+    /// The search as hidden fields of that form, so sorting keeps it.
+    keep: Vec<(String, String)>,
     f: Filters,
     filtered: bool,
     advanced: bool,
@@ -107,12 +115,14 @@ pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest)
     let page = q.text("page").parse::<usize>().unwrap_or(1);
     let svc = state.service.clone();
     let search = f.search();
-    let listed = block(move || svc.target_list(search.as_ref(), sort, desc, page)).await?;
+    let (listed, shared) =
+        block(move || Ok((svc.target_list(search.as_ref(), sort, desc, page)?, svc.shared_target_names()?))).await?;
     let now = crate::time::now();
-    let rows = listed.rows.iter().map(|s| row(s, now)).collect();
+    let rows = listed.rows.iter().map(|s| row(s, is_shared_name(&shared, &s.target.name), now)).collect();
     let (page, pages) = (listed.page, listed.pages);
     let sort = sort.as_str().to_string();
     let mut base = f.pairs();
+    let keep = base.clone();
     let cols = sort_cols(
         &[
             ("name", "Name", "asc"),
@@ -136,6 +146,15 @@ pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest)
         c: ctx.chrome("Targets", "targets").with_notice(notice(&req)),
         rows,
         cols,
+        sort: sort.clone(),
+        desc,
+        sort_options: vec![
+            ("name", "name"),
+            ("backups", "number of backups"),
+            ("size", "size"),
+            ("last", "last backup"),
+        ],
+        keep,
         filtered: !f.pairs().is_empty(),
         advanced: f.advanced(),
         f,
@@ -150,7 +169,7 @@ pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest)
     html(&page_view)
 }
 
-fn row(s: &TargetSummary, now: chrono::DateTime<chrono::Utc>) -> TargetRow {
+fn row(s: &TargetSummary, shared_name: bool, now: chrono::DateTime<chrono::Utc>) -> TargetRow {
     let (integrity, integrity_text) = match (s.active + s.recycled, s.damaged) {
         (0, _) => ("none", "no backups".to_string()),
         (_, 0) => ("ok", "ok".to_string()),
@@ -159,6 +178,11 @@ fn row(s: &TargetSummary, now: chrono::DateTime<chrono::Utc>) -> TargetRow {
     TargetRow {
         id: s.target.id.clone(),
         name: s.target.name.clone(),
+        hint: match (&s.target.alias, shared_name) {
+            (_, true) => target_hint(s.target.alias.as_deref(), &s.target.id),
+            (Some(a), false) => a.clone(),
+            (None, false) => String::new(),
+        },
         kind: s.target.target_type.as_str(),
         active: s.active,
         recycled: s.recycled,

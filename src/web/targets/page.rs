@@ -27,6 +27,9 @@ pub struct BackupRow {
     pub hash: String,
     pub hash_short: String,
     pub mismatch: bool,
+    /// When it went to the recycle bin, relative and exact; empty when active or not recorded.
+    pub recycled_ago: String,
+    pub recycled_when: String,
 }
 
 impl BackupRow {
@@ -43,6 +46,8 @@ impl BackupRow {
             hash: b.hash.clone(),
             hash_short: b.hash.chars().take(12).collect(),
             mismatch: b.hash_mismatch,
+            recycled_ago: b.recycled_at.map(|t| ago(t, now)).unwrap_or_default(),
+            recycled_when: b.recycled_at.map(when).unwrap_or_default(),
         }
     }
 }
@@ -61,6 +66,27 @@ struct TargetInfo {
     storage: &'static str,
     logical: String,
     disk: String,
+    /// Ready-to-copy `backupchan` commands for this target: (what it does, the command).
+    commands: Vec<(&'static str, String)>,
+}
+
+/// The official CLI's commands for a target, by id (an alias would do too, but the id never
+/// changes). Paths are placeholders the user replaces.
+fn cli_commands(t: &Target) -> Vec<(&'static str, String)> {
+    let id = &t.id;
+    let what = if t.target_type == TargetType::Single { "/path/to/file" } else { "/path/to/folder" };
+    let mut cmds = vec![
+        ("Upload a backup", format!("backupchan backup upload {id} {what}")),
+        ("Upload from a scheduled job (counts as automatic)", format!("backupchan backup upload -a {id} {what}")),
+    ];
+    if t.target_type == TargetType::Multi {
+        cmds.push((
+            "Upload a large folder file by file (resumable)",
+            format!("backupchan backup upload -s {id} /path/to/folder"),
+        ));
+    }
+    cmds.push(("Show this target and its backups", format!("backupchan target view {id}")));
+    cmds
 }
 
 #[derive(Template)]
@@ -71,6 +97,9 @@ struct TargetPage {
     active: Vec<BackupRow>,
     recycled: Vec<BackupRow>,
     cols: Vec<SortCol>,
+    /// The current sort, for the sort form phones use.
+    sort: &'static str,
+    desc: bool,
     keys: Vec<super::keys::KeyRow>,
 }
 
@@ -112,6 +141,8 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
         active: active.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
         recycled: recycled.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
         cols,
+        sort,
+        desc,
         keys,
         t: TargetInfo {
             id: target.id.clone(),
@@ -126,6 +157,7 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
             storage: usage.storage,
             logical: size(usage.logical),
             disk: size(usage.disk_used),
+            commands: cli_commands(&target),
         },
     };
     html(&page)
