@@ -14,6 +14,7 @@ mod http;
 mod jobs;
 mod logging;
 mod model;
+mod notify;
 mod offline;
 mod service;
 mod state;
@@ -229,12 +230,18 @@ fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<(), String> {
 async fn run(service: Arc<Service>, key: auth::apikey::ApiKey) -> Result<(), String> {
     let config = service.config.clone();
     jobs::worker::spawn_workers(service.clone(), config.workers);
+    jobs::health::spawn_monitor(service.clone());
     let scheduler = jobs::scheduler::Scheduler::start(service.clone()).await.map_err(|e| e.to_string())?;
     let sessions = auth::session::Sessions::open(&config)?;
     let state = actix_web::web::Data::new(AppState { service, scheduler, apikey: key, sessions });
     let json_limit = config.limits.max_json_bytes;
     let server = HttpServer::new(move || {
-        App::new().app_data(state.clone()).configure(|cfg| api::configure(cfg, json_limit)).configure(web::configure)
+        App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(api::probe::count_requests))
+            .configure(|cfg| api::configure(cfg, json_limit))
+            .configure(api::probe::configure)
+            .configure(web::configure)
     })
     .bind(config.bind)
     .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;

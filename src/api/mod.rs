@@ -10,6 +10,7 @@ mod backups;
 mod jobs;
 mod misc;
 mod openapi;
+pub mod probe;
 pub(crate) mod schema;
 mod seq;
 mod targets;

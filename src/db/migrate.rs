@@ -13,6 +13,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_journal_manifests.sql"),
     include_str!("migrations/0006_key_use.sql"),
     include_str!("migrations/0007_audit.sql"),
+    // 0008 is reserved for parallel work and goes here, before 0009, when it lands.
+    include_str!("migrations/0009_health.sql"),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::backup::BackupFile;
+use super::notify::Delivery;
 use crate::error::{Error, Result};
 
 /// Where a queued job is: `IDLE → RUNNING → FINISHED | ERROR` (the contract's spelling).
@@ -44,23 +45,26 @@ impl JobStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     Upload,
+    Notify,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Upload => "upload_job",
+            JobKind::Notify => "notify_job",
         }
     }
 
     pub fn parse(s: &str) -> Option<JobKind> {
-        [JobKind::Upload].into_iter().find(|k| k.as_str() == s)
+        [JobKind::Upload, JobKind::Notify].into_iter().find(|k| k.as_str() == s)
     }
 
     /// What `/api/jobs` and the jobs page call it.
     pub fn display_name(self) -> &'static str {
         match self {
             JobKind::Upload => "Process uploaded backup",
+            JobKind::Notify => "Send a notification",
         }
     }
 
@@ -70,6 +74,21 @@ impl JobKind {
     pub fn worth_retry(self, error: &Error) -> bool {
         match self {
             JobKind::Upload => matches!(error, Error::Internal(_) | Error::DiskFull(_) | Error::Conflict(_)),
+            // Retried on its own, with backoff (see `retry_in`).
+            JobKind::Notify => false,
+        }
+    }
+
+    /// Seconds until a failed job runs again by itself, after `attempts` tries; `None` ends it
+    /// in ERROR. Only deliveries retry by themselves: a destination may be down for a while.
+    pub fn retry_in(self, attempts: i64, error: &Error) -> Option<i64> {
+        match self {
+            JobKind::Upload => None,
+            JobKind::Notify => match error {
+                // A destination gone from the config will not come back by waiting.
+                Error::NotFound(_) => None,
+                _ => super::notify::backoff(attempts),
+            },
         }
     }
 }
@@ -78,12 +97,14 @@ impl JobKind {
 #[derive(Debug, Clone)]
 pub enum QueuedJob {
     Upload(UploadJob),
+    Notify(Delivery),
 }
 
 impl QueuedJob {
     pub fn kind(&self) -> JobKind {
         match self {
             QueuedJob::Upload(_) => JobKind::Upload,
+            QueuedJob::Notify(_) => JobKind::Notify,
         }
     }
 
@@ -91,6 +112,7 @@ impl QueuedJob {
     pub fn payload(&self) -> Result<String> {
         let json = match self {
             QueuedJob::Upload(job) => serde_json::to_string(job),
+            QueuedJob::Notify(d) => serde_json::to_string(d),
         };
         json.map_err(|e| Error::internal(format!("job payload cannot be written: {e}")))
     }
@@ -101,13 +123,15 @@ impl QueuedJob {
             |e: serde_json::Error| Error::internal(format!("the payload of a {} cannot be read: {e}", kind.as_str()));
         match kind {
             JobKind::Upload => serde_json::from_str(payload).map(QueuedJob::Upload).map_err(bad),
+            JobKind::Notify => serde_json::from_str(payload).map(QueuedJob::Notify).map_err(bad),
         }
     }
 
-    /// The target the job works on.
-    pub fn target_id(&self) -> &str {
+    /// The target the job works on (a notification about the disk has none).
+    pub fn target_id(&self) -> Option<&str> {
         match self {
-            QueuedJob::Upload(job) => &job.target_id,
+            QueuedJob::Upload(job) => Some(&job.target_id),
+            QueuedJob::Notify(d) => d.event.target_id.as_deref(),
         }
     }
 
@@ -115,6 +139,7 @@ impl QueuedJob {
     pub fn backup_id(&self) -> Option<&str> {
         match self {
             QueuedJob::Upload(job) => Some(&job.backup_id),
+            QueuedJob::Notify(d) => d.event.backup_id.as_deref(),
         }
     }
 
@@ -122,6 +147,7 @@ impl QueuedJob {
     pub fn upload(&self) -> Option<&UploadJob> {
         match self {
             QueuedJob::Upload(job) => Some(job),
+            QueuedJob::Notify(_) => None,
         }
     }
 }
@@ -229,6 +255,7 @@ mod tests {
             assert_eq!(JobStatus::parse(st).map(JobStatus::as_str), Some(st));
         }
         assert_eq!(JobKind::parse("upload_job"), Some(JobKind::Upload));
+        assert_eq!(JobKind::parse("notify_job"), Some(JobKind::Notify));
         assert_eq!(JobKind::parse("nope"), None);
     }
 

@@ -105,6 +105,9 @@ impl BackupManifest {
             filesize: self.size,
             hash: self.hash.clone(),
             hash_mismatch: false,
+            changes: None,
+            unusual: false,
+            unusual_reason: None,
             name: self.name.clone(),
         })
     }
@@ -152,6 +155,9 @@ mod tests {
             filesize: 3,
             hash: "h".into(),
             hash_mismatch: true,
+            changes: None,
+            unusual: false,
+            unusual_reason: None,
             name: "n-b".into(),
         };
         let files = vec![BackupFile { path: "a/f".into(), blob: "x".into(), size: 3, mode: 0o644 }];

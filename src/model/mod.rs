@@ -3,8 +3,11 @@
 
 pub mod audit;
 pub mod backup;
+pub mod canary;
 pub mod fields;
+pub mod health;
 pub mod job;
 pub mod manifest;
+pub mod notify;
 pub mod retention;
 pub mod target;

@@ -170,6 +170,9 @@ impl Service {
             filesize: files.iter().map(|f| f.size).sum(),
             hash: content_hash(&files, is_single(&target)),
             hash_mismatch: false,
+            changes: None,
+            unusual: false,
+            unusual_reason: None,
             name: name.clone(),
         };
         // Built under its staging name first, so the row can record what will be renamed into place.
@@ -192,7 +195,14 @@ impl Service {
         }
         // The manifest first: a row is visible only once the files and their manifest are there.
         self.store.write_backup_manifest(&BackupManifest::of(&backup, target.target_type, &files))?;
-        db::with_tx(&mut c, |tx| db::backups::mark_complete(tx, &backup.id))?;
+        // The change canary is recorded (and an unusual change's notification queued) with the
+        // completion, so a finished backup always has it.
+        db::with_tx(&mut c, |tx| {
+            self.record_changes(tx, &target, &backup, &files)?;
+            db::backups::mark_complete(tx, &backup.id)
+        })?;
+        self.job_ready.notify_one();
+        self.metrics.upload_done(backup.filesize, (time::now() - created_at).num_milliseconds() as f64 / 1000.0);
         self.drop_spooled_archive(job);
         tracing::info!("backup {} of target '{}' is complete at {}", backup.id, target.name, dest.display());
         Ok(())

@@ -141,7 +141,7 @@ async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>) -> Pa
     let id: i64 = id.parse().map_err(|_| PageError::new(StatusCode::NOT_FOUND, "There is no such job."))?;
     let svc = state.service.clone();
     let job = block(move || svc.job(id)).await?;
-    let target_id = job.job().ok().map(|q| q.target_id().to_string());
+    let target_id = job.job().ok().and_then(|q| q.target_id().map(str::to_string));
     let now = crate::time::now();
     let t = |s: &Option<String>| s.as_deref().map(|s| iso_ago(s, now)).unwrap_or_else(|| "—".into());
     html(&JobPage {
