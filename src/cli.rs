@@ -43,6 +43,8 @@ pub enum Command {
     /// Named API keys with roles (kept in keys.json): add, list, revoke
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Send a test notification to every [[notify]] destination now, and say how each went
+    NotifyTest,
 }
 
 #[derive(Debug, Subcommand)]

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::RebuildDb => rebuild_db(&global),
         Command::Check(args) => return check(&global, args.deep),
         Command::Key(cmd) => key_command(&global, cmd),
+        Command::NotifyTest => notify_test(&global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -153,6 +154,27 @@ fn key_command(global: &GlobalArgs, cmd: cli::KeyCommand) -> Result<(), String> 
         }
     }
     Ok(())
+}
+
+/// `bakch notify-test`: sends at once (not through the job queue, so it works with bakch
+/// stopped too) and reports each destination.
+fn notify_test(global: &GlobalArgs) -> Result<(), String> {
+    let config = Config::load(global, &ServeArgs::default())?;
+    if config.notify.is_empty() {
+        return Err("no [[notify]] destinations are configured".into());
+    }
+    let event = model::notify::Event::test(time::now());
+    let mut failed = 0;
+    for dest in &config.notify {
+        match notify::send(dest, &event) {
+            Ok(()) => println!("{}: sent", dest.name),
+            Err(e) => {
+                failed += 1;
+                println!("{}: FAILED: {e}", dest.name);
+            }
+        }
+    }
+    if failed > 0 { Err(format!("{failed} of {} destination(s) failed", config.notify.len())) } else { Ok(()) }
 }
 
 fn rebuild_db(global: &GlobalArgs) -> Result<(), String> {

@@ -366,3 +366,19 @@ fn metrics_parse_and_need_the_key() {
     let open = client.get(format!("{}/healthz", s.url)).send().unwrap();
     assert_eq!(open.status().as_u16(), 200, "no key needed");
 }
+
+#[test]
+fn notify_test_reaches_every_destination() {
+    let (s, hooks, pushes, mails) = server_with_destinations();
+    let out = std::process::Command::new(common::BIN)
+        .args(["notify-test", "--data-dir"])
+        .arg(s.data_path())
+        .output()
+        .expect("run notify-test");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(said.lines().collect::<Vec<_>>(), ["hook: sent", "phone: sent", "mail: sent"]);
+    assert_eq!(hook_events(&hooks)[0]["event"], "test");
+    assert_eq!(pushes.lock().unwrap()[0].header("tags"), Some("test"));
+    assert!(mails.lock().unwrap()[0].contains("Subject: bakch: test notification"));
+}

@@ -83,6 +83,20 @@ pub struct Event {
 }
 
 impl Event {
+    /// The event of `bakch notify-test` and the web UI's test button.
+    pub fn test(now: chrono::DateTime<chrono::Utc>) -> Event {
+        Event {
+            event: EventKind::Test,
+            target_id: None,
+            target_name: None,
+            state: "test".into(),
+            reason: "This is a test notification from bakch: this destination works.".into(),
+            time: super::health::iso_utc(now),
+            backup_id: None,
+            reminder: false,
+        }
+    }
+
     /// A one-line title (the e-mail's subject, the ntfy title).
     pub fn title(&self) -> String {
         let what = self.target_name.as_deref().map(|n| format!("target '{n}'")).unwrap_or_else(|| "bakch".into());

@@ -264,29 +264,6 @@ impl Service {
         Ok(())
     }
 
-    /// Queues a test notification to every destination; returns how many there are.
-    pub fn notify_test(&self) -> Result<usize> {
-        let event = Event {
-            event: EventKind::Test,
-            target_id: None,
-            target_name: None,
-            state: "test".into(),
-            reason: "This is a test notification from bakch: this destination works.".into(),
-            time: iso_utc(time::now()),
-            backup_id: None,
-            reminder: false,
-        };
-        let jobs = self.deliveries(&event);
-        db::with_tx(&mut *self.conn()?, |tx| {
-            for job in &jobs {
-                db::jobs::enqueue(tx, job)?;
-            }
-            Ok(())
-        })?;
-        self.job_ready.notify_one();
-        Ok(jobs.len())
-    }
-
     /// Destinations whose newest finished try failed.
     pub fn failing_destinations(&self) -> Result<Vec<FailingDestination>> {
         let outcomes = db::health::delivery_outcomes(&*self.conn()?)?;
