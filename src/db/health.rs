@@ -19,15 +19,17 @@ pub fn facts(c: &Connection, target_id: &str, expected_interval: i64) -> Result<
                 (SELECT COUNT(*) FROM backups WHERE target_id = ?1 AND state = 'complete' AND is_recycled = 0
                  AND hash_mismatch = 1),
                 (SELECT name FROM backups WHERE target_id = ?1 AND state = 'complete' AND is_recycled = 0
-                 AND hash_mismatch = 1 ORDER BY created_at DESC LIMIT 1)",
+                 AND hash_mismatch = 1 ORDER BY created_at DESC LIMIT 1),
+                (SELECT created_at FROM targets WHERE id = ?1)",
     )?;
-    let (last_success, last_failure, error, damaged, damaged_name) = stmt.query_row([target_id], |r| {
+    let (last_success, last_failure, error, damaged, damaged_name, created_at) = stmt.query_row([target_id], |r| {
         Ok((
             r.get::<_, Option<String>>(0)?,
             r.get::<_, Option<String>>(1)?,
             r.get::<_, Option<String>>(2)?,
             r.get::<_, i64>(3)?,
             r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<String>>(5)?,
         ))
     })?;
     let recent = if expected_interval == 0 { recent(c, target_id, 10)? } else { Vec::new() };
@@ -39,6 +41,7 @@ pub fn facts(c: &Connection, target_id: &str, expected_interval: i64) -> Result<
         damaged,
         damaged_name,
         recent,
+        created_at: created_at.as_deref().and_then(parse_iso),
     })
 }
 

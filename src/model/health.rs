@@ -70,6 +70,8 @@ pub struct Facts {
     pub damaged_name: Option<String>,
     /// When the newest backups were received, newest first (for a proposed interval).
     pub recent: Vec<DateTime<Utc>>,
+    /// When the target was created.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// A target's health as the API shows it.
@@ -181,7 +183,8 @@ pub fn derived_since(f: &Facts, health: &Health) -> Option<DateTime<Utc>> {
         HealthState::Late => health.next_due.map(|d| d + grace(f.expected_interval)),
         HealthState::Failed => f.last_failure,
         HealthState::Ok => f.last_success,
-        _ => None,
+        HealthState::Never | HealthState::Unmonitored => f.created_at,
+        HealthState::Damaged => None,
     }
 }
 

@@ -157,12 +157,15 @@ impl Service {
                     if let Some(kind) = kind {
                         events.push(event(kind, false));
                     }
+                    // When the facts tell when it began, that (so a reader before and after this
+                    // record sees the same); else when it was noticed.
+                    let since = health::derived_since(&facts, &h).unwrap_or(now);
                     writes.push((
                         t.id.clone(),
                         Known {
                             state: h.state.as_str().to_string(),
                             reason: h.reason.clone(),
-                            since: time::iso(now),
+                            since: time::iso(since),
                             notified_at: kind.map(|_| time::iso(now)),
                         },
                     ));
