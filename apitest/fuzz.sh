@@ -91,6 +91,9 @@ status=0
 # Request timeout: a reply slower than that counts as a hang. One worker: with two, CPython 3.11's
 # ast.parse races in hypothesis ("AST constructor recursion depth mismatch"), an error in the
 # fuzzer, not in bakch.
+# GET /api/health is left out: its 503 ("something monitored is not ok") is the answer uptime
+# monitors watch for, which the server-error check cannot tell from a failure; it takes no
+# input to fuzz, and tests/health.rs checks both of its answers.
 # From the temp folder, where schemathesis leaves its cache (.schemathesis/).
 cd "$WORK"
 PYTHONPATH="$REPO/apitest" SCHEMATHESIS_HOOKS=fuzz_hooks BAKCH_FUZZ_ROOT="$WORK/locations" \
@@ -99,6 +102,7 @@ PYTHONDONTWRITEBYTECODE=1 \
     --header "Authorization: Bearer $KEY" \
     --checks all \
     --exclude-checks negative_data_rejection,positive_data_acceptance \
+    --exclude-path /api/health \
     --max-examples "$MAX_EXAMPLES" \
     --request-timeout 10 \
     --seed "$SEED" \

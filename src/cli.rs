@@ -46,6 +46,8 @@ pub enum Command {
     /// Deleted backups whose content is still held: list, restore, purge (ends holds early)
     #[command(subcommand)]
     Held(HeldCommand),
+    /// Send a test notification to every [[notify]] destination now, and say how each went
+    NotifyTest,
 }
 
 #[derive(Debug, Subcommand)]

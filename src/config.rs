@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::model::job::Scheduled;
+use crate::model::notify::EventKind;
 use crate::store::perms::Modes;
 
 /// The validated configuration.
@@ -45,6 +46,176 @@ pub struct Config {
     /// How long a deleted backup's content is held before it may be collected
     /// (`[protection] hold_days`; zero turns the hold off).
     pub hold: std::time::Duration,
+    /// `[health]`: reminders and the low-disk threshold.
+    pub health: HealthConfig,
+    /// `[[notify]]`: where events are sent.
+    pub notify: Vec<Destination>,
+}
+
+/// `[health]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Repeat the event of a state that stays bad this often (seconds); 0 = never.
+    pub reminder_secs: u64,
+    /// The data disk is low below this share of its size (percent); 0 = never.
+    pub disk_low_percent: u8,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { reminder_secs: 0, disk_low_percent: 5 }
+    }
+}
+
+/// One `[[notify]]` entry, checked.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// How the log, the UI and the delivery jobs call it (`name`, else `<kind>-<n>`).
+    pub name: String,
+    /// The events it wants; empty = all of them.
+    pub events: Vec<EventKind>,
+    pub kind: DestinationKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum DestinationKind {
+    /// A JSON POST, signed with HMAC-SHA256 when a secret is set.
+    Webhook { url: String, secret: Option<String> },
+    /// A POST of the text to an ntfy topic URL.
+    Ntfy { url: String, token: Option<String> },
+    /// An e-mail through an SMTP server.
+    Email(Smtp),
+}
+
+/// How an e-mail is sent.
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    /// Read at each sending, so a changed password needs no restart.
+    pub password_file: Option<PathBuf>,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the start (port 465).
+    Tls,
+    /// No encryption: only for a relay on this machine.
+    None,
+}
+
+impl Destination {
+    pub fn wants(&self, event: EventKind) -> bool {
+        event == EventKind::Test || self.events.is_empty() || self.events.contains(&event)
+    }
+}
+
+/// A `[[notify]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDestination {
+    kind: String,
+    name: Option<String>,
+    events: Option<Vec<String>>,
+    url: Option<String>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    tls: Option<String>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    from: Option<String>,
+    to: Option<Vec<String>>,
+}
+
+impl RawDestination {
+    fn check(self, n: usize) -> Result<Destination, String> {
+        let name = self.name.clone().unwrap_or_else(|| format!("{}-{}", self.kind, n + 1));
+        let at = format!("[[notify]] '{name}'");
+        let mut events = Vec::new();
+        for e in self.events.iter().flatten() {
+            let kind = EventKind::parse(e).filter(|k| *k != EventKind::Test).ok_or_else(|| {
+                format!("{at}: unknown event '{e}'; known: late, failed, damaged, recovered, unusual_change, disk_low")
+            })?;
+            events.push(kind);
+        }
+        let url = |what: &str| -> Result<String, String> {
+            let url = self.url.clone().ok_or_else(|| format!("{at}: `url` is required for a {what}"))?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("{at}: url '{url}' must start with http:// or https://"));
+            }
+            Ok(url)
+        };
+        let read = |path: &PathBuf, what: &str| -> Result<String, String> {
+            std::fs::read_to_string(path)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("{at}: cannot read the {what} file {}: {e}", path.display()))
+        };
+        let kind = match self.kind.as_str() {
+            "webhook" => {
+                let secret = match (&self.secret, &self.secret_file) {
+                    (Some(_), Some(_)) => return Err(format!("{at}: give `secret` or `secret_file`, not both")),
+                    (Some(s), None) => Some(s.clone()),
+                    (None, Some(p)) => Some(read(p, "secret")?),
+                    (None, None) => None,
+                };
+                DestinationKind::Webhook { url: url("webhook")?, secret }
+            }
+            "ntfy" => DestinationKind::Ntfy {
+                url: url("ntfy topic")?,
+                token: self.token_file.as_ref().map(|p| read(p, "token")).transpose()?,
+            },
+            "email" => {
+                let host = self.smtp_host.clone().ok_or_else(|| format!("{at}: `smtp_host` is required"))?;
+                let tls = match self.tls.as_deref().unwrap_or("starttls") {
+                    "starttls" => SmtpTls::Starttls,
+                    "tls" => SmtpTls::Tls,
+                    "none" => SmtpTls::None,
+                    other => return Err(format!("{at}: tls '{other}' must be starttls, tls or none")),
+                };
+                let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                if tls == SmtpTls::None && !local {
+                    return Err(format!("{at}: tls = \"none\" is only allowed for a relay on this machine"));
+                }
+                if let Some(p) = &self.password_file {
+                    read(p, "password")?;
+                }
+                let to = self.to.clone().unwrap_or_default();
+                if to.is_empty() {
+                    return Err(format!("{at}: `to` must list at least one address"));
+                }
+                let from = self.from.clone().ok_or_else(|| format!("{at}: `from` is required"))?;
+                for addr in to.iter().chain([&from]) {
+                    addr.parse::<lettre::Address>()
+                        .map_err(|e| format!("{at}: '{addr}' is not an e-mail address: {e}"))?;
+                }
+                DestinationKind::Email(Smtp {
+                    port: self.smtp_port.unwrap_or(match tls {
+                        SmtpTls::Starttls => 587,
+                        SmtpTls::Tls => 465,
+                        SmtpTls::None => 25,
+                    }),
+                    host,
+                    tls,
+                    username: self.username.clone(),
+                    password_file: self.password_file.clone(),
+                    from,
+                    to,
+                })
+            }
+            other => return Err(format!("[[notify]] entry {}: kind '{other}' must be webhook, ntfy or email", n + 1)),
+        };
+        Ok(Destination { name, events, kind })
+    }
 }
 
 /// `[protection]`: the hold on deletions.
@@ -145,6 +316,10 @@ struct FileConfig {
     audit: Audit,
     #[serde(default)]
     protection: Protection,
+    #[serde(default)]
+    health: HealthConfig,
+    #[serde(default)]
+    notify: Vec<RawDestination>,
 }
 
 impl Config {
@@ -196,6 +371,17 @@ impl Config {
             return Err(format!("[protection] hold_days must be between 0 and 3650, got {hold_days}"));
         }
         let modes = Modes::parse(&file.permissions.file_mode, &file.permissions.dir_mode)?;
+        if file.health.disk_low_percent > 99 {
+            return Err(format!("[health] disk_low_percent must be 0 to 99, got {}", file.health.disk_low_percent));
+        }
+        let mut notify: Vec<Destination> = Vec::new();
+        for (n, raw) in file.notify.into_iter().enumerate() {
+            let d = raw.check(n)?;
+            if notify.iter().any(|o| o.name == d.name) {
+                return Err(format!("two [[notify]] entries are named '{}'", d.name));
+            }
+            notify.push(d);
+        }
         let data_dir = absolute(&data_dir)?;
         Ok(Config {
             data_dir,
@@ -214,6 +400,8 @@ impl Config {
             modes,
             audit_keep_days,
             hold: std::time::Duration::from_secs_f64(hold_days * 86400.0),
+            health: file.health,
+            notify,
         })
     }
 

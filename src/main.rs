@@ -14,6 +14,7 @@ mod http;
 mod jobs;
 mod logging;
 mod model;
+mod notify;
 mod offline;
 mod service;
 mod state;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         Command::Check(args) => return check(&global, args.deep),
         Command::Key(cmd) => key_command(&global, cmd),
         Command::Held(cmd) => held_command(&global, cmd),
+        Command::NotifyTest => notify_test(&global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,6 +181,27 @@ fn held_command(global: &GlobalArgs, cmd: cli::HeldCommand) -> Result<(), String
     Ok(())
 }
 
+/// `bakch notify-test`: sends at once (not through the job queue, so it works with bakch
+/// stopped too) and reports each destination.
+fn notify_test(global: &GlobalArgs) -> Result<(), String> {
+    let config = Config::load(global, &ServeArgs::default())?;
+    if config.notify.is_empty() {
+        return Err("no [[notify]] destinations are configured".into());
+    }
+    let event = model::notify::Event::test(time::now());
+    let mut failed = 0;
+    for dest in &config.notify {
+        match notify::send(dest, &event) {
+            Ok(()) => println!("{}: sent", dest.name),
+            Err(e) => {
+                failed += 1;
+                println!("{}: FAILED: {e}", dest.name);
+            }
+        }
+    }
+    if failed > 0 { Err(format!("{failed} of {} destination(s) failed", config.notify.len())) } else { Ok(()) }
+}
+
 fn rebuild_db(global: &GlobalArgs) -> Result<(), String> {
     let config = Config::load(global, &ServeArgs::default())?;
     let started = std::time::Instant::now();
@@ -255,12 +278,18 @@ fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<(), String> {
 async fn run(service: Arc<Service>, key: auth::apikey::ApiKey) -> Result<(), String> {
     let config = service.config.clone();
     jobs::worker::spawn_workers(service.clone(), config.workers);
+    jobs::health::spawn_monitor(service.clone());
     let scheduler = jobs::scheduler::Scheduler::start(service.clone()).await.map_err(|e| e.to_string())?;
     let sessions = auth::session::Sessions::open(&config)?;
     let state = actix_web::web::Data::new(AppState { service, scheduler, apikey: key, sessions });
     let json_limit = config.limits.max_json_bytes;
     let server = HttpServer::new(move || {
-        App::new().app_data(state.clone()).configure(|cfg| api::configure(cfg, json_limit)).configure(web::configure)
+        App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(api::probe::count_requests))
+            .configure(|cfg| api::configure(cfg, json_limit))
+            .configure(api::probe::configure)
+            .configure(web::configure)
     })
     .bind(config.bind)
     .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;

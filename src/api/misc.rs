@@ -1,15 +1,19 @@
-//! `/api/stats` and `/api/log`.
+//! `/api/stats`, `/api/health` and `/api/log`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::schema::{ErrorBody, LogReply, StatsReply};
-use super::{block, ok, query_count, resource};
+use actix_web::http::StatusCode;
+
+use super::schema::{ErrorBody, HealthReply, LogReply, StatsReply};
+use super::{block, ok, query_count, reply, resource};
 use crate::auth::grant::Need;
 use crate::error::Result;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/stats").get(Need::ReadAll, stats)).service(resource("/log").get(Need::ReadAll, log));
+    cfg.service(resource("/stats").get(Need::ReadAll, stats))
+        .service(resource("/health").get(Need::ReadAll, health))
+        .service(resource("/log").get(Need::ReadAll, log));
 }
 
 /// Totals over all targets and what deduplication saves.
@@ -19,6 +23,28 @@ async fn stats(state: web::Data<AppState>) -> Result<HttpResponse> {
     let svc = state.service.clone();
     let stats = block(move || svc.stats()).await?;
     Ok(ok(&StatsReply::new(stats)))
+}
+
+/// Whether every backup is healthy: 200 when every monitored target is `ok` and the data disk
+/// is not low, 503 otherwise (so an uptime monitor can watch this one URL).
+#[utoipa::path(get, path = "/api/health", operation_id = "health", tag = "misc",
+    responses(
+        (status = 200, description = "Everything monitored is ok", body = HealthReply),
+        (status = 503, description = "A target is late, failed, damaged or has never sent a backup, or the disk is low", body = HealthReply),
+    ))]
+async fn health(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let svc = state.service.clone();
+    let summary = block(move || svc.health_summary()).await?;
+    if summary.status == "ok" {
+        return Ok(ok(&HealthReply { success: true, message: None, summary }));
+    }
+    let mut parts: Vec<String> =
+        summary.problems.iter().map(|p| format!("{} is {}", p.target_name, p.state.as_str())).collect();
+    if summary.disk.low {
+        parts.push("the data disk is low".into());
+    }
+    let message = format!("Not healthy: {}", parts.join(", "));
+    Ok(reply(StatusCode::SERVICE_UNAVAILABLE, &HealthReply { success: false, message: Some(message), summary }))
 }
 
 /// The end of the server's log.

@@ -11,6 +11,7 @@ mod held;
 mod jobs;
 mod misc;
 mod openapi;
+pub mod probe;
 pub(crate) mod schema;
 mod seq;
 mod targets;

@@ -174,6 +174,8 @@ pub struct TargetView {
     pub disk_used: i64,
     /// `logical_size - disk_used`.
     pub dedup_saved: i64,
+    /// Whether its backups arrive as expected (see `expected_interval`).
+    pub health: crate::model::health::Health,
 }
 
 /// One page of targets.
@@ -302,7 +304,7 @@ impl JobView {
             finished_at: j.finished_at.clone(),
             attempts: j.attempts,
             error: j.error.clone(),
-            target_id: job.as_ref().map(|q| q.target_id().to_string()),
+            target_id: job.as_ref().and_then(|q| q.target_id().map(str::to_string)),
             backup_id: job.as_ref().and_then(|q| q.backup_id()).map(str::to_string),
         }
     }
@@ -396,6 +398,19 @@ pub struct StatsReply {
     pub stats: Stats,
 }
 
+/// `GET /api/health`: 200 with `success: true` when every monitored target is `ok` and the disk
+/// is not low; otherwise 503 with `success: false`, a `message`, and the same figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthReply {
+    pub success: bool,
+    /// Only on a 503: what is wrong, in one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub message: Option<String>,
+    #[serde(flatten)]
+    pub summary: crate::service::health::Summary,
+}
+
 /// The end of the log.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LogReply {
@@ -438,6 +453,9 @@ pub struct NewTarget {
     #[schema(minimum = 0)]
     min_backups: Option<i64>,
     tags: Option<Vec<String>>,
+    /// Seconds within which a new backup is expected; 0 (the default) = not monitored.
+    #[schema(minimum = 0, maximum = 3153600000.0)]
+    expected_interval: Option<i64>,
 }
 
 /// Changes to a target; fields left out keep their value. The type cannot change; a null
@@ -467,6 +485,9 @@ pub struct TargetEdit {
     #[schema(minimum = 0)]
     min_backups: Option<i64>,
     tags: Option<Vec<String>>,
+    /// Seconds within which a new backup is expected; 0 (the default) = not monitored.
+    #[schema(minimum = 0, maximum = 3153600000.0)]
+    expected_interval: Option<i64>,
 }
 
 /// Whether a delete also removes the backups' files from disk.

@@ -40,6 +40,7 @@ pub(crate) fn target_json(svc: &Service, t: &Target) -> Result<TargetView, Error
         logical_size: usage.logical,
         disk_used: usage.disk_used,
         dedup_saved: usage.logical - usage.disk_used,
+        health: svc.target_health(t)?,
     })
 }
 

@@ -5,15 +5,25 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::{Error, Result};
 use crate::model::backup::{Backup, BackupFile};
+use crate::model::canary::Stored;
 
 const COLUMNS: &str =
     "id, target_id, created_at, manual, is_recycled, filesize, hash, hash_mismatch, name, recycled_at";
+/// What a listing reads: [`COLUMNS`] and the change canary's record.
+const READ: &str =
+    "id, target_id, created_at, manual, is_recycled, filesize, hash, hash_mismatch, name, recycled_at, changes";
 
 fn from_row(r: &Row) -> rusqlite::Result<Backup> {
     let created: String = r.get(2)?;
     let created_at = DateTime::parse_from_rfc3339(&created)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?;
+    // A record this version cannot read is shown as none rather than hiding the backup.
+    let stored: Option<Stored> = r.get::<_, Option<String>>(10)?.and_then(|j| serde_json::from_str(&j).ok());
+    let (changes, unusual_reason) = match stored {
+        Some(s) => (Some(s.changes), s.unusual),
+        None => (None, None),
+    };
     Ok(Backup {
         id: r.get(0)?,
         target_id: r.get(1)?,
@@ -23,6 +33,9 @@ fn from_row(r: &Row) -> rusqlite::Result<Backup> {
         filesize: r.get(5)?,
         hash: r.get(6)?,
         hash_mismatch: r.get(7)?,
+        changes,
+        unusual: unusual_reason.is_some(),
+        unusual_reason,
         name: r.get(8)?,
         // A time that does not parse is shown as unknown rather than failing a listing.
         recycled_at: r.get::<_, Option<String>>(9)?.as_deref().and_then(crate::time::parse_iso),
@@ -31,7 +44,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Backup> {
 
 fn query(c: &Connection, filter: &str, args: impl rusqlite::Params) -> Result<Vec<Backup>> {
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM backups WHERE state = 'complete' AND {filter} ORDER BY created_at DESC, id"
+        "SELECT {READ} FROM backups WHERE state = 'complete' AND {filter} ORDER BY created_at DESC, id"
     ))?;
     let rows = stmt.query_map(args, from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -97,8 +110,8 @@ pub fn placed_ident(c: &Connection, id: &str) -> Result<Option<String>> {
 
 /// A backup and whether it is still pending, whatever its state.
 pub fn find_any(c: &Connection, id: &str) -> Result<Option<(Backup, bool)>> {
-    let sql = format!("SELECT {COLUMNS}, state FROM backups WHERE id = ?1");
-    Ok(c.query_row(&sql, [id], |r| Ok((from_row(r)?, r.get::<_, String>(10)? == "pending"))).optional()?)
+    let sql = format!("SELECT {READ}, state FROM backups WHERE id = ?1");
+    Ok(c.query_row(&sql, [id], |r| Ok((from_row(r)?, r.get::<_, String>(11)? == "pending"))).optional()?)
 }
 
 pub fn find(c: &Connection, id: &str) -> Result<Option<Backup>> {
@@ -115,7 +128,7 @@ pub fn recycled(c: &Connection) -> Result<Vec<Backup>> {
 
 /// Pending rows left by a crash: (backup, target id).
 pub fn pending(c: &Connection) -> Result<Vec<Backup>> {
-    let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM backups WHERE state = 'pending'"))?;
+    let mut stmt = c.prepare(&format!("SELECT {READ} FROM backups WHERE state = 'pending'"))?;
     let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -212,9 +225,9 @@ pub fn damage(c: &Connection, id: &str) -> Result<Option<String>> {
 /// The damaged backups with their findings, newest first.
 pub fn damaged(c: &Connection) -> Result<Vec<(Backup, Option<String>)>> {
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLUMNS}, damage FROM backups WHERE state = 'complete' AND hash_mismatch = 1 ORDER BY created_at DESC, id"
+        "SELECT {READ}, damage FROM backups WHERE state = 'complete' AND hash_mismatch = 1 ORDER BY created_at DESC, id"
     ))?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(10)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(11)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -294,4 +307,33 @@ pub fn file(c: &Connection, backup_id: &str, path: &str) -> Result<Option<(Strin
         Ok((r.get(0)?, r.get(1)?))
     })
     .optional()?)
+}
+
+/// Records a backup's change canary (see `model::canary`).
+pub fn set_changes(c: &Connection, id: &str, stored: &Stored) -> Result<()> {
+    let json = serde_json::to_string(stored).map_err(|e| Error::internal(format!("changes cannot be written: {e}")))?;
+    c.execute("UPDATE backups SET changes = ?2 WHERE id = ?1", params![id, json])?;
+    Ok(())
+}
+
+/// The complete backups of a target received before `before` (ISO 8601), newest first, at
+/// most `limit`: the previous backup and the history the canary judges by.
+pub fn previous(c: &Connection, target_id: &str, before: &str, limit: usize) -> Result<Vec<Backup>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {READ} FROM backups WHERE state = 'complete' AND target_id = ?1 AND created_at < ?2
+         ORDER BY created_at DESC, id LIMIT ?3 + 0"
+    ))?;
+    let rows = stmt.query_map(params![target_id, before, limit as i64], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Bytes of new content (the canary's `bytes_new`) of backups received since `since`, and
+/// when the oldest of them was received: the growth the full-disk estimate extrapolates.
+pub fn growth_since(c: &Connection, since: &str) -> Result<(i64, Option<String>)> {
+    Ok(c.query_row(
+        "SELECT COALESCE(SUM(json_extract(changes, '$.bytes_new')), 0), MIN(created_at) FROM backups
+         WHERE state = 'complete' AND created_at >= ?1 AND changes IS NOT NULL AND json_valid(changes)",
+        [since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
 }

@@ -61,8 +61,8 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
 /// Adds an IDLE job and returns its id.
 pub fn enqueue(c: &Connection, job: &QueuedJob) -> Result<i64> {
     c.execute(
-        "INSERT INTO jobs (kind, payload, status, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![job.kind().as_str(), job.payload()?, JobStatus::Idle.as_str(), time::iso(time::now())],
+        "INSERT INTO jobs (kind, payload, status, created_at, target_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![job.kind().as_str(), job.payload()?, JobStatus::Idle.as_str(), time::iso(time::now()), job.target_id()],
     )?;
     Ok(c.last_insert_rowid())
 }
@@ -71,7 +71,8 @@ pub fn enqueue(c: &Connection, job: &QueuedJob) -> Result<i64> {
 pub fn claim(c: &Connection) -> Result<Option<JobRow>> {
     let sql = format!(
         "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, started_at = ?1, finished_at = NULL
-         WHERE id = (SELECT id FROM jobs WHERE status = 'IDLE' ORDER BY id LIMIT 1) RETURNING {COLUMNS}"
+         WHERE id = (SELECT id FROM jobs WHERE status = 'IDLE' AND (run_after IS NULL OR run_after <= ?1)
+                     ORDER BY id LIMIT 1) RETURNING {COLUMNS}"
     );
     Ok(c.query_row(&sql, [time::iso(time::now())], from_row).optional()?)
 }
@@ -82,6 +83,15 @@ pub fn finish(c: &Connection, id: i64, error: Option<&str>) -> Result<()> {
     c.execute(
         "UPDATE jobs SET status = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
         params![id, status.as_str(), error, time::iso(time::now())],
+    )?;
+    Ok(())
+}
+
+/// Puts a job that failed back in the queue, to run no sooner than `after` (ISO 8601).
+pub fn retry_later(c: &Connection, id: i64, error: &str, after: &str) -> Result<()> {
+    c.execute(
+        "UPDATE jobs SET status = 'IDLE', error = ?2, run_after = ?3, finished_at = ?4 WHERE id = ?1",
+        params![id, error, after, time::iso(time::now())],
     )?;
     Ok(())
 }
@@ -130,7 +140,8 @@ fn read_jobs(c: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<V
 /// Puts a failed job back in the queue; false when it is not in ERROR.
 pub fn retry(c: &Connection, id: i64) -> Result<bool> {
     Ok(c.execute(
-        "UPDATE jobs SET status = 'IDLE', error = NULL, finished_at = NULL WHERE id = ?1 AND status = 'ERROR'",
+        "UPDATE jobs SET status = 'IDLE', error = NULL, finished_at = NULL, run_after = NULL
+         WHERE id = ?1 AND status = 'ERROR'",
         [id],
     )? > 0)
 }
@@ -154,9 +165,18 @@ pub fn last_run(c: &Connection, name: &str) -> Result<LastRun> {
 
 pub fn record_run(c: &Connection, name: &str, at: &str, outcome: &str, duration_ms: i64) -> Result<()> {
     c.execute(
-        "INSERT INTO scheduled_runs (name, last_run_at, last_outcome, last_duration_ms) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(name) DO UPDATE SET last_run_at = ?2, last_outcome = ?3, last_duration_ms = ?4",
-        params![name, at, outcome, duration_ms],
+        "INSERT INTO scheduled_runs (name, last_run_at, last_outcome, last_duration_ms, last_success_at)
+         VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN ?2 END)
+         ON CONFLICT(name) DO UPDATE SET last_run_at = ?2, last_outcome = ?3, last_duration_ms = ?4,
+         last_success_at = CASE WHEN ?5 THEN ?2 ELSE last_success_at END",
+        params![name, at, outcome, duration_ms, !outcome.starts_with("error:")],
     )?;
     Ok(())
+}
+
+/// When a scheduled job last ended without an error (ISO 8601).
+pub fn last_success(c: &Connection, name: &str) -> Result<Option<String>> {
+    Ok(c.query_row("SELECT last_success_at FROM scheduled_runs WHERE name = ?1", [name], |r| r.get(0))
+        .optional()?
+        .flatten())
 }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod backups;
+pub mod health;
 pub mod held;
 pub mod jobs;
 pub mod journal;
@@ -138,10 +139,19 @@ pub fn commits() -> u64 {
 // A process-wide count: SQLite's WAL hook takes a plain function, and a process has one database.
 static COMMITS: AtomicU64 = AtomicU64::new(0);
 
+/// Wakes one waiter (the health monitor) after a commit; a commit while nobody waits leaves a
+/// permit, so none is missed.
+pub fn committed() -> &'static tokio::sync::Notify {
+    &COMMITTED
+}
+
+static COMMITTED: std::sync::LazyLock<tokio::sync::Notify> = std::sync::LazyLock::new(tokio::sync::Notify::new);
+
 /// SQLite calls this after each commit, once the write lock is released and the new data is
 /// visible to every connection (so a reader that sees the new count also sees the new data).
 fn after_commit(wal: &rusqlite::hooks::Wal, pages: std::os::raw::c_int) -> rusqlite::Result<()> {
     COMMITS.fetch_add(1, Ordering::AcqRel);
+    COMMITTED.notify_one();
     // Installing a WAL hook replaces SQLite's own auto-checkpoint, so do what it did: a passive
     // checkpoint once the log passes 1,000 pages. A busy checkpoint is retried at the next commit.
     if pages >= 1000 {

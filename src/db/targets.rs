@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::target::{RecycleAction, RecycleCriteria, Target, TargetType};
 
 const COLUMNS: &str = "id, name, target_type, recycle_criteria, recycle_value, recycle_action, \
-                       location, name_template, deduplicate, alias, min_backups, tags";
+                       location, name_template, deduplicate, alias, min_backups, tags, expected_interval";
 
 fn from_row(r: &Row) -> rusqlite::Result<Target> {
     let bad =
@@ -25,6 +25,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Target> {
         alias: r.get(9)?,
         min_backups: r.get(10)?,
         tags: serde_json::from_str(&tags).unwrap_or_default(),
+        expected_interval: r.get(12)?,
     })
 }
 
@@ -34,7 +35,7 @@ fn tags_json(t: &Target) -> String {
 
 pub fn insert(c: &Connection, t: &Target, created_at: &str) -> Result<()> {
     c.execute(
-        &format!("INSERT INTO targets ({COLUMNS}, created_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"),
+        &format!("INSERT INTO targets ({COLUMNS}, created_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
         params![
             t.id,
             t.name,
@@ -48,6 +49,7 @@ pub fn insert(c: &Connection, t: &Target, created_at: &str) -> Result<()> {
             t.alias,
             t.min_backups,
             tags_json(t),
+            t.expected_interval,
             created_at
         ],
     )?;
@@ -57,7 +59,7 @@ pub fn insert(c: &Connection, t: &Target, created_at: &str) -> Result<()> {
 pub fn update(c: &Connection, t: &Target) -> Result<()> {
     c.execute(
         "UPDATE targets SET name=?2, recycle_criteria=?3, recycle_value=?4, recycle_action=?5, location=?6,
-         name_template=?7, deduplicate=?8, alias=?9, min_backups=?10, tags=?11 WHERE id=?1",
+         name_template=?7, deduplicate=?8, alias=?9, min_backups=?10, tags=?11, expected_interval=?12 WHERE id=?1",
         params![
             t.id,
             t.name,
@@ -69,7 +71,8 @@ pub fn update(c: &Connection, t: &Target) -> Result<()> {
             t.deduplicate,
             t.alias,
             t.min_backups,
-            tags_json(t)
+            tags_json(t),
+            t.expected_interval
         ],
     )?;
     Ok(())

@@ -1,4 +1,5 @@
 //! Running jobs: a fixed pool of workers over the durable queue, and the scheduler.
 
+pub mod health;
 pub mod scheduler;
 pub mod worker;

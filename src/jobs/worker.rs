@@ -52,6 +52,7 @@ async fn run_next(service: &Arc<Service>) -> Result<bool> {
         Ok(result) => result,
         Err(e) => Err(Error::internal(format!("the job crashed: {e}"))),
     };
+    let retry_in = outcome.as_ref().err().and_then(|e| kind.retry_in(job.attempts, e));
     let error = outcome.err().map(|e| {
         if kind.worth_retry(&e) {
             format!("{e} (the uploaded data is kept: fix the cause, then POST /api/jobs/{}/retry)", job.id)
@@ -59,11 +60,18 @@ async fn run_next(service: &Arc<Service>) -> Result<bool> {
             e.to_string()
         }
     });
-    match &error {
-        None => tracing::info!("job {} ({}) finished", job.id, kind.as_str()),
-        Some(e) => tracing::error!("job {} ({}) failed: {e}", job.id, kind.as_str()),
+    match (&error, retry_in) {
+        (None, _) => tracing::info!("job {} ({}) finished", job.id, kind.as_str()),
+        (Some(e), Some(secs)) => {
+            tracing::error!("job {} ({}) failed, trying again in {secs} s: {e}", job.id, kind.as_str())
+        }
+        (Some(e), None) => tracing::error!("job {} ({}) failed: {e}", job.id, kind.as_str()),
     }
     let svc = service.clone();
+    if let (Some(e), Some(secs)) = (error.clone(), retry_in) {
+        blocking(move || svc.retry_job_later(job.id, &e, secs)).await?;
+        return Ok(true);
+    }
     blocking(move || svc.finish_job(job.id, error.as_deref())).await?;
     Ok(true)
 }

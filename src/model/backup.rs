@@ -19,6 +19,15 @@ pub struct Backup {
     /// blake3 of the whole content (see [`content_hash`]).
     pub hash: String,
     pub hash_mismatch: bool,
+    /// How it differs from the previous backup of its target (the change canary); null for a
+    /// backup made before bakch recorded it, or rebuilt from manifests.
+    #[schema(required = true)]
+    pub changes: Option<super::canary::Changes>,
+    /// Whether the change is far beyond the target's own history.
+    pub unusual: bool,
+    /// Why it is unusual, for a person.
+    #[schema(required = true)]
+    pub unusual_reason: Option<String>,
     /// File or folder name inside the target's location (or the recycle bin).
     #[serde(skip)]
     pub name: String,

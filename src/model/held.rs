@@ -193,6 +193,9 @@ mod tests {
             hash_mismatch: false,
             name: "n".into(),
             recycled_at: None,
+            changes: None,
+            unusual: false,
+            unusual_reason: None,
         };
         let files = vec![BackupFile { path: "f".into(), blob: "x".into(), size: 3, mode: 0o644 }];
         let bm = BackupManifest::of(&backup, TargetType::Single, &files);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backup::BackupFile;
 use super::held::Purge;
+use super::notify::Delivery;
 use crate::error::{Error, Result};
 
 /// Where a queued job is: `IDLE → RUNNING → FINISHED | ERROR` (the contract's spelling).
@@ -49,6 +50,7 @@ pub enum JobKind {
     HeldRestore,
     /// `bakch held purge` beside a running server.
     HeldPurge,
+    Notify,
 }
 
 impl JobKind {
@@ -57,11 +59,14 @@ impl JobKind {
             JobKind::Upload => "upload_job",
             JobKind::HeldRestore => "held_restore_job",
             JobKind::HeldPurge => "held_purge_job",
+            JobKind::Notify => "notify_job",
         }
     }
 
     pub fn parse(s: &str) -> Option<JobKind> {
-        [JobKind::Upload, JobKind::HeldRestore, JobKind::HeldPurge].into_iter().find(|k| k.as_str() == s)
+        [JobKind::Upload, JobKind::HeldRestore, JobKind::HeldPurge, JobKind::Notify]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 
     /// What `/api/jobs` and the jobs page call it.
@@ -70,6 +75,7 @@ impl JobKind {
             JobKind::Upload => "Process uploaded backup",
             JobKind::HeldRestore => "Restore a held backup (local command)",
             JobKind::HeldPurge => "End holds early (local command)",
+            JobKind::Notify => "Send a notification",
         }
     }
 
@@ -80,13 +86,28 @@ impl JobKind {
         match self {
             JobKind::Upload => matches!(error, Error::Internal(_) | Error::DiskFull(_) | Error::Conflict(_)),
             JobKind::HeldRestore | JobKind::HeldPurge => false,
+            // Retried on its own, with backoff (see `retry_in`).
+            JobKind::Notify => false,
         }
     }
 
-    /// Whether `POST /api/jobs/{id}/retry` may queue it again. Only uploads: the held jobs
-    /// come from a local command, and a purge re-run over the network would shorten holds.
+    /// Seconds until a failed job runs again by itself, after `attempts` tries; `None` ends it
+    /// in ERROR. Only deliveries retry by themselves: a destination may be down for a while.
+    pub fn retry_in(self, attempts: i64, error: &Error) -> Option<i64> {
+        match self {
+            JobKind::Upload | JobKind::HeldRestore | JobKind::HeldPurge => None,
+            JobKind::Notify => match error {
+                // A destination gone from the config will not come back by waiting.
+                Error::NotFound(_) => None,
+                _ => super::notify::backoff(attempts),
+            },
+        }
+    }
+
+    /// Whether `POST /api/jobs/{id}/retry` may queue it again. Not the held jobs: they come
+    /// from a local command, and a purge re-run over the network would shorten holds.
     pub fn retriable_over_network(self) -> bool {
-        self == JobKind::Upload
+        matches!(self, JobKind::Upload | JobKind::Notify)
     }
 }
 
@@ -96,6 +117,7 @@ pub enum QueuedJob {
     Upload(UploadJob),
     HeldRestore(HeldRestoreJob),
     HeldPurge(Purge),
+    Notify(Delivery),
 }
 
 /// What `bakch held restore` asks of a running server.
@@ -112,6 +134,7 @@ impl QueuedJob {
             QueuedJob::Upload(_) => JobKind::Upload,
             QueuedJob::HeldRestore(_) => JobKind::HeldRestore,
             QueuedJob::HeldPurge(_) => JobKind::HeldPurge,
+            QueuedJob::Notify(_) => JobKind::Notify,
         }
     }
 
@@ -121,6 +144,7 @@ impl QueuedJob {
             QueuedJob::Upload(job) => serde_json::to_string(job),
             QueuedJob::HeldRestore(job) => serde_json::to_string(job),
             QueuedJob::HeldPurge(purge) => serde_json::to_string(purge),
+            QueuedJob::Notify(d) => serde_json::to_string(d),
         };
         json.map_err(|e| Error::internal(format!("job payload cannot be written: {e}")))
     }
@@ -133,15 +157,17 @@ impl QueuedJob {
             JobKind::Upload => serde_json::from_str(payload).map(QueuedJob::Upload).map_err(bad),
             JobKind::HeldRestore => serde_json::from_str(payload).map(QueuedJob::HeldRestore).map_err(bad),
             JobKind::HeldPurge => serde_json::from_str(payload).map(QueuedJob::HeldPurge).map_err(bad),
+            JobKind::Notify => serde_json::from_str(payload).map(QueuedJob::Notify).map_err(bad),
         }
     }
 
-    /// The target the job works on (none for a purge, which works on every target).
-    pub fn target_id(&self) -> &str {
+    /// The target the job works on (a purge, or a notification about the disk, has none).
+    pub fn target_id(&self) -> Option<&str> {
         match self {
-            QueuedJob::Upload(job) => &job.target_id,
-            QueuedJob::HeldRestore(job) => &job.target_id,
-            QueuedJob::HeldPurge(_) => "",
+            QueuedJob::Upload(job) => Some(&job.target_id),
+            QueuedJob::HeldRestore(job) => Some(&job.target_id),
+            QueuedJob::Notify(d) => d.event.target_id.as_deref(),
+            QueuedJob::HeldPurge(_) => None,
         }
     }
 
@@ -151,6 +177,7 @@ impl QueuedJob {
             QueuedJob::Upload(job) => Some(&job.backup_id),
             QueuedJob::HeldRestore(job) => Some(&job.id),
             QueuedJob::HeldPurge(_) => None,
+            QueuedJob::Notify(d) => d.event.backup_id.as_deref(),
         }
     }
 
@@ -158,7 +185,7 @@ impl QueuedJob {
     pub fn upload(&self) -> Option<&UploadJob> {
         match self {
             QueuedJob::Upload(job) => Some(job),
-            QueuedJob::HeldRestore(_) | QueuedJob::HeldPurge(_) => None,
+            QueuedJob::HeldRestore(_) | QueuedJob::HeldPurge(_) | QueuedJob::Notify(_) => None,
         }
     }
 }
@@ -266,6 +293,7 @@ mod tests {
             assert_eq!(JobStatus::parse(st).map(JobStatus::as_str), Some(st));
         }
         assert_eq!(JobKind::parse("upload_job"), Some(JobKind::Upload));
+        assert_eq!(JobKind::parse("notify_job"), Some(JobKind::Notify));
         assert_eq!(JobKind::parse("nope"), None);
     }
 

@@ -110,6 +110,9 @@ impl BackupManifest {
             filesize: self.size,
             hash: self.hash.clone(),
             hash_mismatch: false,
+            changes: None,
+            unusual: false,
+            unusual_reason: None,
             name: self.name.clone(),
             recycled_at: self.recycled_at.as_deref().and_then(crate::time::parse_iso).filter(|_| self.recycled),
         })
@@ -158,6 +161,9 @@ mod tests {
             filesize: 3,
             hash: "h".into(),
             hash_mismatch: true,
+            changes: None,
+            unusual: false,
+            unusual_reason: None,
             name: "n-b".into(),
             recycled_at: None,
         };

@@ -3,9 +3,12 @@
 
 pub mod audit;
 pub mod backup;
+pub mod canary;
 pub mod fields;
+pub mod health;
 pub mod held;
 pub mod job;
 pub mod manifest;
+pub mod notify;
 pub mod retention;
 pub mod target;

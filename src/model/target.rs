@@ -80,6 +80,10 @@ pub struct Target {
     pub alias: Option<String>,
     pub min_backups: i64,
     pub tags: Vec<String>,
+    /// Seconds within which a new backup is expected (plus a grace of a tenth of it); 0 = the
+    /// target is not monitored. Official clients never send it, and an edit without it keeps it.
+    #[serde(default)]
+    pub expected_interval: i64,
 }
 
 impl Target {
@@ -120,9 +124,19 @@ impl Target {
             self.alias = Some(alias);
         }
         self.tags = normalize_tags(&self.tags)?;
+        if !(0..=MAX_EXPECTED_INTERVAL).contains(&self.expected_interval) {
+            return Err(Error::invalid(
+                "expected_interval",
+                Code::Invalid,
+                "Expected interval must be a whole number of seconds from 0 (not monitored) to 3153600000 (100 years)",
+            ));
+        }
         Ok(())
     }
 }
+
+/// The longest `expected_interval`: 100 years, in seconds.
+pub const MAX_EXPECTED_INTERVAL: i64 = 3_153_600_000;
 
 /// Refuses a field holding a control character (line breaks, tabs, NUL, DEL, C1 codes);
 /// `label` is how the message calls the field.

@@ -16,6 +16,7 @@ impl Service {
             QueuedJob::Upload(upload) => self.run_upload(upload),
             QueuedJob::HeldRestore(job) => self.restore_held(&job.id).map(|_| ()),
             QueuedJob::HeldPurge(purge) => self.purge_held(purge).map(|_| ()),
+            QueuedJob::Notify(delivery) => self.run_delivery(delivery),
         }
     }
 
@@ -69,6 +70,12 @@ impl Service {
     /// Ends a claimed job: FINISHED, or ERROR with the reason.
     pub fn finish_job(&self, id: i64, error: Option<&str>) -> Result<()> {
         db::with_tx(&mut *self.conn()?, |tx| db::jobs::finish(tx, id, error))
+    }
+
+    /// Puts a job that failed back in the queue to run again in `secs` seconds.
+    pub fn retry_job_later(&self, id: i64, error: &str, secs: i64) -> Result<()> {
+        let after = time::iso(time::now() + chrono::Duration::seconds(secs));
+        db::with_tx(&mut *self.conn()?, |tx| db::jobs::retry_later(tx, id, error, &after))
     }
 
     /// The last run of a scheduled job: (finished at, outcome, duration in ms).

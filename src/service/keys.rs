@@ -29,7 +29,7 @@ impl Service {
             Scope::Target => db::targets::find(&c, id)?.map(|t| t.id),
             Scope::Backup => db::backups::find(&c, id)?.map(|b| b.target_id),
             Scope::Job => match id.parse::<i64>().ok().map(|n| db::jobs::find(&c, n)).transpose()?.flatten() {
-                Some(row) => Some(row.job()?.target_id().to_string()),
+                Some(row) => row.job()?.target_id().map(str::to_string),
                 None => None,
             },
         })

@@ -5,12 +5,14 @@
 
 pub mod audit;
 pub mod backups;
+pub mod health;
 pub mod held;
 pub mod jobs;
 pub mod journal;
 pub mod keys;
 pub mod maintenance;
 pub mod manifests;
+pub mod metrics;
 mod ownership;
 pub mod read_cache;
 pub mod recovery;
@@ -50,6 +52,8 @@ pub struct Service {
     pub read_cache: read_cache::ReadCache,
     /// When each named key's use was last written to the database (see [`keys`]).
     pub key_use: keys::KeyUse,
+    /// Counters kept for `/metrics` while the process runs (see [`metrics`]).
+    pub metrics: metrics::Counters,
 }
 
 impl Service {
@@ -81,6 +85,7 @@ impl Service {
             ingest: std::sync::RwLock::new(()),
             read_cache: read_cache::ReadCache::default(),
             key_use: keys::KeyUse::default(),
+            metrics: metrics::Counters::default(),
         })
     }
 

@@ -112,7 +112,7 @@ impl Service {
                     // the flag may be missing.
                     let files = db::backups::files(&c, &existing.id)?;
                     self.store.write_backup_manifest(&BackupManifest::of(&existing, target.target_type, &files))?;
-                    self.complete(&mut c, &existing.id)?;
+                    self.complete(&mut c, &existing.id, |_| Ok(()))?;
                     self.drop_spooled_archive(job);
                     return Ok(());
                 }
@@ -170,6 +170,9 @@ impl Service {
             filesize: files.iter().map(|f| f.size).sum(),
             hash: content_hash(&files, is_single(&target)),
             hash_mismatch: false,
+            changes: None,
+            unusual: false,
+            unusual_reason: None,
             name: name.clone(),
             recycled_at: None,
         };
@@ -193,7 +196,11 @@ impl Service {
         }
         // The manifest first: a row is visible only once the files and their manifest are there.
         self.store.write_backup_manifest(&BackupManifest::of(&backup, target.target_type, &files))?;
-        self.complete(&mut c, &backup.id)?;
+        // The change canary is recorded (and an unusual change's notification queued) with the
+        // completion, so a finished backup always has it.
+        self.complete(&mut c, &backup.id, |tx| self.record_changes(tx, &target, &backup, &files).map(|_| ()))?;
+        self.job_ready.notify_one();
+        self.metrics.upload_done(backup.filesize, (time::now() - created_at).num_milliseconds() as f64 / 1000.0);
         self.drop_spooled_archive(job);
         tracing::info!("backup {} of target '{}' is complete at {}", backup.id, target.name, dest.display());
         Ok(())
@@ -201,8 +208,15 @@ impl Service {
 
     /// Makes a placed backup visible; one restored from a held entry ends that entry's hold in
     /// the same transaction.
-    fn complete(&self, c: &mut rusqlite::Connection, id: &str) -> Result<()> {
+    /// `with` adds to that transaction (the change canary's record).
+    fn complete(
+        &self,
+        c: &mut rusqlite::Connection,
+        id: &str,
+        with: impl FnOnce(&rusqlite::Connection) -> Result<()>,
+    ) -> Result<()> {
         let ops = db::with_tx(c, |tx| {
+            with(tx)?;
             db::backups::mark_complete(tx, id)?;
             let was_held = db::held::delete(tx, id)?;
             Self::journal(tx, if was_held { vec![FsOp::Held { backup_id: id.to_string() }] } else { Vec::new() })

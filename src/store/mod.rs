@@ -64,6 +64,13 @@ impl Store {
     }
 
     /// Path of the blob with this blake3 hex hash.
+    /// (free bytes for bakch's user, total bytes) of the filesystem holding the data folder.
+    pub fn disk_space(&self) -> Result<(u64, u64)> {
+        let st = rustix::fs::statvfs(&self.blobs)
+            .map_err(|e| crate::error::Error::io("measure the disk of", &self.blobs, std::io::Error::from(e)))?;
+        Ok((st.f_bavail.saturating_mul(st.f_frsize), st.f_blocks.saturating_mul(st.f_frsize)))
+    }
+
     pub fn blob_path(&self, hash: &str) -> PathBuf {
         let (fan, rest) = hash.split_at(hash.len().min(2));
         self.blobs.join(fan).join(rest)

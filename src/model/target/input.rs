@@ -23,6 +23,8 @@ pub struct TargetInput {
     pub alias: Option<Option<String>>,
     pub min_backups: Option<i64>,
     pub tags: Option<Vec<String>>,
+    /// Seconds; 0 stops monitoring.
+    pub expected_interval: Option<i64>,
 }
 
 /// Whether an input makes a new target or changes one (a web form says it by its page).
@@ -118,7 +120,7 @@ impl Source for FormSource<'_> {
 impl TargetInput {
     /// Every field a target takes, by the name clients send (the API's JSON keys, the web
     /// form's inputs). `target_type` and `num_backups` are older spellings the API also reads.
-    pub const FIELDS: [&'static str; 11] = [
+    pub const FIELDS: [&'static str; 12] = [
         "name",
         "backup_type",
         "recycle_criteria",
@@ -130,6 +132,7 @@ impl TargetInput {
         "alias",
         "min_backups",
         "tags",
+        "expected_interval",
     ];
 
     /// Reads the JSON body of `POST`/`PATCH /api/target`.
@@ -164,6 +167,7 @@ impl TargetInput {
                 None => f.count("num_backups")?,
             },
             tags: f.strings("tags")?,
+            expected_interval: f.count("expected_interval")?,
         })
     }
 
@@ -192,6 +196,7 @@ impl TargetInput {
             alias: self.alias.flatten(),
             min_backups: self.min_backups.unwrap_or(0),
             tags: self.tags.unwrap_or_default(),
+            expected_interval: self.expected_interval.unwrap_or(0),
         };
         Ok(target)
     }
@@ -237,6 +242,9 @@ impl TargetInput {
         }
         if let Some(v) = self.tags {
             t.tags = v;
+        }
+        if let Some(v) = self.expected_interval {
+            t.expected_interval = v;
         }
         Ok(t)
     }
