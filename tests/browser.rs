@@ -416,6 +416,35 @@ fn the_web_ui_in_chromium() {
     assert!(overflow <= 0.5, "the chart fits the phone's width: {overflow}");
     b.screenshot("stats-phone.png");
     b.desktop();
+
+    // The dashboard in both states, on a desktop and on a phone. A target given an expected
+    // interval in its form is monitored and healthy once it has a backup...
+    let laptop = s.create_target(json!({"name": "Laptop nightly", "backup_type": "single"}));
+    s.upload_ok(&laptop, &[("home.tar", b"home")]);
+    b.goto(&format!("/targets/{laptop}/edit"));
+    b.select("#f-interval", "86400");
+    b.click("#save-target");
+    b.wait_text("main", "Next backup due");
+    b.goto("/targets");
+    assert!(b.wait_text("#health-banner", "healthy").contains("The monitored target is healthy."));
+    assert_eq!(b.script("return document.getElementById('health-banner').className"), "health-banner healthy");
+    b.screenshot("dashboard-healthy.png");
+    // ...and one expected but never received turns the banner, naming it and why.
+    s.create_target(json!({"name": "Forgotten phone", "expected_interval": 3600}));
+    b.goto("/targets");
+    let banner = b.wait_text("#health-banner", "needs attention");
+    assert!(banner.contains("Forgotten phone") && banner.contains("no backup yet"), "{banner}");
+    assert_eq!(b.script("return document.getElementById('health-banner').className"), "health-banner unhealthy");
+    b.screenshot("dashboard-attention.png");
+    b.phone();
+    b.goto("/targets");
+    b.wait_text("#health-banner", "needs attention");
+    let overflow = b.number("return document.documentElement.scrollWidth - window.innerWidth;");
+    assert!(overflow <= 0.5, "the dashboard fits the phone's width: {overflow}");
+    let strip = b.number("return document.querySelector('svg.strip').getBoundingClientRect().width;");
+    assert!(strip > 0.0, "the history strip shows on a phone");
+    b.screenshot("dashboard-phone.png");
+    b.desktop();
     b.goto(&format!("/targets/{target}"));
 
     // Bulk delete: select all, confirm, gone.

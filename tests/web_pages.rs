@@ -86,6 +86,7 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/backups/{backup}/delete"),
         "/recycle-bin/empty".into(),
         format!("/held/{backup}/restore"),
+        "/notify/test".into(),
         "/jobs/run/recycle_job".into(),
     ];
     for path in &posts {
@@ -122,6 +123,7 @@ fn every_form_rejects_a_missing_or_wrong_csrf_token() {
         (format!("/backups/{backup}/delete"), vec![("confirm", "1")]),
         ("/recycle-bin/empty".into(), vec![("confirm", "1")]),
         (format!("/held/{backup}/restore"), vec![]),
+        ("/notify/test".into(), vec![]),
         ("/jobs/run/recycle_job".into(), vec![]),
         (format!("/uploads/{target}/cancel"), vec![]),
         ("/logout".into(), vec![]),
@@ -924,4 +926,59 @@ fn recycle_bin_says_when_and_the_log_is_newest_first() {
     let first = log.body.find("web login from 127.0.0.1 succeeded").expect("the newest login");
     let older = log.body.find("database migrated").unwrap_or(usize::MAX);
     assert!(older == usize::MAX || first < older, "newest first");
+}
+
+/// The landing page answers "are my backups OK?" first: a banner, a state badge and a history
+/// strip per target, the failed uploads counted in the menu, a failing notification destination
+/// named; the form sets the expected interval; the jobs page sends a test notification.
+#[test]
+fn the_dashboard_says_whether_backups_are_healthy() {
+    // A destination nobody listens on: its deliveries fail, and the pages must say so.
+    let port = common::free_port();
+    let config = format!("[[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n");
+    let s = TestServer::start_with_config(&config);
+    assert!(set_password(&s, PASSWORD).status.success());
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let csrf = w.csrf();
+    let t = s.create_target(json!({"name": "Laptop"}));
+    s.upload_ok(&t, &[("a.txt", b"one")]);
+    let page = w.get("/targets");
+    assert!(page.body.contains("No target is monitored yet"), "{}", page.body);
+    assert!(page.body.contains("state-unmonitored") && page.body.contains("class=\"strip\""), "{}", page.body);
+
+    // Expect a backup every hour, from the form: monitored and healthy.
+    let edit = w.get(&format!("/targets/{t}/edit"));
+    assert!(edit.body.contains("name=\"expected_interval\"") && edit.body.contains("every hour"));
+    let saved = w.post(
+        &format!("/targets/{t}/edit"),
+        &[("csrf", &csrf), ("name", "Laptop"), ("recycle_criteria", "none"), ("expected_interval", "3600")],
+    );
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert_eq!(s.target(&t).0["expected_interval"], 3600);
+    let page = w.get("/targets");
+    assert!(page.body.contains("The monitored target is healthy."), "{}", page.body);
+    assert!(page.body.contains("state-ok"));
+
+    // A failed upload: the target is `failed`, the banner names it, the menu counts it.
+    let (t2, _) = (s.create_target(json!({"name": "Server"})), ());
+    let loc = std::path::PathBuf::from(s.target(&t2).0["location"].as_str().unwrap());
+    std::fs::remove_dir(&loc).unwrap();
+    std::fs::write(&loc, b"in the way").unwrap();
+    let (_, reply) = s.upload(&t2, &[("b.txt", b"two")], "1");
+    assert_eq!(s.wait_job(reply["job_id"].as_i64().unwrap())["status"], "ERROR");
+    let page = w.get("/targets");
+    assert!(page.body.contains("1 target needs attention."), "{}", page.body);
+    assert!(page.body.contains("state-failed") && page.body.contains("id=\"failed-count\""), "{}", page.body);
+    let target_page = w.get(&format!("/targets/{t2}"));
+    assert!(target_page.body.contains("id=\"target-health\"") && target_page.body.contains("state-failed"));
+
+    // The test button queues one delivery per destination; this one fails, and both the jobs
+    // page and the banner say so.
+    let sent = w.post("/notify/test", &[("csrf", &csrf)]);
+    assert_eq!((sent.status, sent.location.as_str()), (303, "/jobs?done=notify-test&n=1#notifications"));
+    common::poll("the failing destination to show", std::time::Duration::from_secs(30), || {
+        w.get("/jobs").body.contains("last delivery failed").then_some(())
+    });
+    assert!(w.get("/targets").body.contains("Notifications to <strong>hook</strong> are failing"));
 }

@@ -36,8 +36,8 @@ fn scope_of(action: Action) -> Option<Scope> {
             Some(Scope::Backup)
         }
         JobRetried => Some(Scope::Job),
-        JobForced | RecycleBinCleared | HeldPurged | TargetCreated | KeyAdded | KeyRevoked | Login | LoginFailed
-        | Logout | PasswordChanged | AuditPurged => None,
+        JobForced | RecycleBinCleared | HeldPurged | NotifyTested | TargetCreated | KeyAdded | KeyRevoked | Login
+        | LoginFailed | Logout | PasswordChanged | AuditPurged => None,
         _ => Some(Scope::Target),
     }
 }

@@ -337,3 +337,13 @@ pub fn growth_since(c: &Connection, since: &str) -> Result<(i64, Option<String>)
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)
 }
+
+/// (created at, size) of a target's last `limit` finished backups, newest first.
+pub fn recent_sizes(c: &Connection, target_id: &str, limit: usize) -> Result<Vec<(String, i64)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT created_at, filesize FROM backups WHERE state = 'complete' AND target_id = ?1
+         ORDER BY created_at DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![target_id, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -180,3 +180,21 @@ pub fn last_success(c: &Connection, name: &str) -> Result<Option<String>> {
         .optional()?
         .flatten())
 }
+
+/// Upload jobs that failed since `since` (ISO 8601): the count the web UI's menu shows.
+pub fn failed_uploads_since(c: &Connection, since: &str) -> Result<i64> {
+    Ok(c.prepare_cached(
+        "SELECT count(*) FROM jobs WHERE status = 'ERROR' AND kind = 'upload_job' AND finished_at >= ?1",
+    )?
+    .query_row([since], |r| r.get(0))?)
+}
+
+/// When the last `limit` failed uploads of a target ended, newest first.
+pub fn failures_of(c: &Connection, target_id: &str, limit: usize) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT finished_at FROM jobs WHERE target_id = ?1 AND kind = 'upload_job' AND status = 'ERROR'
+         AND finished_at IS NOT NULL ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![target_id, limit as i64], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

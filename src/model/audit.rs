@@ -27,6 +27,8 @@ pub enum Action {
     HeldRestored,
     /// Holds ended early by `bakch held purge` on the server.
     HeldPurged,
+    /// A test notification sent to every destination.
+    NotifyTested,
     KeyAdded,
     KeyRevoked,
     Login,
@@ -45,7 +47,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::TargetCreated,
         Action::TargetEdited,
         Action::TargetDeleted,
@@ -61,6 +63,7 @@ impl Action {
         Action::RecycleBinCleared,
         Action::HeldRestored,
         Action::HeldPurged,
+        Action::NotifyTested,
         Action::KeyAdded,
         Action::KeyRevoked,
         Action::Login,
@@ -94,6 +97,7 @@ impl Action {
             Action::RecycleBinCleared => "recycle_bin_cleared",
             Action::HeldRestored => "held_restored",
             Action::HeldPurged => "held_purged",
+            Action::NotifyTested => "notify_tested",
             Action::KeyAdded => "key_added",
             Action::KeyRevoked => "key_revoked",
             Action::Login => "login",

@@ -70,6 +70,8 @@ pub struct Disk {
     /// when it does not grow.
     #[schema(required = true)]
     pub full_estimate: Option<String>,
+    /// Bytes only held (deleted) backups keep; freed when their holds end (see `GET /api/held`).
+    pub held_bytes: i64,
 }
 
 /// A destination whose newest delivery failed.
@@ -81,7 +83,39 @@ pub struct FailingDestination {
     pub at: String,
 }
 
+/// One attempt on a target's history strip: a finished backup with its size, or a failed upload.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    /// `None` for a failed upload.
+    pub size: Option<i64>,
+}
+
 impl Service {
+    /// The last `n` attempts of a target (backups and failed uploads), oldest first: the
+    /// dashboard's history strip.
+    pub fn attempts(&self, target_id: &str, n: usize) -> Result<Vec<Attempt>> {
+        let c = self.conn()?;
+        let mut out: Vec<Attempt> = db::backups::recent_sizes(&c, target_id, n)?
+            .into_iter()
+            .filter_map(|(at, size)| Some(Attempt { at: time::parse_iso(&at)?, size: Some(size) }))
+            .collect();
+        out.extend(
+            db::jobs::failures_of(&c, target_id, n)?
+                .into_iter()
+                .filter_map(|at| Some(Attempt { at: time::parse_iso(&at)?, size: None })),
+        );
+        out.sort_by_key(|a| a.at);
+        let skip = out.len().saturating_sub(n);
+        Ok(out.split_off(skip))
+    }
+
+    /// Upload jobs that failed within `failed_upload_keep_secs` (those a retry can still save).
+    pub fn failed_upload_count(&self) -> Result<i64> {
+        let since = time::now() - Duration::seconds(self.config.failed_upload_keep_secs.min(i64::MAX as u64) as i64);
+        db::jobs::failed_uploads_since(&*self.conn()?, &time::iso(since))
+    }
+
     /// Wakes one waiter after each database commit (the monitor).
     pub fn committed(&self) -> &'static tokio::sync::Notify {
         db::committed()
@@ -206,12 +240,22 @@ impl Service {
         let (free, total) = self.store.disk_space()?;
         let low = self.disk_is_low(free, total);
         let state = if low { "low" } else { "ok" };
-        let reason = format!(
+        let mut reason = format!(
             "{} of {} free on the data disk{}",
             bytes(free),
             bytes(total),
             if low { format!(", under {} %", self.config.health.disk_low_percent) } else { String::new() }
         );
+        // Deleted backups are held, so deleting frees nothing at once: say what is held.
+        let held = self.held_usage()?;
+        if low && held.held_backups > 0 {
+            reason.push_str(&format!(
+                "; {} more is held from {} deleted backup(s) until {} (`bakch held purge` on the server frees it now)",
+                bytes(held.held_bytes.max(0) as u64),
+                held.held_backups,
+                held.next_release.as_deref().unwrap_or("?")
+            ));
+        }
         let old = known.get(DISK);
         if old.map(|k| k.state.as_str()) == Some(state) {
             return Ok(());
@@ -244,6 +288,38 @@ impl Service {
     fn disk_is_low(&self, free: u64, total: u64) -> bool {
         let pct = self.config.health.disk_low_percent as u128;
         pct > 0 && (free as u128) * 100 < (total as u128) * pct
+    }
+
+    /// Queues a test event to every destination (the web UI's button; `bakch notify-test` sends
+    /// at once instead). Returns how many deliveries were queued.
+    pub fn queue_test_notifications(&self) -> Result<usize> {
+        let jobs = self.deliveries(&Event::test(time::now()));
+        if jobs.is_empty() {
+            return Err(Error::bad("No [[notify]] destinations are configured in config.toml"));
+        }
+        let n = jobs.len();
+        db::with_tx(&mut *self.conn()?, |tx| jobs.iter().try_for_each(|j| db::jobs::enqueue(tx, j).map(|_| ())))?;
+        self.job_ready.notify_one();
+        Ok(n)
+    }
+
+    /// Every destination with its newest outcome: (name, kind, failing error).
+    pub fn destinations(&self) -> Result<Vec<(String, &'static str, Option<String>)>> {
+        let failing = self.failing_destinations()?;
+        Ok(self
+            .config
+            .notify
+            .iter()
+            .map(|d| {
+                let kind = match d.kind {
+                    crate::config::DestinationKind::Webhook { .. } => "webhook",
+                    crate::config::DestinationKind::Ntfy { .. } => "ntfy",
+                    crate::config::DestinationKind::Email(_) => "email",
+                };
+                let error = failing.iter().find(|f| f.name == d.name).map(|f| format!("{} ({})", f.error, f.at));
+                (d.name.clone(), kind, error)
+            })
+            .collect())
     }
 
     /// The deliveries of one event: one job per destination that wants it.
@@ -329,6 +405,7 @@ impl Service {
             low: self.disk_is_low(free, total),
             growth_bytes_30d: growth,
             full_estimate,
+            held_bytes: self.held_usage()?.held_bytes,
         })
     }
 

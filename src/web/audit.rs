@@ -40,6 +40,7 @@ pub fn action_of(pattern: &str) -> Option<(Action, Option<Scope>)> {
         "/jobs/run/{name}" => (JobForced, None),
         "/jobs/{id}/retry" => (JobRetried, Some(Scope::Job)),
         "/uploads/{target}/cancel" => (SeqTerminated, Some(Scope::Target)),
+        "/notify/test" => (NotifyTested, None),
         _ => return None,
     })
 }

@@ -16,7 +16,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/jobs/run/{name}").route(web::post().to(run_now)))
         .service(web::resource("/jobs/{id}").route(web::get().to(view)))
         .service(web::resource("/jobs/{id}/retry").route(web::post().to(retry)))
-        .service(web::resource("/uploads/{target}/cancel").route(web::post().to(cancel_seq)));
+        .service(web::resource("/uploads/{target}/cancel").route(web::post().to(cancel_seq)))
+        .service(web::resource("/notify/test").route(web::post().to(notify_test)));
+}
+
+/// A notification destination as the jobs page lists it.
+struct DestinationRow {
+    name: String,
+    kind: &'static str,
+    /// The newest delivery's failure, if it failed.
+    error: Option<String>,
+}
+
+/// Queues a test event to every `[[notify]]` destination; the deliveries show as jobs.
+async fn notify_test(state: web::Data<AppState>, ctx: Ctx, body: web::Bytes) -> PageResult {
+    let form = Form::parse(&body);
+    ctx.check(&form)?;
+    let svc = state.service.clone();
+    let n = block(move || svc.queue_test_notifications()).await?;
+    Ok(see_other(&format!("/jobs?done=notify-test&n={n}#notifications")))
 }
 
 struct ScheduledRow {
@@ -117,6 +135,7 @@ struct JobsPage {
     scheduled: Vec<ScheduledRow>,
     jobs: Vec<JobRowView>,
     seq: Vec<SeqRow>,
+    destinations: Vec<DestinationRow>,
 }
 
 fn iso_ago(s: &str, now: chrono::DateTime<chrono::Utc>) -> String {
@@ -126,10 +145,15 @@ fn iso_ago(s: &str, now: chrono::DateTime<chrono::Utc>) -> String {
 async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
     let scheduler = state.scheduler.clone();
-    let (scheduled, rows, about, seq, damaged) = block(move || {
+    let (scheduled, rows, about, seq, damaged, destinations) = block(move || {
         let rows = svc.recent_jobs(50)?;
         let about = svc.jobs_about(&rows)?;
-        Ok((scheduler.list()?, rows, about, svc.open_seq_uploads()?, svc.damaged_backups()?))
+        let destinations = svc
+            .destinations()?
+            .into_iter()
+            .map(|(name, kind, error)| DestinationRow { name, kind, error })
+            .collect::<Vec<_>>();
+        Ok((scheduler.list()?, rows, about, svc.open_seq_uploads()?, svc.damaged_backups()?, destinations))
     })
     .await?;
     let now = crate::time::now();
@@ -140,6 +164,7 @@ async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> PageRes
     };
     let page = JobsPage {
         c: ctx.chrome("Jobs", "jobs").with_notice(note),
+        destinations,
         findings: damaged
             .into_iter()
             .map(|(t, b, findings)| Finding {

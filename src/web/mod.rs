@@ -63,6 +63,8 @@ pub struct Ctx {
     pub logged_in: bool,
     /// A warning shown on every page (no password, no API key).
     pub banner: Option<String>,
+    /// Uploads that failed recently (shown in the menu).
+    pub failed_jobs: i64,
 }
 
 impl Ctx {
@@ -84,6 +86,7 @@ impl Ctx {
             banner: self.banner.clone(),
             logged_in: self.logged_in,
             notice: None,
+            failed_jobs: self.failed_jobs,
         }
     }
 }
@@ -119,6 +122,8 @@ pub struct Chrome {
     pub logged_in: bool,
     /// A one-line confirmation of what just happened ("3 backups recycled").
     pub notice: Option<String>,
+    /// Uploads that failed recently (the Jobs entry of the menu counts them).
+    pub failed_jobs: i64,
 }
 
 impl Chrome {
@@ -317,7 +322,14 @@ async fn guard(
             ServiceResponse::new(req, res)
         }
         None => {
-            req.extensions_mut().insert(Ctx { csrf: csrf.clone(), logged_in, banner });
+            // The menu's failed-upload count: one small query, for pages (not for forms).
+            let failed_jobs = if req.method() == actix_web::http::Method::GET && !public {
+                let svc = state.service.clone();
+                block(move || svc.failed_upload_count()).await.unwrap_or(0)
+            } else {
+                0
+            };
+            req.extensions_mut().insert(Ctx { csrf: csrf.clone(), logged_in, banner, failed_jobs });
             audit::recorded(&state, req, &csrf, next).await?
         }
     };
@@ -381,6 +393,10 @@ pub fn notice(req: &HttpRequest) -> Option<String> {
         "target-deleted" => "Target deleted.".into(),
         "emptied" => count("Recycle bin emptied: 1 backup deleted.", "Recycle bin emptied: {n} backups deleted."),
         "cancelled" => "Sequential upload cancelled.".into(),
+        "notify-test" => count(
+            "A test notification is queued for 1 destination.",
+            "A test notification is queued for {n} destinations.",
+        ),
         "none-selected" => "Select at least one backup first.".into(),
         _ => return None,
     })

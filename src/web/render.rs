@@ -146,6 +146,36 @@ pub fn usage_chart(rows: &[ChartRow]) -> String {
     svg
 }
 
+/// A target's history strip: one bar per attempt, oldest left, its height the backup's size
+/// against the largest shown; a failed upload is a full-height bar of its own colour. Each bar
+/// says what it is in its `<title>`.
+pub fn history_strip(attempts: &[crate::service::health::Attempt], label: &str) -> String {
+    const BAR: f64 = 6.0;
+    const GAP: f64 = 2.0;
+    const HEIGHT: f64 = 24.0;
+    let max = attempts.iter().filter_map(|a| a.size).max().unwrap_or(0).max(1) as f64;
+    let width = (attempts.len().max(1) as f64) * (BAR + GAP);
+    let mut svg = format!(
+        "<svg class=\"strip\" viewBox=\"0 0 {width} {HEIGHT}\" width=\"{width}\" height=\"{HEIGHT}\" role=\"img\" \
+         xmlns=\"http://www.w3.org/2000/svg\"><title>{}</title>",
+        escape(label)
+    );
+    for (i, a) in attempts.iter().enumerate() {
+        let x = i as f64 * (BAR + GAP);
+        let (class, h, what) = match a.size {
+            Some(bytes) => ("ok", (bytes as f64 / max * (HEIGHT - 2.0)).max(2.0), format!("backup, {}", size(bytes))),
+            None => ("failed", HEIGHT, "failed upload".to_string()),
+        };
+        svg.push_str(&format!(
+            "<rect class=\"{class}\" x=\"{x:.0}\" y=\"{y:.1}\" width=\"{BAR}\" height=\"{h:.1}\"><title>{} {what}</title></rect>",
+            when(a.at),
+            y = HEIGHT - h,
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

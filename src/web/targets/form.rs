@@ -23,6 +23,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("recycle_value", "N"),
     ("recycle_action", "Then"),
     ("min_backups", "Always keep at least"),
+    ("expected_interval", "Expect a backup"),
     ("alias", "Alias"),
     ("tags", "Tags"),
 ];
@@ -99,6 +100,27 @@ impl TargetFormPage {
     fn general_error(&self) -> Option<&str> {
         if label_of(&self.field).is_some() { None } else { self.error.as_deref() }
     }
+
+    /// The choices of "Expect a backup" as (seconds, label, selected); a value set through the
+    /// API that is none of them is offered too, so an edit keeps it.
+    fn interval_choices(&self) -> Vec<(String, String, bool)> {
+        const PRESETS: &[(i64, &str)] = &[
+            (0, "not monitored"),
+            (3_600, "every hour"),
+            (21_600, "every 6 hours"),
+            (86_400, "every day"),
+            (604_800, "every week"),
+            (2_592_000, "every 30 days"),
+        ];
+        let current = self.v.value("expected_interval");
+        let current: i64 = current.trim().parse().unwrap_or(0);
+        let mut out: Vec<(String, String, bool)> =
+            PRESETS.iter().map(|(s, label)| (s.to_string(), label.to_string(), *s == current)).collect();
+        if !PRESETS.iter().any(|(s, _)| *s == current) {
+            out.push((current.to_string(), format!("every {}", crate::model::health::human(current)), true));
+        }
+        out
+    }
 }
 
 /// A target's values as the form shows them.
@@ -114,6 +136,7 @@ fn values_of(t: &Target) -> Form {
     v.set("deduplicate", if t.deduplicate { "1" } else { "0" });
     v.set("alias", t.alias.as_deref().unwrap_or_default());
     v.set("min_backups", &t.min_backups.to_string());
+    v.set("expected_interval", &t.expected_interval.to_string());
     v.set("tags", &t.tags.join(" "));
     v
 }

@@ -81,6 +81,22 @@ struct TargetRow {
     integrity: &'static str,
     integrity_text: String,
     tags: Vec<String>,
+    /// `ok`, `late`, `failed`, `damaged`, `never` or `unmonitored`, and why.
+    state: &'static str,
+    reason: String,
+    last_success: String,
+    last_attempt: String,
+    /// The last attempts as an SVG strip (drawn here, so no script is needed).
+    strip: String,
+}
+
+/// The answer to "are my backups OK?", above everything else.
+struct Banner {
+    ok: bool,
+    title: String,
+    problems: Vec<crate::service::health::Problem>,
+    failing: Vec<crate::service::health::FailingDestination>,
+    disk: Option<String>,
 }
 
 #[derive(Template)]
@@ -98,6 +114,7 @@ struct TargetsPage {
     f: Filters,
     filtered: bool,
     advanced: bool,
+    banner: Banner,
     total_targets: usize,
     total_backups: i64,
     total_size: String,
@@ -115,10 +132,23 @@ pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest)
     let page = q.text("page").parse::<usize>().unwrap_or(1);
     let svc = state.service.clone();
     let search = f.search();
-    let (listed, shared) =
-        block(move || Ok((svc.target_list(search.as_ref(), sort, desc, page)?, svc.shared_target_names()?))).await?;
+    let (listed, shared, health, summary) = block(move || {
+        let listed = svc.target_list(search.as_ref(), sort, desc, page)?;
+        let mut health = Vec::with_capacity(listed.rows.len());
+        for s in &listed.rows {
+            health.push((svc.target_health(&s.target)?, svc.attempts(&s.target.id, STRIP)?));
+        }
+        Ok((listed, svc.shared_target_names()?, health, svc.health_summary()?))
+    })
+    .await?;
     let now = crate::time::now();
-    let rows = listed.rows.iter().map(|s| row(s, is_shared_name(&shared, &s.target.name), now)).collect();
+    let rows = listed
+        .rows
+        .iter()
+        .zip(health)
+        .map(|(s, (h, attempts))| row(s, is_shared_name(&shared, &s.target.name), &h, &attempts, now))
+        .collect();
+    let banner = banner(summary);
     let (page, pages) = (listed.page, listed.pages);
     let sort = sort.as_str().to_string();
     let mut base = f.pairs();
@@ -157,6 +187,7 @@ pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest)
         keep,
         filtered: !f.pairs().is_empty(),
         advanced: f.advanced(),
+        banner,
         f,
         total_targets: listed.total_targets,
         total_backups: listed.total_backups,
@@ -169,7 +200,48 @@ pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest)
     html(&page_view)
 }
 
-fn row(s: &TargetSummary, shared_name: bool, now: chrono::DateTime<chrono::Utc>) -> TargetRow {
+/// How many attempts a target's history strip shows.
+const STRIP: usize = 40;
+
+fn banner(summary: crate::service::health::Summary) -> Banner {
+    let monitored: i64 = summary.counts.iter().filter(|(state, _)| **state != "unmonitored").map(|(_, n)| n).sum();
+    let bad = summary.problems.len();
+    let title = match (bad, monitored) {
+        (0, 0) => "No target is monitored yet: give one an expected interval to be told when its backups stop.".into(),
+        (0, 1) => "The monitored target is healthy.".into(),
+        (0, n) => format!("All {n} monitored targets are healthy."),
+        (1, _) => "1 target needs attention.".into(),
+        (n, _) => format!("{n} targets need attention."),
+    };
+    let disk = summary.disk.low.then(|| {
+        format!(
+            "The data disk is low: {} of {} free{}.",
+            size(summary.disk.free_bytes as i64),
+            size(summary.disk.total_bytes as i64),
+            if summary.disk.held_bytes > 0 {
+                format!("; {} more is held from deleted backups (see Held)", size(summary.disk.held_bytes))
+            } else {
+                String::new()
+            }
+        )
+    });
+    Banner {
+        ok: bad == 0 && disk.is_none() && summary.failing_destinations.is_empty(),
+        title,
+        problems: summary.problems,
+        failing: summary.failing_destinations,
+        disk,
+    }
+}
+
+fn row(
+    s: &TargetSummary,
+    shared_name: bool,
+    h: &crate::model::health::Health,
+    attempts: &[crate::service::health::Attempt],
+    now: chrono::DateTime<chrono::Utc>,
+) -> TargetRow {
+    let last_attempt = attempts.last().map(|a| a.at);
     let (integrity, integrity_text) = match (s.active + s.recycled, s.damaged) {
         (0, _) => ("none", "no backups".to_string()),
         (_, 0) => ("ok", "ok".to_string()),
@@ -192,5 +264,17 @@ fn row(s: &TargetSummary, shared_name: bool, now: chrono::DateTime<chrono::Utc>)
         integrity,
         integrity_text,
         tags: s.target.tags.clone(),
+        state: h.state.as_str(),
+        reason: h.reason.clone(),
+        last_success: h.last_success.map(|t| ago(t, now)).unwrap_or_else(|| "never".into()),
+        last_attempt: last_attempt.map(|t| ago(t, now)).unwrap_or_else(|| "never".into()),
+        strip: if attempts.is_empty() {
+            String::new()
+        } else {
+            super::super::render::history_strip(
+                attempts,
+                &format!("The last {} attempts of {}", attempts.len(), s.target.name),
+            )
+        },
     }
 }

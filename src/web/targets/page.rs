@@ -101,6 +101,41 @@ struct TargetPage {
     sort: &'static str,
     desc: bool,
     keys: Vec<super::keys::KeyRow>,
+    health: HealthView,
+}
+
+/// The target's health as its page tells it.
+struct HealthView {
+    state: &'static str,
+    reason: String,
+    since: String,
+    next_due: String,
+    /// "every 1 day" when bakch proposes an interval from the history of an unmonitored target.
+    suggestion: String,
+    strip: String,
+}
+
+impl HealthView {
+    fn of(h: &crate::model::health::Health, attempts: &[crate::service::health::Attempt], name: &str) -> HealthView {
+        HealthView {
+            state: h.state.as_str(),
+            reason: h.reason.clone(),
+            since: h.since.map(when).unwrap_or_default(),
+            next_due: h.next_due.map(when).unwrap_or_default(),
+            suggestion: h
+                .suggested_interval
+                .map(|s| format!("every {}", crate::model::health::human(s)))
+                .unwrap_or_default(),
+            strip: if attempts.is_empty() {
+                String::new()
+            } else {
+                super::super::render::history_strip(
+                    attempts,
+                    &format!("The last {} attempts of {name}", attempts.len()),
+                )
+            },
+        }
+    }
 }
 
 fn rule_text(t: &Target) -> String {
@@ -117,10 +152,11 @@ fn rule_text(t: &Target) -> String {
 
 pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
-    let (target, backups, usage) = block(move || {
+    let (target, backups, usage, health) = block(move || {
         let (t, b) = svc.target_with_backups(&id)?;
         let u = svc.target_usage(&t)?;
-        Ok((t, b, u))
+        let h = HealthView::of(&svc.target_health(&t)?, &svc.attempts(&t.id, 90)?, &t.name);
+        Ok((t, b, u, h))
     })
     .await?;
     let keys = super::keys::uploaders(&state, &target.id).await?;
@@ -144,6 +180,7 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
         sort,
         desc,
         keys,
+        health,
         t: TargetInfo {
             id: target.id.clone(),
             name: target.name.clone(),
