@@ -1,5 +1,8 @@
-//! api_read: wrk against the read endpoints of a server seeded with many targets and backups;
-//! the goal is absolute (req/s and p99 at 64 connections), there is no physical reference.
+//! api_read: wrk against the read endpoints of a server seeded with many targets and backups,
+//! one of them hot (1,000 backups, so its reply is some 300 KB of JSON). The reference is a
+//! ceiling measured in the same run: the same wrk against a trivial actix-web server that
+//! answers fixed bytes of the hot reply's size, so the ratio shows what bakch adds. A mixed
+//! round reads the hot target while 4 clients upload.
 
 use std::path::Path;
 use std::process::Command;
@@ -126,6 +129,24 @@ pub fn run(o: &Opts) -> Res<Report> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The hot target: many backups of its own, so its reply is big.
+    let hot_backups = o.size("BAKCH_BENCH_API_HOT", 1000.0, 20.0) as usize;
+    let hot = server.create_target(targets, "multi", &locations)?;
+    let client = reqwest::blocking::Client::new();
+    for i in 0..hot_backups {
+        let part = reqwest::blocking::multipart::Part::bytes(content(7_000_000 + i as u64, 300, true))
+            .file_name(format!("hot{i}.txt"));
+        let form = reqwest::blocking::multipart::Form::new().text("manual", "0").part("backup_file", part);
+        let r = client
+            .post(format!("{}/api/target/{hot}/upload", server.url))
+            .multipart(form)
+            .send()
+            .map_err(|e| format!("hot upload {i}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("hot upload {i}: {}", r.status()));
+        }
+    }
+    let backups = backups + hot_backups;
     let seeded = t.elapsed().as_secs_f64();
     println!(
         "seeded {targets} targets in {created:.1} s, {backups} backups in {seeded:.1} s ({:.0} backups/s)",
@@ -151,7 +172,19 @@ pub fn run(o: &Opts) -> Res<Report> {
             ),
         ),
         ("GET /api/stats", "request = function() return wrk.format(\"GET\", \"/api/stats\") end\n".to_string()),
+        (
+            "GET /api/target/<hot id>",
+            format!("request = function() return wrk.format(\"GET\", \"/api/target/{hot}\") end\n"),
+        ),
     ];
+    let hot_reply = reqwest::blocking::get(format!("{}/api/target/{hot}", server.url))
+        .and_then(|r| r.bytes())
+        .map_err(|e| format!("read the hot target: {e}"))?;
+    println!("the hot target's reply is {} bytes", hot_reply.len());
+    let ceiling = Ceiling::start(hot_reply.to_vec())?;
+    let ceiling_script = scripts.join("ceiling.lua");
+    std::fs::write(&ceiling_script, "request = function() return wrk.format(\"GET\", \"/\") end\n")
+        .map_err(|e| format!("write {}: {e}", ceiling_script.display()))?;
     let mut rows: Vec<(String, Vec<f64>, Vec<f64>, u64)> = Vec::new();
     for (name, script) in &endpoints {
         let path = scripts.join(format!("{}.lua", rows.len()));
@@ -160,6 +193,9 @@ pub fn run(o: &Opts) -> Res<Report> {
             rows.push((format!("{name} c={conns}|{}", path.display()), vec![], vec![], 0));
         }
     }
+    let (mut ceiling_rps, mut ceiling_p99, mut mixed_rps, mut mixed_p99) = (vec![], vec![], vec![], vec![]);
+    let hot_script = rows.iter().find(|r| r.0.starts_with("GET /api/target/<hot id> c=64")).map(|r| r.0.clone());
+    let hot_script = hot_script.and_then(|l| l.split_once('|').map(|(_, p)| p.to_string())).unwrap_or_default();
     for rep in 0..o.reps {
         for row in rows.iter_mut() {
             let (label, script) = row.0.split_once('|').expect("label");
@@ -170,6 +206,36 @@ pub fn run(o: &Opts) -> Res<Report> {
             row.2.push(w.p99_ms);
             row.3 += w.errors;
         }
+        let w = run_wrk(&ceiling.url, 64, o.api_secs, &ceiling_script)?;
+        println!("rep {rep}: ceiling (same size, trivial server) c=64: {:.0} req/s, p99 {:.2} ms", w.rps, w.p99_ms);
+        ceiling_rps.push(w.rps);
+        ceiling_p99.push(w.p99_ms);
+        // Reads while 4 clients upload: every finished upload commits, so kept replies renew.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let w = std::thread::scope(|scope| {
+            for c in 0..4u64 {
+                let (stop, url, target) = (&stop, &server.url, &ids[c as usize % targets]);
+                scope.spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let part =
+                            reqwest::blocking::multipart::Part::bytes(content(9_000_000 + c * 100_000 + i, 2000, true))
+                                .file_name(format!("mixed{i}.txt"));
+                        let form =
+                            reqwest::blocking::multipart::Form::new().text("manual", "0").part("backup_file", part);
+                        let _ = client.post(format!("{url}/api/target/{target}/upload")).multipart(form).send();
+                        i += 1;
+                    }
+                });
+            }
+            let w = run_wrk(&server.url, 64, o.api_secs, Path::new(&hot_script));
+            stop.store(true, Ordering::Relaxed);
+            w
+        })?;
+        println!("rep {rep}: hot target c=64 while 4 clients upload: {:.0} req/s, p99 {:.2} ms", w.rps, w.p99_ms);
+        mixed_rps.push(w.rps);
+        mixed_p99.push(w.p99_ms);
     }
     let mut r = Report::new("api_read");
     let peak = server.peak_rss_mib();
@@ -189,11 +255,74 @@ pub fn run(o: &Opts) -> Res<Report> {
         r.row(format!("{label} throughput"), "req/s", rps);
         r.row(format!("{label} p99"), "ms", p99);
     }
+    let hot_median = r.rows_named("GET /api/target/<hot id> c=64 throughput").map(median).unwrap_or(0.0);
+    r.row("ceiling: same-size reply, trivial actix server, c=64 throughput", "req/s", ceiling_rps.clone());
+    r.row("ceiling: same-size reply, trivial actix server, c=64 p99", "ms", ceiling_p99);
+    r.row("GET /api/target/<hot id> c=64 while 4 clients upload throughput", "req/s", mixed_rps.clone());
+    r.row("GET /api/target/<hot id> c=64 while 4 clients upload p99", "ms", mixed_p99.clone());
     r.row("bakch peak RSS", "MiB", vec![peak]);
+    let ratio = median(&ceiling_rps) / hot_median.max(1.0);
+    r.goal(
+        "hot target at 64 connections >= 5,000 req/s and within 1.5x the same-size ceiling",
+        hot_median >= 5000.0 && ratio <= 1.5,
+        format!("{hot_median:.0} req/s, ceiling {:.0} req/s ({ratio:.2}x)", median(&ceiling_rps)),
+    );
+    r.goal(
+        "p99 <= 10 ms for the hot target while uploads run",
+        mixed_p99.iter().all(|p| *p <= 10.0),
+        format!("rounds: {}", mixed_p99.iter().map(|p| format!("{p:.1} ms")).collect::<Vec<_>>().join(", ")),
+    );
     r.goal(">= 10,000 req/s at 64 connections (each endpoint)", all_met.0, format!("slowest {:.0} req/s", worst.0));
     r.goal("p99 <= 10 ms at 64 connections", all_met.1, format!("worst {:.2} ms", worst.1));
     r.goal("no errors", errors == 0, format!("{errors} errors"));
     r.notes.push(format!("wrk runs on the same {} cores as the server", num_cores()));
     r.json = json!({"targets": targets, "backups": backups, "seed_seconds": seeded, "errors": errors});
     Ok(r)
+}
+
+/// The ceiling: a trivial actix-web server that answers every request with the same bytes.
+struct Ceiling {
+    url: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Ceiling {
+    fn start(body: Vec<u8>) -> Res<Ceiling> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("ceiling: {e}"))?;
+        let url = format!("http://{}", listener.local_addr().map_err(|e| format!("ceiling: {e}"))?);
+        let body = bytes::Bytes::from(body);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let sys = actix_web::rt::System::new();
+            sys.block_on(async move {
+                let server = actix_web::HttpServer::new(move || {
+                    let body = body.clone();
+                    actix_web::App::new().default_service(actix_web::web::to(move || {
+                        let body = body.clone();
+                        async move { actix_web::HttpResponse::Ok().content_type("application/json").body(body) }
+                    }))
+                })
+                .workers(2)
+                .listen(listener);
+                match server {
+                    Ok(s) => {
+                        let s = s.run();
+                        let _ = tx.send(Ok(s.handle()));
+                        let _ = s.await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("ceiling: {e}")));
+                    }
+                }
+            });
+        });
+        let handle = rx.recv().map_err(|e| format!("ceiling: {e}"))??;
+        Ok(Ceiling { url, handle })
+    }
+}
+
+impl Drop for Ceiling {
+    fn drop(&mut self) {
+        actix_web::rt::System::new().block_on(self.handle.stop(false));
+    }
 }

@@ -232,6 +232,11 @@ impl Report {
         self.rows.push(Row { what: what.into(), unit, samples });
     }
 
+    /// The samples of the row named `what`, if there is one.
+    fn rows_named(&self, what: &str) -> Option<&[f64]> {
+        self.rows.iter().find(|r| r.what == what).map(|r| r.samples.as_slice())
+    }
+
     fn goal(&mut self, text: impl Into<String>, met: bool, figure: impl Into<String>) {
         self.goals.push(Goal { text: text.into(), met, figure: figure.into() });
     }

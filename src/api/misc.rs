@@ -18,11 +18,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Totals over all targets and what deduplication saves.
 #[utoipa::path(get, path = "/api/stats", operation_id = "stats", tag = "misc",
-    responses((status = 200, description = "The totals", body = StatsReply)))]
-async fn stats(state: web::Data<AppState>) -> Result<HttpResponse> {
-    let svc = state.service.clone();
-    let stats = block(move || svc.stats()).await?;
-    Ok(ok(&StatsReply::new(stats)))
+    responses(
+        (status = 200, description = "The totals", body = StatsReply),
+        (status = 304, description = "Not modified: the `ETag` sent in `If-None-Match` still holds"),
+    ))]
+async fn stats(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    super::cached::reply(&state.service, &req, "stats".into(), |svc| super::json_bytes(&StatsReply::new(svc.stats()?)))
+        .await
 }
 
 /// Whether every backup is healthy: 200 when every monitored target is `ok` and the data disk

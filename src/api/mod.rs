@@ -7,6 +7,7 @@
 
 mod audit;
 mod backups;
+mod cached;
 mod held;
 mod jobs;
 mod misc;
@@ -354,6 +355,11 @@ pub(crate) fn reply(status: StatusCode, body: &impl Serialize) -> HttpResponse {
                 .json(json!({"success": false, "message": "The reply could not be rendered; see the log", "code": Code::Internal}))
         }
     }
+}
+
+/// A reply's JSON bytes (for [`cached`]).
+pub(crate) fn json_bytes(body: &impl Serialize) -> crate::error::Result<Vec<u8>> {
+    serde_json::to_vec(body).map_err(|e| Error::internal(format!("the reply could not be rendered: {e}")))
 }
 
 /// Runs a service call on a blocking thread.

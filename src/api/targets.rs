@@ -49,6 +49,7 @@ pub(crate) fn target_json(svc: &Service, t: &Target) -> Result<TargetView, Error
     params(("page" = Option<u64>, Query, minimum = 1, description = "1 when left out")),
     responses(
         (status = 200, description = "One page; past the end it is empty", body = TargetList),
+        (status = 304, description = "Not modified: the `ETag` sent in `If-None-Match` still holds"),
         (status = 400, description = "`page` is not a positive integer", body = ErrorBody),
     ))]
 async fn list(state: web::Data<AppState>, req: HttpRequest, caller: Caller) -> Result<HttpResponse, Error> {
@@ -57,15 +58,22 @@ async fn list(state: web::Data<AppState>, req: HttpRequest, caller: Caller) -> R
         return Err(Error::invalid("page", Code::Invalid, "Parameter 'page' must be 1 or more"));
     }
     let svc = state.service.clone();
-    let targets = block(move || {
-        let list = match &caller.role {
-            Role::Upload(ids) => std::sync::Arc::new(svc.targets_among(ids, page as usize)?),
-            Role::Admin | Role::Read => svc.list_targets(page as usize)?,
-        };
-        list.iter().map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
+    if let Role::Upload(ids) = &caller.role {
+        // Narrowed to the key's own targets: not shared, so not kept.
+        let ids = ids.clone();
+        let targets = block(move || {
+            let list = svc.targets_among(&ids, page as usize)?;
+            list.iter().map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        return Ok(ok(&TargetList::new(targets, page)));
+    }
+    super::cached::reply(&state.service, &req, format!("list:{page}"), move |svc| {
+        let list = svc.list_targets(page as usize)?;
+        let targets = list.iter().map(|t| target_json(svc, t)).collect::<Result<Vec<_>, _>>()?;
+        super::json_bytes(&TargetList::new(targets, page))
     })
-    .await?;
-    Ok(ok(&TargetList::new(targets, page)))
+    .await
 }
 
 /// Creates a target (and its folder).
@@ -88,16 +96,17 @@ async fn create(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
 #[utoipa::path(get, path = "/api/target/{id}", operation_id = "get_target", tag = "targets", params(TargetId),
     responses(
         (status = 200, description = "The target", body = TargetDetail),
+        (status = 304, description = "Not modified: the `ETag` sent in `If-None-Match` still holds"),
         (status = 404, description = "No such target", body = ErrorBody),
     ))]
-async fn view(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Error> {
-    let svc = state.service.clone();
-    let (target, backups) = block(move || {
+async fn view(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, Error> {
+    // The same bytes whoever asks: a key that may not read this target was refused before.
+    let id = id.into_inner();
+    super::cached::reply(&state.service, &req, format!("target:{id}"), move |svc| {
         let (t, b) = svc.target_with_backups(&id)?;
-        Ok((target_json(&svc, &t)?, b))
+        super::json_bytes(&TargetDetail::new(target_json(svc, &t)?, b))
     })
-    .await?;
-    Ok(ok(&TargetDetail::new(target, backups)))
+    .await
 }
 
 /// Changes a target.

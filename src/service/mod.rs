@@ -100,6 +100,12 @@ impl Service {
         self.ingest.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How many times the database has committed (see `db::commits`): what a kept answer is
+    /// tagged with.
+    pub fn commits(&self) -> u64 {
+        db::commits()
+    }
+
     pub fn conn(&self) -> Result<Conn> {
         Ok(self.pool.get()?)
     }

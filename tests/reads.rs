@@ -1,0 +1,109 @@
+//! Reads answered from kept bytes: `ETag` and `If-None-Match`, gzip for clients that ask, and
+//! never a stale reply after any kind of change.
+
+mod common;
+
+use std::io::Read;
+
+use common::TestServer;
+use serde_json::{Value, json};
+
+/// (status, ETag, body as JSON) of a GET, sending `etag` back when given.
+fn get(s: &TestServer, path: &str, etag: Option<&str>, gzip: bool) -> (u16, String, Option<Value>) {
+    let client = reqwest::blocking::Client::builder().no_gzip().build().unwrap();
+    let mut req = client.get(format!("{}{path}", s.url));
+    if let Some(key) = &s.key {
+        req = req.bearer_auth(key);
+    }
+    if let Some(tag) = etag {
+        req = req.header("If-None-Match", tag);
+    }
+    if gzip {
+        req = req.header("Accept-Encoding", "gzip");
+    }
+    let res = req.send().unwrap();
+    let status = res.status().as_u16();
+    let tag = res.headers().get("etag").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let zipped = res.headers().get("content-encoding").is_some_and(|v| v == "gzip");
+    let bytes = res.bytes().unwrap().to_vec();
+    let text = if zipped {
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut out).unwrap();
+        out
+    } else {
+        String::from_utf8(bytes).unwrap()
+    };
+    (status, tag, if status == 304 { None } else { Some(serde_json::from_str(&text).unwrap()) })
+}
+
+#[test]
+fn etags_answer_304_and_gzip_carries_the_same_reply() {
+    let mut s = TestServer::start();
+    s.new_api_key();
+    let t = s.create_target(json!({"name": "big"}));
+    let names: Vec<String> = (0..40).map(|i| format!("f{i}.txt")).collect();
+    for n in &names {
+        s.upload_ok(&t, &[(n, n.as_bytes())]);
+    }
+    for path in [format!("/api/target/{t}"), "/api/target".to_string(), "/api/stats".to_string()] {
+        let (status, tag, plain) = get(&s, &path, None, false);
+        assert_eq!(status, 200);
+        assert!(tag.starts_with('"') && tag.len() > 10, "{path}: etag {tag}");
+        let (status, tag2, zipped) = get(&s, &path, None, true);
+        assert_eq!((status, &tag2), (200, &tag), "{path}");
+        assert_eq!(zipped, plain, "{path}: the gzip copy differs");
+        let (status, _, body) = get(&s, &path, Some(&tag), false);
+        assert_eq!((status, body), (304, None), "{path}: an unchanged reply is sent again");
+        assert_eq!(get(&s, &path, Some("\"other\""), false).0, 200);
+    }
+}
+
+/// After every kind of change, the next read shows it: the kept reply is never served stale.
+#[test]
+fn no_stale_reply_after_any_change() {
+    let mut s = TestServer::start_with_config("gc_grace_secs = 0\n");
+    s.new_api_key();
+    let t = s.create_target(
+        json!({"name": "watched", "recycle_criteria": "count", "recycle_value": 2, "recycle_action": "recycle"}),
+    );
+    s.upload_ok(&t, &[("a.txt", b"1")]);
+    let path = format!("/api/target/{t}");
+    let read = |s: &TestServer| {
+        let (status, tag, body) = get(s, &path, None, false);
+        assert_eq!(status, 200);
+        (tag, body.unwrap())
+    };
+    let (mut tag, _) = read(&s);
+    let mut step = |s: &TestServer, what: &str, check: &dyn Fn(&Value) -> bool| {
+        // The old ETag no longer matches, and the body shows the change at once.
+        let (status, _, _) = get(s, &path, Some(&tag), false);
+        assert_eq!(status, 200, "after {what}, the old reply was still current");
+        let (new_tag, body) = read(s);
+        assert!(check(&body), "after {what}: {body}");
+        tag = new_tag;
+    };
+    let backups = |b: &Value| b["backups"].as_array().unwrap().clone();
+
+    s.upload_ok(&t, &[("b.txt", b"2")]);
+    step(&s, "an upload", &|b| backups(b).len() == 2);
+    let first = backups(&read(&s).1).iter().map(|b| b["id"].as_str().unwrap().to_string()).min().unwrap();
+    s.patch(&format!("/api/backup/{first}"), json!({"is_recycled": true}));
+    step(&s, "a recycle", &|b| backups(b).iter().any(|x| x["is_recycled"] == true));
+    s.patch(&format!("/api/backup/{first}"), json!({"is_recycled": false}));
+    step(&s, "a restore", &|b| backups(b).iter().all(|x| x["is_recycled"] == false));
+    s.patch(&format!("/api/target/{t}"), json!({"name": "renamed"}));
+    step(&s, "an edit", &|b| b["target"]["name"] == "renamed");
+    s.upload_ok(&t, &[("c.txt", b"3")]);
+    step(&s, "a third upload", &|b| backups(b).len() == 3);
+    assert_eq!(s.get("/api/jobs/force_run/recycle_job").0, 200);
+    step(&s, "retention", &|b| backups(b).iter().filter(|x| x["is_recycled"] == true).count() == 1);
+    s.delete(&format!("/api/backup/{first}"), json!({"delete_files": true}));
+    step(&s, "a delete", &|b| backups(b).len() == 2);
+    let (_, stats) = s.get("/api/stats");
+    assert_eq!(stats["total_backups"], 2);
+    // A restart starts with nothing kept; the same content keeps its ETag.
+    s.restart();
+    assert_eq!(get(&s, &path, Some(&tag), false).0, 304);
+    let (_, body) = read(&s);
+    assert!(backups(&body).len() == 2 && body["target"]["name"] == "renamed");
+}
