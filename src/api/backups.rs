@@ -26,11 +26,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ));
 }
 
-/// Recycles or restores a backup.
+/// Recycles or restores a backup, and/or pins or unpins it.
 #[utoipa::path(patch, path = "/api/backup/{id}", operation_id = "set_backup_recycled", tag = "backups", params(BackupId), request_body = SetRecycled,
     responses(
         (status = 200, description = "Done", body = Done),
-        (status = 400, description = "`is_recycled` is missing or not a boolean", body = ErrorBody),
+        (status = 400, description = "Neither `is_recycled` nor `pinned` is given, or one is not a boolean", body = ErrorBody),
         (status = 404, description = "No such backup", body = ErrorBody),
         (status = 409, description = "The backup's name is taken where it would go", body = ErrorBody),
         (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
@@ -43,11 +43,32 @@ async fn edit(
     body: web::Bytes,
 ) -> Result<HttpResponse> {
     let body = json_body(&body)?;
-    let recycled = Fields::of(&body)?.required("is_recycled", Fields::boolean)?;
-    let action = if recycled { Action::BackupRecycled } else { Action::BackupRestored };
+    let fields = Fields::of(&body)?;
+    let pinned = fields.boolean("pinned")?;
+    // `is_recycled` stays required for Backup-chan's clients unless the request pins.
+    let recycled = match pinned {
+        Some(_) => fields.boolean("is_recycled")?,
+        None => Some(fields.required("is_recycled", Fields::boolean)?),
+    };
+    let action = match (recycled, pinned) {
+        (Some(true), _) => Action::BackupRecycled,
+        (Some(false), _) => Action::BackupRestored,
+        (None, Some(true)) => Action::BackupPinned,
+        (None, _) => Action::BackupUnpinned,
+    };
     note(&req, |n| n.action = Some(action));
     let svc = state.service.clone();
-    block(move || svc.set_recycled(&id, recycled)).await?;
+    block(move || {
+        // Pinning first: a request that pins and recycles leaves it pinned in the recycle bin.
+        if let Some(p) = pinned {
+            svc.set_pinned(&id, p)?;
+        }
+        match recycled {
+            Some(r) => svc.set_recycled(&id, r),
+            None => Ok(()),
+        }
+    })
+    .await?;
     Ok(ok(&Done::default()))
 }
 
@@ -57,6 +78,7 @@ async fn edit(
         (status = 200, description = "Deleted", body = Done),
         (status = 400, description = "`delete_files` is missing or not a boolean", body = ErrorBody),
         (status = 404, description = "No such backup", body = ErrorBody),
+        (status = 409, description = "The backup is pinned: unpin it first", body = ErrorBody),
         (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
     ))]
 async fn delete(

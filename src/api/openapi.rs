@@ -30,7 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         With an API key set, every operation but this document needs `Authorization: Bearer <key>`."),
     paths(
         targets::list, targets::create, targets::search, targets::view, targets::edit, targets::delete,
-        targets::delete_all, targets::delete_recycled, uploads::upload,
+        targets::delete_all, targets::delete_recycled, targets::retention, uploads::upload,
         seq::status, seq::begin, seq::upload, seq::finish, seq::terminate,
         backups::edit, backups::delete, backups::download, backups::recycle_bin, backups::clear_recycle_bin,
         jobs::list, jobs::get, jobs::force_run, jobs::retry,

@@ -4,8 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::schema::{
-    Created, DeleteFiles, Deleted, Done, ErrorBody, NewTarget, Storage, TargetDetail, TargetEdit, TargetList,
-    TargetMatches, TargetView,
+    Created, DeleteFiles, Deleted, Done, ErrorBody, NewTarget, RetentionReply, Storage, TargetDetail, TargetEdit,
+    TargetList, TargetMatches, TargetView,
 };
 use super::{block, delete_files, json_body, ok, query_count, query_pairs, reply, resource};
 use crate::auth::grant::{Caller, Need, Role};
@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 delete,
             ),
         )
+        .service(resource("/target/{id}/retention").get(Need::ReadTarget, retention))
         .service(resource("/target/{id}/all").delete(Need::Admin, Action::TargetBackupsDeleted, delete_all))
         .service(resource("/target/{id}/recycled").delete(Need::Admin, Action::TargetRecycledDeleted, delete_recycled));
 }
@@ -183,6 +184,37 @@ async fn bulk_delete(
     let svc = state.service.clone();
     let n = block(move || svc.delete_target_backups(&id, which, files, &by)).await?;
     Ok(ok(&Deleted::new(n)))
+}
+
+/// What the recycle job would do to the target's active backups now: each with `keep`,
+/// `recycle` or `delete` and the rules that keep it, and the bytes the run would free. Without
+/// policy parameters, for the saved policy; with any, for that policy (the rest from the saved
+/// one). Nothing is changed.
+#[utoipa::path(get, path = "/api/target/{id}/retention", operation_id = "preview_retention", tag = "targets",
+    params(
+        TargetId,
+        ("recycle_criteria" = Option<crate::model::target::RecycleCriteria>, Query),
+        ("recycle_value" = Option<u64>, Query),
+        ("recycle_action" = Option<crate::model::target::RecycleAction>, Query),
+        ("min_backups" = Option<u64>, Query),
+        ("keep_last" = Option<u32>, Query, description = "Keep the n newest backups"),
+        ("keep_hourly" = Option<u32>, Query, description = "Keep the newest backup of each of the n newest hours that have one"),
+        ("keep_daily" = Option<u32>, Query),
+        ("keep_weekly" = Option<u32>, Query, description = "ISO weeks"),
+        ("keep_monthly" = Option<u32>, Query),
+        ("keep_yearly" = Option<u32>, Query),
+        ("keep_within" = Option<String>, Query, description = "Keep every backup within this span of the newest one: `30d`, `1y6m`, `12h`"),
+    ),
+    responses(
+        (status = 200, description = "The preview", body = RetentionReply),
+        (status = 400, description = "A policy parameter is invalid", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+    ))]
+async fn retention(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, Error> {
+    let pairs = query_pairs(&req);
+    let svc = state.service.clone();
+    let preview = block(move || svc.retention_preview(&id, &pairs)).await?;
+    Ok(ok(&RetentionReply::new(preview)))
 }
 
 /// Finds targets; every filter given must match. Empty values are no filter.

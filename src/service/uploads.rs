@@ -175,6 +175,8 @@ impl Service {
             unusual_reason: None,
             name: name.clone(),
             recycled_at: None,
+            pinned: false,
+            exclusive_bytes: None,
         };
         // Built under its staging name first, so the row can record what will be renamed into place.
         let dest = location.join(&name);
