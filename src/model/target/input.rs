@@ -429,7 +429,7 @@ mod tests {
         let json = TargetInput::from_json(&json!({"keep": {"daily": 7, "weekly": "4", "within": "30d"},
             "quota_bytes": 1048576}))
         .unwrap();
-        let form = TargetInput::from_form(
+        let from_form = TargetInput::from_form(
             &form(&[
                 ("keep_daily", "7"),
                 ("keep_weekly", " 4"),
@@ -440,7 +440,7 @@ mod tests {
             Intent::Edit,
         )
         .unwrap();
-        assert_eq!((json.keep, json.quota_bytes), (form.keep, form.quota_bytes));
+        assert_eq!((json.keep, json.quota_bytes), (from_form.keep, from_form.quota_bytes));
         let keep = json.keep.flatten().unwrap();
         assert_eq!((keep.daily, keep.weekly, keep.within.map(|w| w.days)), (7, 4, Some(30)));
         let t = TargetInput::from_json(&full()).unwrap().into_new_target("id".into()).unwrap();
