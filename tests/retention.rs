@@ -175,3 +175,54 @@ fn exclusive_bytes_add_up_to_what_deleting_frees() {
     }
     assert_eq!(freed_all, [3000, 2000, 5000 + 1000]);
 }
+
+#[test]
+fn a_quota_refuses_the_upload_that_would_cross_it_and_leaves_nothing_behind() {
+    // A failed upload's content is normally kept a week for a retry; here not at all, so the
+    // store shows that the refused job left nothing else.
+    let s = TestServer::start_with_config(&format!("failed_upload_keep_secs = 0\n{NO_HOLD}"));
+    let t = s.create_target(json!({"quota_bytes": 10_000, "quota_warning_percent": 50}));
+    let (target, _) = s.target(&t);
+    assert_eq!((target["quota_bytes"].as_i64(), target["quota_warning_percent"].as_i64()), (Some(10_000), Some(50)));
+    let first = vec![b'1'; 4000];
+    s.upload_ok(&t, &[("first.bin", &first)]);
+    let location = PathBuf::from(target["location"].as_str().unwrap());
+    let before = (names(&location), store_bytes(&s));
+
+    // Known size (the body's length): refused before a byte is stored.
+    let (status, reply) = s.upload(&t, &[("big.bin", &[b'2'; 7000])], "1");
+    assert_eq!(status, 413, "{reply}");
+    let msg = reply["message"].as_str().unwrap();
+    assert!(msg.contains("quota") && msg.contains("3.9 KiB of 9.8 KiB"), "{msg}");
+    force(&s, "gc_job");
+    assert_eq!((names(&location), store_bytes(&s)), before, "nothing stored");
+    assert!(names(&s.data_path().join("uploads")).is_empty(), "no spooled upload left");
+
+    // Content the target already holds costs nothing: the quota counts distinct content. (Before
+    // the bytes arrive every byte of the body counts, so this body must fit on its own.)
+    s.upload_ok(&t, &[("first.bin", &first)]);
+    assert_eq!(s.target(&t).1.len(), 2);
+    assert_eq!(s.target(&t).0["disk_used"], 4000);
+
+    // A sequential upload's size is known only at its end: its job fails cleanly.
+    let (status, reply) = s.post(
+        &format!("/api/seq/{t}/begin"),
+        json!({"manual": 1,
+        "file_list": [{"path": "/", "name": "big.bin"}]}),
+    );
+    assert_eq!(status, 200, "{reply}");
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("name", "big.bin")
+        .text("path", "/")
+        .part("file", reqwest::blocking::multipart::Part::bytes(vec![b'3'; 7000]).file_name("big.bin"));
+    assert_eq!(s.multipart(&format!("/api/seq/{t}/upload"), form).0, 200);
+    let (status, reply) = s.post(&format!("/api/seq/{t}/finish"), json!({}));
+    assert_eq!(status, 200, "{reply}");
+    let job = s.wait_job(reply["job_id"].as_i64().unwrap());
+    assert_eq!(job["status"], "ERROR", "{job}");
+    assert!(job["error"].as_str().unwrap_or_default().contains("quota"), "{job}");
+    force(&s, "gc_job");
+    assert_eq!(s.target(&t).1.len(), 2, "no backup from the refused job");
+    assert_eq!(names(&location).len(), 2, "nothing placed in the target folder");
+    assert_eq!(store_bytes(&s), 4000, "the refused content was collected");
+}

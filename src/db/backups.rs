@@ -209,6 +209,23 @@ pub fn all(c: &Connection) -> Result<Vec<Backup>> {
     query(c, "1", [])
 }
 
+/// The bytes of `files`' distinct content that no complete backup of the target holds yet:
+/// what storing them adds to the target's disk use.
+pub fn new_bytes_for_target(c: &Connection, target_id: &str, files: &[BackupFile]) -> Result<i64> {
+    let mut stmt = c.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM backup_files f JOIN backups b ON b.id = f.backup_id
+                        WHERE f.blob = ?1 AND b.target_id = ?2 AND b.state = 'complete')",
+    )?;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0i64;
+    for f in files {
+        if seen.insert(f.blob.as_str()) && !stmt.query_row(params![f.blob, target_id], |r| r.get::<_, bool>(0))? {
+            total = total.saturating_add(f.size);
+        }
+    }
+    Ok(total)
+}
+
 /// Pins or unpins a backup.
 pub fn set_pinned(c: &Connection, id: &str, pinned: bool) -> Result<()> {
     c.execute("UPDATE backups SET pinned = ?2 WHERE id = ?1", params![id, pinned])?;
