@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::http::download::{attachment, download_response};
 use crate::model::audit::{Action, Who};
 use crate::model::fields::Fields;
+use crate::service::files::Format;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -19,6 +20,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         delete,
     ))
     .service(resource("/backup/{id}/download").get(Need::ReadBackup, download))
+    .service(resource("/backup/{id}/file").get(Need::ReadBackup, download_file))
+    .service(resource("/backup/{id}/select").get(Need::ReadBackup, download_selection))
     .service(resource("/recycle_bin").get(Need::ReadAll, recycle_bin).delete(
         Need::Admin,
         Action::RecycleBinCleared,
@@ -133,6 +136,50 @@ async fn clear_recycle_bin(state: web::Data<AppState>, by: Who, body: web::Bytes
 async fn download(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse> {
     let svc = state.service.clone();
     let download = block(move || svc.download(&id)).await?;
+    download_response(&state.service, download, attachment).await
+}
+
+/// Downloads one file of a backup (any version a file history lists).
+#[utoipa::path(get, path = "/api/backup/{id}/file", operation_id = "download_backup_file", tag = "files",
+    params(BackupId, ("path" = String, Query, description = "The file's path inside the backup")),
+    responses(
+        (status = 200, description = "The file",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"...\"`")),
+            content((inline(Binary) = "application/octet-stream"))),
+        (status = 404, description = "No such backup, or no such file in it", body = ErrorBody),
+    ))]
+async fn download_file(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse> {
+    let path = super::query_pairs(&req).into_iter().rev().find(|(k, _)| k == "path").map(|(_, v)| v);
+    let path = path.filter(|p| !p.is_empty()).ok_or_else(|| crate::model::fields::required("path"))?;
+    let svc = state.service.clone();
+    let (blob, size, name) = block(move || svc.backup_file(&id, &path)).await?;
+    crate::http::download::file_response(&blob, size, attachment(&name)).await
+}
+
+/// Downloads chosen files and folders of a backup as one archive, built while it is sent.
+#[utoipa::path(get, path = "/api/backup/{id}/select", operation_id = "download_selection", tag = "files",
+    params(
+        BackupId,
+        ("path" = Vec<String>, Query, description = "A file or folder inside the backup; repeat for several"),
+        ("format" = Option<String>, Query, description = "`tar` (the default) or `zip`"),
+    ),
+    responses(
+        (status = 200, description = "The archive",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"...\"`")),
+            content((inline(Binary) = "application/x-tar"), (inline(Binary) = "application/zip"))),
+        (status = 400, description = "No `path`, or an unknown `format`", body = ErrorBody),
+        (status = 404, description = "No such backup, or none of the paths is in it", body = ErrorBody),
+    ))]
+async fn download_selection(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
+    let pairs = super::query_pairs(&req);
+    let paths: Vec<String> = pairs.iter().filter(|(k, _)| k == "path").map(|(_, v)| v.clone()).collect();
+    let format = Format::parse(pairs.iter().rev().find(|(k, _)| k == "format").map(|(_, v)| v.as_str()))?;
+    let svc = state.service.clone();
+    let download = block(move || svc.download_selection(&id, &paths, format)).await?;
     download_response(&state.service, download, attachment).await
 }
 

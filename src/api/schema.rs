@@ -146,6 +146,33 @@ new_with_success! {
     LogReply { log: String }
     AuditList { entries: Vec<Recorded>, before: Option<i64> }
     RetentionReply { preview: crate::service::retention::Preview }
+    FilesReply { found: crate::service::files::FoundPage }
+    HistoryReply { path: String, versions: Vec<crate::service::files::Version> }
+    CompareReply { comparison: crate::service::files::Comparison }
+}
+
+/// A page of the paths a file search matched.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilesReply {
+    success: True,
+    #[serde(flatten)]
+    pub found: crate::service::files::FoundPage,
+}
+
+/// The versions of one path across a target's backups, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryReply {
+    success: True,
+    pub path: String,
+    pub versions: Vec<crate::service::files::Version>,
+}
+
+/// What changed between two backups of a target.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompareReply {
+    success: True,
+    #[serde(flatten)]
+    pub comparison: crate::service::files::Comparison,
 }
 
 /// What retention would do to a target's active backups.

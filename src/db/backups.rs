@@ -409,3 +409,36 @@ pub fn growth_since(c: &Connection, since: &str) -> Result<(i64, Option<String>)
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)
 }
+
+/// A page of a target's distinct file paths containing `fragment` (case-insensitive for ASCII),
+/// by path, from the file index: (path, how many backups hold it). One more row than `limit`
+/// tells the caller a next page exists.
+pub fn search_paths(
+    c: &Connection,
+    target_id: &str,
+    fragment: &str,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<(String, i64)>> {
+    let escaped = fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let mut stmt = c.prepare_cached(
+        "SELECT path, backups FROM file_paths WHERE target_id = ?1 AND path LIKE ?2 ESCAPE '\\'
+         ORDER BY path LIMIT ?3 + 0 OFFSET ?4 + 0",
+    )?;
+    let rows = stmt.query_map(params![target_id, format!("%{escaped}%"), limit as i64, offset as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every complete backup of a target that holds `path`, newest first, with that file's blob
+/// and size: one primary-key lookup per backup of the target.
+pub fn path_history(c: &Connection, target_id: &str, path: &str) -> Result<Vec<(Backup, String, i64)>> {
+    let cols: String = READ.split(", ").map(|col| format!("b.{}", col.trim())).collect::<Vec<_>>().join(", ");
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {cols}, f.blob, f.size FROM backups b JOIN backup_files f ON f.backup_id = b.id AND f.path = ?2
+         WHERE b.target_id = ?1 AND b.state = 'complete' ORDER BY b.created_at DESC, b.id"
+    ))?;
+    let rows = stmt.query_map(params![target_id, path], |r| Ok((from_row(r)?, r.get(12)?, r.get(13)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -17,6 +17,8 @@ pub enum Download {
     File { path: PathBuf, size: u64, filename: String },
     /// A tar of the tree, built on the fly.
     Tree { files: Vec<BackupFile>, filename: String, mtime: u64 },
+    /// A zip of the files, built on the fly (a selection's other format).
+    Zip { files: Vec<BackupFile>, filename: String, mtime: u64 },
 }
 
 impl Service {
