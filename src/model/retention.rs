@@ -70,16 +70,6 @@ impl KeepPolicy {
     pub fn is_empty(&self) -> bool {
         Self::COUNTS.iter().all(|c| self.count(c) == 0) && self.within.is_none()
     }
-
-    /// One line for people: `daily 7, weekly 4, within 30d`.
-    pub fn describe(&self) -> String {
-        let mut parts: Vec<String> =
-            Self::COUNTS.iter().filter(|c| self.count(c) > 0).map(|c| format!("{c} {}", self.count(c))).collect();
-        if let Some(w) = self.within {
-            parts.push(format!("within {w}"));
-        }
-        parts.join(", ")
-    }
 }
 
 /// A calendar span as restic writes it (`2y5m7d3h`): taken from the newest backup's local time

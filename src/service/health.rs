@@ -301,20 +301,6 @@ impl Service {
         Ok(())
     }
 
-    /// Targets whose backups use their quota's warning level or more: (target, bytes used).
-    pub fn quota_warnings(&self) -> Result<Vec<(Target, i64)>> {
-        let c = self.conn()?;
-        let mut out = Vec::new();
-        for t in db::targets::all(&c)? {
-            let Some(level) = quota_level(&t) else { continue };
-            let (_, used) = db::backups::target_usage(&c, &t.id)?;
-            if used >= level {
-                out.push((t, used));
-            }
-        }
-        Ok(out)
-    }
-
     fn disk_is_low(&self, free: u64, total: u64) -> bool {
         let pct = self.config.health.disk_low_percent as u128;
         pct > 0 && (free as u128) * 100 < (total as u128) * pct
