@@ -146,6 +146,7 @@ async fn download(state: web::Data<AppState>, id: web::Path<String>) -> Result<H
         (status = 200, description = "The file",
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"...\"`")),
             content((inline(Binary) = "application/octet-stream"))),
+        (status = 400, description = "`path` is missing", body = ErrorBody),
         (status = 404, description = "No such backup, or no such file in it", body = ErrorBody),
     ))]
 async fn download_file(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse> {
