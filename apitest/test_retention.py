@@ -136,3 +136,53 @@ def test_age_zero_without_min_backups(server, loc, work):
 def _write(p: Path, data: bytes) -> Path:
     p.write_bytes(data)
     return p
+
+
+def test_official_clients_list_and_edit_a_target_with_a_keep_policy(server, cli, loc, work):
+    """A target with a GFS `keep` policy (set through bakch's own API) still lists, views and
+    edits through the official CLI and library, which only know none/count/age; their edits
+    never drop the policy, and what they read in recycle_criteria never takes a new value."""
+    import requests
+
+    from helpers import lines, ok
+
+    s = server()
+    api = s.api
+    c = cli(s)
+    tid = make_target(api, loc("gfs"), criteria="count", value=3)
+    keep = {"daily": 7, "weekly": 4, "monthly": 12, "within": "2d"}
+    r = requests.patch(f"{s.url}/api/target/{tid}", json={"keep": keep}, headers=s.headers(), timeout=10)
+    assert r.status_code == 200, r.text
+    upload_n(s, tid, work, 3)
+
+    def saved_keep():
+        r = requests.get(f"{s.url}/api/target/{tid}", headers=s.headers(), timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()["target"]["keep"]
+
+    assert saved_keep() == {"last": 0, "hourly": 0, "yearly": 0, **keep}
+
+    # The CLI lists and views it; criteria read as before.
+    listed = lines(ok(c("target", "list")))
+    assert "    | Recycle criteria: After 3 copies" in listed, listed
+    view = lines(ok(c("target", "view", tid)))
+    assert "Recycle criteria: After 3 copies" in view, view
+
+    # An edit by the CLI (it echoes every Backup-chan field back) keeps the policy.
+    assert lines(ok(c("target", "edit", tid, "-n", "Renamed", "-v", "5"))) == ["Target edited."]
+    t = api.get_target(tid)[0]
+    assert (t.name, t.recycle_criteria, t.recycle_value) == ("Renamed", "count", 5)
+    assert saved_keep()["daily"] == 7, "the CLI's edit must not drop the keep policy"
+
+    # So does one by the library, changing the criteria.
+    set_retention(api, tid, "age", 30, "recycle")
+    t = api.get_target(tid)[0]
+    assert (t.recycle_criteria, t.recycle_value) == ("age", 30)
+    assert saved_keep()["monthly"] == 12
+
+    # The preview and the run: `keep` decides (within 2d of the newest keeps all three).
+    r = requests.get(f"{s.url}/api/target/{tid}/retention", headers=s.headers(), timeout=10)
+    assert r.status_code == 200, r.text
+    assert [b["decision"] for b in r.json()["backups"]] == ["keep"] * 3
+    api.force_run_job("recycle_job")
+    assert len([b for b in api.get_target(tid)[1] if not b.is_recycled]) == 3

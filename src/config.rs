@@ -144,7 +144,7 @@ impl RawDestination {
         let mut events = Vec::new();
         for e in self.events.iter().flatten() {
             let kind = EventKind::parse(e).filter(|k| *k != EventKind::Test).ok_or_else(|| {
-                format!("{at}: unknown event '{e}'; known: late, failed, damaged, recovered, unusual_change, disk_low")
+                format!("{at}: unknown event '{e}'; known: late, failed, damaged, recovered, unusual_change, disk_low, quota_warning")
             })?;
             events.push(kind);
         }

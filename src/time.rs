@@ -2,8 +2,31 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+/// The server's clock. Debug builds read `BAKCH_TEST_CLOCK_FILE` (a file holding an RFC 3339
+/// time) at every call when it is set, so tests can make a year of daily backups in seconds;
+/// a release binary ignores the variable, like the fault seam in `store::fault`.
 pub fn now() -> DateTime<Utc> {
+    #[cfg(debug_assertions)]
+    if let Some(at) = test_clock::read() {
+        return at;
+    }
     Utc::now()
+}
+
+#[cfg(debug_assertions)]
+mod test_clock {
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    use chrono::{DateTime, Utc};
+
+    /// The time in the clock file, when the variable is set and the file holds one.
+    pub fn read() -> Option<DateTime<Utc>> {
+        static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+        let file = FILE.get_or_init(|| std::env::var_os("BAKCH_TEST_CLOCK_FILE").map(PathBuf::from)).as_ref()?;
+        let text = std::fs::read_to_string(file).ok()?;
+        super::parse_iso(text.trim())
+    }
 }
 
 /// `2025-07-11T12:57:17.123456+00:00`: sortable as text, so rows keep sub-second order.

@@ -353,6 +353,19 @@ fn world() -> World {
 }
 
 impl World {
+    /// The query a read route needs to answer with data (file search, history, compare,
+    /// single files and selections of a backup), for the object `id` in its path.
+    fn query_for(&self, path: &str, id: &str) -> String {
+        let of_a = [self.a.as_str(), "alpha", self.a_backup.as_str()].contains(&id);
+        let (backup, file) = if of_a { (&self.a_backup, "a.txt") } else { (&self.b_backup, "b.txt") };
+        match path.rsplit('/').next() {
+            Some("files") => "?q=txt".into(),
+            Some("history") | Some("file") | Some("select") => format!("?path={file}"),
+            Some("compare") => format!("?from={backup}&to={backup}"),
+            _ => String::new(),
+        }
+    }
+
     /// The ids to put in a route's `{id}` (and `{name}`), each with whether it is target A's.
     fn ids_for(&self, path: &str) -> Vec<(String, bool)> {
         if path.contains("/backup/") {
@@ -446,6 +459,7 @@ fn read_key_reads_everything_and_changes_nothing() {
             if route.ends_with("/search") {
                 route.push_str("?name=e");
             }
+            route.push_str(&w.query_for(&path, &id));
             let (status, body) = with_key(&w.s, &key, &method, &route, &harmful_body(&method));
             if method == "GET" && need != "Admin" {
                 assert_ne!(status, 403, "GET {route} with the read key: {body}");

@@ -32,9 +32,14 @@ pub(crate) fn note(req: &HttpRequest, f: impl FnOnce(&mut Note)) {
 fn scope_of(action: Action) -> Option<Scope> {
     use Action::*;
     match action {
-        BackupEdited | BackupRecycled | BackupRestored | BackupDeleted | BackupDeletedWithFiles | HeldRestored => {
-            Some(Scope::Backup)
-        }
+        BackupEdited
+        | BackupRecycled
+        | BackupRestored
+        | BackupPinned
+        | BackupUnpinned
+        | BackupDeleted
+        | BackupDeletedWithFiles
+        | HeldRestored => Some(Scope::Backup),
         JobRetried => Some(Scope::Job),
         JobForced | RecycleBinCleared | HeldPurged | NotifyTested | TargetCreated | KeyAdded | KeyRevoked | Login
         | LoginFailed | Logout | PasswordChanged | AuditPurged => None,

@@ -30,9 +30,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         With an API key set, every operation but this document needs `Authorization: Bearer <key>`."),
     paths(
         targets::list, targets::create, targets::search, targets::view, targets::edit, targets::delete,
-        targets::delete_all, targets::delete_recycled, uploads::upload,
+        targets::delete_all, targets::delete_recycled, targets::retention, targets::files, targets::history, targets::compare, uploads::upload,
         seq::status, seq::begin, seq::upload, seq::finish, seq::terminate,
-        backups::edit, backups::delete, backups::download, backups::recycle_bin, backups::clear_recycle_bin,
+        backups::edit, backups::delete, backups::download, backups::download_file, backups::download_selection, backups::recycle_bin, backups::clear_recycle_bin,
         jobs::list, jobs::get, jobs::force_run, jobs::retry,
         held::list, held::restore, misc::stats, misc::health, misc::log, audit::list, document,
     ),

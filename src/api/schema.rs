@@ -145,6 +145,42 @@ new_with_success! {
     StatsReply { stats: Stats }
     LogReply { log: String }
     AuditList { entries: Vec<Recorded>, before: Option<i64> }
+    RetentionReply { preview: crate::service::retention::Preview }
+    FilesReply { found: crate::service::files::FoundPage }
+    HistoryReply { path: String, versions: Vec<crate::service::files::Version> }
+    CompareReply { comparison: crate::service::files::Comparison }
+}
+
+/// A page of the paths a file search matched.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilesReply {
+    success: True,
+    #[serde(flatten)]
+    pub found: crate::service::files::FoundPage,
+}
+
+/// The versions of one path across a target's backups, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryReply {
+    success: True,
+    pub path: String,
+    pub versions: Vec<crate::service::files::Version>,
+}
+
+/// What changed between two backups of a target.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompareReply {
+    success: True,
+    #[serde(flatten)]
+    pub comparison: crate::service::files::Comparison,
+}
+
+/// What retention would do to a target's active backups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionReply {
+    success: True,
+    #[serde(flatten)]
+    pub preview: crate::service::retention::Preview,
 }
 
 /// Whether a target's folder shares the store's filesystem (`hardlink`: identical content is
@@ -456,6 +492,15 @@ pub struct NewTarget {
     /// Seconds within which a new backup is expected; 0 (the default) = not monitored.
     #[schema(minimum = 0, maximum = 3153600000.0)]
     expected_interval: Option<i64>,
+    /// A GFS policy with restic's semantics; when set, it decides retention instead of
+    /// `recycle_criteria`. Null removes it; leaving it out keeps it.
+    keep: Option<crate::model::retention::KeepPolicy>,
+    /// The most disk the target's backups may use, in bytes of distinct content; 0 = none.
+    #[schema(minimum = 0)]
+    quota_bytes: Option<i64>,
+    /// Percent of the quota at which the target is reported nearly full (default 90; 0 = never).
+    #[schema(minimum = 0, maximum = 100)]
+    quota_warning_percent: Option<i64>,
 }
 
 /// Changes to a target; fields left out keep their value. The type cannot change; a null
@@ -488,6 +533,15 @@ pub struct TargetEdit {
     /// Seconds within which a new backup is expected; 0 (the default) = not monitored.
     #[schema(minimum = 0, maximum = 3153600000.0)]
     expected_interval: Option<i64>,
+    /// A GFS policy with restic's semantics; when set, it decides retention instead of
+    /// `recycle_criteria`. Null removes it; leaving it out keeps it.
+    keep: Option<crate::model::retention::KeepPolicy>,
+    /// The most disk the target's backups may use, in bytes of distinct content; 0 = none.
+    #[schema(minimum = 0)]
+    quota_bytes: Option<i64>,
+    /// Percent of the quota at which the target is reported nearly full (default 90; 0 = never).
+    #[schema(minimum = 0, maximum = 100)]
+    quota_warning_percent: Option<i64>,
 }
 
 /// Whether a delete also removes the backups' files from disk.
@@ -497,11 +551,14 @@ pub struct DeleteFiles {
     delete_files: bool,
 }
 
-/// Recycle (`true`) or restore (`false`) a backup.
+/// Recycle (`true`) or restore (`false`) a backup; pin or unpin it. At least one is required
+/// (`is_recycled` when `pinned` is left out, as Backup-chan's clients send it).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // Only its schema is used.
 pub struct SetRecycled {
-    is_recycled: bool,
+    is_recycled: Option<bool>,
+    /// A pinned backup is never taken by retention and cannot be deleted until unpinned.
+    pinned: Option<bool>,
 }
 
 /// Opens a sequential upload: the files that will follow, one request each.

@@ -4,8 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::schema::{
-    Created, DeleteFiles, Deleted, Done, ErrorBody, NewTarget, Storage, TargetDetail, TargetEdit, TargetList,
-    TargetMatches, TargetView,
+    CompareReply, Created, DeleteFiles, Deleted, Done, ErrorBody, FilesReply, HistoryReply, NewTarget, RetentionReply,
+    Storage, TargetDetail, TargetEdit, TargetList, TargetMatches, TargetView,
 };
 use super::{block, delete_files, json_body, ok, query_count, query_pairs, reply, resource};
 use crate::auth::grant::{Caller, Need, Role};
@@ -27,6 +27,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 delete,
             ),
         )
+        .service(resource("/target/{id}/retention").get(Need::ReadTarget, retention))
+        .service(resource("/target/{id}/files").get(Need::ReadTarget, files))
+        .service(resource("/target/{id}/history").get(Need::ReadTarget, history))
+        .service(resource("/target/{id}/compare").get(Need::ReadTarget, compare))
         .service(resource("/target/{id}/all").delete(Need::Admin, Action::TargetBackupsDeleted, delete_all))
         .service(resource("/target/{id}/recycled").delete(Need::Admin, Action::TargetRecycledDeleted, delete_recycled));
 }
@@ -192,6 +196,108 @@ async fn bulk_delete(
     let svc = state.service.clone();
     let n = block(move || svc.delete_target_backups(&id, which, files, &by)).await?;
     Ok(ok(&Deleted::new(n)))
+}
+
+/// What the recycle job would do to the target's active backups now: each with `keep`,
+/// `recycle` or `delete` and the rules that keep it, and the bytes the run would free. Without
+/// policy parameters, for the saved policy; with any, for that policy (the rest from the saved
+/// one). Nothing is changed.
+#[utoipa::path(get, path = "/api/target/{id}/retention", operation_id = "preview_retention", tag = "targets",
+    params(
+        TargetId,
+        ("recycle_criteria" = Option<crate::model::target::RecycleCriteria>, Query),
+        ("recycle_value" = Option<u64>, Query),
+        ("recycle_action" = Option<crate::model::target::RecycleAction>, Query),
+        ("min_backups" = Option<u64>, Query),
+        ("keep_last" = Option<u32>, Query, description = "Keep the n newest backups"),
+        ("keep_hourly" = Option<u32>, Query, description = "Keep the newest backup of each of the n newest hours that have one"),
+        ("keep_daily" = Option<u32>, Query),
+        ("keep_weekly" = Option<u32>, Query, description = "ISO weeks"),
+        ("keep_monthly" = Option<u32>, Query),
+        ("keep_yearly" = Option<u32>, Query),
+        ("keep_within" = Option<String>, Query, description = "Keep every backup within this span of the newest one: `30d`, `1y6m`, `12h`"),
+    ),
+    responses(
+        (status = 200, description = "The preview", body = RetentionReply),
+        (status = 400, description = "A policy parameter is invalid", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+    ))]
+async fn retention(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, Error> {
+    let pairs = query_pairs(&req);
+    let svc = state.service.clone();
+    let preview = block(move || svc.retention_preview(&id, &pairs)).await?;
+    Ok(ok(&RetentionReply::new(preview)))
+}
+
+/// The last value of a query parameter.
+fn query_value(req: &HttpRequest, key: &str) -> Option<String> {
+    query_pairs(req).into_iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// Searches the paths of a target's backups (active and recycled) for a file name or a part
+/// of a path, a page at a time, from the file index.
+#[utoipa::path(get, path = "/api/target/{id}/files", operation_id = "search_files", tag = "files",
+    params(
+        TargetId,
+        ("q" = String, Query, description = "A file name or part of a path (case-insensitive for ASCII)"),
+        ("page" = Option<u64>, Query, minimum = 1),
+        ("page_size" = Option<u64>, Query, minimum = 1, maximum = 200, description = "50 when left out"),
+    ),
+    responses(
+        (status = 200, description = "One page of matching paths", body = FilesReply),
+        (status = 400, description = "`q` is missing, or `page` is not a positive integer", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+    ))]
+async fn files(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, Error> {
+    let q = query_value(&req, "q").unwrap_or_default();
+    let page = query_count(&req, "page")?.unwrap_or(1);
+    if page == 0 {
+        return Err(Error::invalid("page", Code::Invalid, "Parameter 'page' must be 1 or more"));
+    }
+    let size = query_count(&req, "page_size")?.unwrap_or(50);
+    let svc = state.service.clone();
+    let found = block(move || svc.search_files(&id, &q, page as usize, size as usize)).await?;
+    Ok(ok(&FilesReply::new(found)))
+}
+
+/// The versions of one path across the target's backups, newest first: backup, time, size,
+/// hash, and whether it changed since the next older version. Any version downloads from
+/// `GET /api/backup/{backup_id}/file?path=...`.
+#[utoipa::path(get, path = "/api/target/{id}/history", operation_id = "file_history", tag = "files",
+    params(TargetId, ("path" = String, Query, description = "The file's path inside a backup")),
+    responses(
+        (status = 200, description = "Its versions (none when no backup holds it)", body = HistoryReply),
+        (status = 400, description = "`path` is missing", body = ErrorBody),
+        (status = 404, description = "No such target", body = ErrorBody),
+    ))]
+async fn history(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, Error> {
+    let path = query_value(&req, "path").unwrap_or_default();
+    let svc = state.service.clone();
+    let shown = path.clone();
+    let versions = block(move || svc.file_history(&id, &path)).await?;
+    Ok(ok(&HistoryReply::new(shown, versions)))
+}
+
+/// What changed from one backup of the target to another: files added, removed and changed,
+/// with sizes.
+#[utoipa::path(get, path = "/api/target/{id}/compare", operation_id = "compare_backups", tag = "files",
+    params(
+        TargetId,
+        ("from" = String, Query, description = "The older backup's id"),
+        ("to" = String, Query, description = "The newer backup's id"),
+    ),
+    responses(
+        (status = 200, description = "The differences", body = CompareReply),
+        (status = 400, description = "`from` or `to` is missing", body = ErrorBody),
+        (status = 404, description = "No such target, or a backup that is not one of it", body = ErrorBody),
+    ))]
+async fn compare(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, Error> {
+    let from =
+        query_value(&req, "from").filter(|v| !v.is_empty()).ok_or_else(|| crate::model::fields::required("from"))?;
+    let to = query_value(&req, "to").filter(|v| !v.is_empty()).ok_or_else(|| crate::model::fields::required("to"))?;
+    let svc = state.service.clone();
+    let comparison = block(move || svc.compare(&id, &from, &to)).await?;
+    Ok(ok(&CompareReply::new(comparison)))
 }
 
 /// Finds targets; every filter given must match. Empty values are no filter.

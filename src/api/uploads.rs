@@ -28,7 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         (status = 404, description = "No such target", body = ErrorBody),
         (status = 408, description = "The body stopped arriving for `body_idle_timeout_secs`", body = ErrorBody),
         (status = 409, description = "A backup of that name exists", body = ErrorBody),
-        (status = 413, description = "The body is over `max_upload_bytes`", body = ErrorBody),
+        (status = 413, description = "The body is over `max_upload_bytes`, or its length would take the target past `quota_bytes`", body = ErrorBody),
         (status = 507, description = "The disk is full; nothing was kept", body = ErrorBody),
     ))]
 async fn upload(
@@ -41,7 +41,8 @@ async fn upload(
     let upload = UploadReader::new(&state.service.config.limits, &req, form)?;
     let svc = state.service.clone();
     let lookup = id.clone();
-    block(move || svc.target_for_upload(&lookup)).await?;
+    let known = crate::http::content_length(&req);
+    block(move || svc.target_for_upload(&lookup, known)).await?;
     let mut manual = None;
     let received = upload
         .read(&state.service, &LAYOUT, |seen| {

@@ -8,10 +8,10 @@ use crate::model::backup::{Backup, BackupFile};
 use crate::model::canary::Stored;
 
 const COLUMNS: &str =
-    "id, target_id, created_at, manual, is_recycled, filesize, hash, hash_mismatch, name, recycled_at";
-/// What a listing reads: [`COLUMNS`] and the change canary's record.
-const READ: &str =
-    "id, target_id, created_at, manual, is_recycled, filesize, hash, hash_mismatch, name, recycled_at, changes";
+    "id, target_id, created_at, manual, is_recycled, filesize, hash, hash_mismatch, name, recycled_at, pinned";
+/// What a listing reads: the change canary's record, then whether it is pinned.
+const READ: &str = "id, target_id, created_at, manual, is_recycled, filesize, hash, hash_mismatch, name, \
+                    recycled_at, changes, pinned";
 
 fn from_row(r: &Row) -> rusqlite::Result<Backup> {
     let created: String = r.get(2)?;
@@ -39,6 +39,8 @@ fn from_row(r: &Row) -> rusqlite::Result<Backup> {
         name: r.get(8)?,
         // A time that does not parse is shown as unknown rather than failing a listing.
         recycled_at: r.get::<_, Option<String>>(9)?.as_deref().and_then(crate::time::parse_iso),
+        pinned: r.get(11)?,
+        exclusive_bytes: None,
     })
 }
 
@@ -63,7 +65,7 @@ pub fn insert_complete(c: &Connection, b: &Backup, files: &[BackupFile]) -> Resu
 
 fn insert(c: &Connection, b: &Backup, files: &[BackupFile], state: &str, ident: Option<&str>) -> Result<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO backups ({COLUMNS}, state, placed_ident) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
+        "INSERT INTO backups ({COLUMNS}, state, placed_ident) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
     ))?
     .execute(params![
         b.id,
@@ -76,6 +78,7 @@ fn insert(c: &Connection, b: &Backup, files: &[BackupFile], state: &str, ident: 
         b.hash_mismatch,
         b.name,
         b.recycled_at.map(crate::time::iso),
+        b.pinned,
         state,
         ident
     ])?;
@@ -111,7 +114,7 @@ pub fn placed_ident(c: &Connection, id: &str) -> Result<Option<String>> {
 /// A backup and whether it is still pending, whatever its state.
 pub fn find_any(c: &Connection, id: &str) -> Result<Option<(Backup, bool)>> {
     let sql = format!("SELECT {READ}, state FROM backups WHERE id = ?1");
-    Ok(c.query_row(&sql, [id], |r| Ok((from_row(r)?, r.get::<_, String>(11)? == "pending"))).optional()?)
+    Ok(c.query_row(&sql, [id], |r| Ok((from_row(r)?, r.get::<_, String>(12)? == "pending"))).optional()?)
 }
 
 pub fn find(c: &Connection, id: &str) -> Result<Option<Backup>> {
@@ -206,6 +209,75 @@ pub fn all(c: &Connection) -> Result<Vec<Backup>> {
     query(c, "1", [])
 }
 
+/// The bytes of `files`' distinct content that no complete backup of the target holds yet:
+/// what storing them adds to the target's disk use.
+pub fn new_bytes_for_target(c: &Connection, target_id: &str, files: &[BackupFile]) -> Result<i64> {
+    let mut stmt = c.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM backup_files f JOIN backups b ON b.id = f.backup_id
+                        WHERE f.blob = ?1 AND b.target_id = ?2 AND b.state = 'complete')",
+    )?;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0i64;
+    for f in files {
+        if seen.insert(f.blob.as_str()) && !stmt.query_row(params![f.blob, target_id], |r| r.get::<_, bool>(0))? {
+            total = total.saturating_add(f.size);
+        }
+    }
+    Ok(total)
+}
+
+/// Pins or unpins a backup.
+pub fn set_pinned(c: &Connection, id: &str, pinned: bool) -> Result<()> {
+    c.execute("UPDATE backups SET pinned = ?2 WHERE id = ?1", params![id, pinned])?;
+    Ok(())
+}
+
+/// Per complete backup of a target: the bytes of content no other backup (of any target, in
+/// any state) and no held deletion refers to, which deleting it alone would free once
+/// collected. A blob at two paths of one backup counts once.
+pub fn exclusive_bytes(c: &Connection, target_id: &str) -> Result<std::collections::HashMap<String, i64>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT mine.backup_id, COALESCE(SUM(mine.size), 0) FROM
+           (SELECT DISTINCT f.backup_id, f.blob, f.size FROM backup_files f JOIN backups b ON b.id = f.backup_id
+             WHERE b.target_id = ?1 AND b.state = 'complete') AS mine
+         WHERE NOT EXISTS (SELECT 1 FROM backup_files o WHERE o.blob = mine.blob AND o.backup_id <> mine.backup_id)
+           AND NOT EXISTS (SELECT 1 FROM held_blobs h WHERE h.blob = mine.blob)
+         GROUP BY mine.backup_id",
+    )?;
+    let rows = stmt.query_map([target_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The bytes of content only the backups in `ids` refer to (no other backup, no held entry):
+/// what removing all of them would free once collected.
+pub fn bytes_only_in(c: &Connection, ids: &[&str]) -> Result<i64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let tx = c.unchecked_transaction()?;
+    tx.execute("CREATE TEMP TABLE IF NOT EXISTS taken_ids (id TEXT PRIMARY KEY)", [])?;
+    tx.execute("DELETE FROM temp.taken_ids", [])?;
+    {
+        let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO temp.taken_ids (id) VALUES (?1)")?;
+        for id in ids {
+            ins.execute([id])?;
+        }
+    }
+    let bytes: i64 = tx.query_row(
+        "SELECT COALESCE(SUM(size), 0) FROM
+           (SELECT f.blob, MAX(f.size) AS size FROM backup_files f WHERE f.backup_id IN (SELECT id FROM temp.taken_ids)
+             GROUP BY f.blob) AS mine
+         WHERE NOT EXISTS (SELECT 1 FROM backup_files o WHERE o.blob = mine.blob
+                             AND o.backup_id NOT IN (SELECT id FROM temp.taken_ids))
+           AND NOT EXISTS (SELECT 1 FROM held_blobs h WHERE h.blob = mine.blob)",
+        [],
+        |r| r.get(0),
+    )?;
+    tx.execute("DELETE FROM temp.taken_ids", [])?;
+    tx.commit()?;
+    Ok(bytes)
+}
+
 pub fn set_hash_mismatch(c: &Connection, id: &str, mismatch: bool) -> Result<()> {
     c.execute("UPDATE backups SET hash_mismatch = ?2 WHERE id = ?1", params![id, mismatch])?;
     Ok(())
@@ -227,7 +299,7 @@ pub fn damaged(c: &Connection) -> Result<Vec<(Backup, Option<String>)>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {READ}, damage FROM backups WHERE state = 'complete' AND hash_mismatch = 1 ORDER BY created_at DESC, id"
     ))?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(11)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(12)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -345,5 +417,38 @@ pub fn recent_sizes(c: &Connection, target_id: &str, limit: usize) -> Result<Vec
          ORDER BY created_at DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![target_id, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A page of a target's distinct file paths containing `fragment` (case-insensitive for ASCII),
+/// by path, from the file index: (path, how many backups hold it). One more row than `limit`
+/// tells the caller a next page exists.
+pub fn search_paths(
+    c: &Connection,
+    target_id: &str,
+    fragment: &str,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<(String, i64)>> {
+    let escaped = fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let mut stmt = c.prepare_cached(
+        "SELECT path, backups FROM file_paths WHERE target_id = ?1 AND path LIKE ?2 ESCAPE '\\'
+         ORDER BY path LIMIT ?3 + 0 OFFSET ?4 + 0",
+    )?;
+    let rows = stmt.query_map(params![target_id, format!("%{escaped}%"), limit as i64, offset as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every complete backup of a target that holds `path`, newest first, with that file's blob
+/// and size: one primary-key lookup per backup of the target.
+pub fn path_history(c: &Connection, target_id: &str, path: &str) -> Result<Vec<(Backup, String, i64)>> {
+    let cols: String = READ.split(", ").map(|col| format!("b.{}", col.trim())).collect::<Vec<_>>().join(", ");
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {cols}, f.blob, f.size FROM backups b JOIN backup_files f ON f.backup_id = b.id AND f.path = ?2
+         WHERE b.target_id = ?1 AND b.state = 'complete' ORDER BY b.created_at DESC, b.id"
+    ))?;
+    let rows = stmt.query_map(params![target_id, path], |r| Ok((from_row(r)?, r.get(12)?, r.get(13)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

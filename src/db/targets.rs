@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::model::target::{RecycleAction, RecycleCriteria, Target, TargetType};
 
 const COLUMNS: &str = "id, name, target_type, recycle_criteria, recycle_value, recycle_action, \
-                       location, name_template, deduplicate, alias, min_backups, tags, expected_interval";
+                       location, name_template, deduplicate, alias, min_backups, tags, expected_interval, \
+                       keep_policy, quota_bytes, quota_warning_percent";
 
 fn from_row(r: &Row) -> rusqlite::Result<Target> {
     let bad =
@@ -26,7 +27,15 @@ fn from_row(r: &Row) -> rusqlite::Result<Target> {
         min_backups: r.get(10)?,
         tags: serde_json::from_str(&tags).unwrap_or_default(),
         expected_interval: r.get(12)?,
+        // A policy this version cannot read is shown as none rather than hiding the target.
+        keep: r.get::<_, Option<String>>(13)?.and_then(|j| serde_json::from_str(&j).ok()),
+        quota_bytes: r.get(14)?,
+        quota_warning_percent: r.get(15)?,
     })
+}
+
+fn keep_json(t: &Target) -> Option<String> {
+    t.keep.and_then(|k| serde_json::to_string(&k).ok())
 }
 
 fn tags_json(t: &Target) -> String {
@@ -35,7 +44,7 @@ fn tags_json(t: &Target) -> String {
 
 pub fn insert(c: &Connection, t: &Target, created_at: &str) -> Result<()> {
     c.execute(
-        &format!("INSERT INTO targets ({COLUMNS}, created_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
+        &format!("INSERT INTO targets ({COLUMNS}, created_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"),
         params![
             t.id,
             t.name,
@@ -50,6 +59,9 @@ pub fn insert(c: &Connection, t: &Target, created_at: &str) -> Result<()> {
             t.min_backups,
             tags_json(t),
             t.expected_interval,
+            keep_json(t),
+            t.quota_bytes,
+            t.quota_warning_percent,
             created_at
         ],
     )?;
@@ -59,7 +71,8 @@ pub fn insert(c: &Connection, t: &Target, created_at: &str) -> Result<()> {
 pub fn update(c: &Connection, t: &Target) -> Result<()> {
     c.execute(
         "UPDATE targets SET name=?2, recycle_criteria=?3, recycle_value=?4, recycle_action=?5, location=?6,
-         name_template=?7, deduplicate=?8, alias=?9, min_backups=?10, tags=?11, expected_interval=?12 WHERE id=?1",
+         name_template=?7, deduplicate=?8, alias=?9, min_backups=?10, tags=?11, expected_interval=?12,
+         keep_policy=?13, quota_bytes=?14, quota_warning_percent=?15 WHERE id=?1",
         params![
             t.id,
             t.name,
@@ -72,7 +85,10 @@ pub fn update(c: &Connection, t: &Target) -> Result<()> {
             t.alias,
             t.min_backups,
             tags_json(t),
-            t.expected_interval
+            t.expected_interval,
+            keep_json(t),
+            t.quota_bytes,
+            t.quota_warning_percent
         ],
     )?;
     Ok(())

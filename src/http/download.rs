@@ -38,6 +38,23 @@ pub async fn download_response(
                 .insert_header((header::CONTENT_DISPOSITION, header))
                 .streaming(body))
         }
+        Download::Zip { files, filename, mtime } => {
+            let (tx, rx) = tokio::sync::mpsc::channel(tarstream::CHANNEL_DEPTH);
+            let store = service.store.clone();
+            let header = disposition(&filename);
+            tokio::task::spawn_blocking(move || {
+                let out = ChannelWriter::new(tx.clone());
+                if let Err(e) = tarstream::write_zip(&store, &files, mtime, out) {
+                    tracing::warn!("download of {filename} stopped: {e}");
+                    ChannelWriter::new(tx).fail(e);
+                }
+            });
+            let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+            Ok(HttpResponse::Ok()
+                .content_type("application/zip")
+                .insert_header((header::CONTENT_DISPOSITION, header))
+                .streaming(body))
+        }
     }
 }
 

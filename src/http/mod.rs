@@ -31,3 +31,8 @@ impl actix_web::FromRequest for crate::model::audit::Who {
         )
     }
 }
+
+/// The body's length, when the client said it (`Content-Length`); a chunked body has none.
+pub fn content_length(req: &actix_web::HttpRequest) -> Option<u64> {
+    req.headers().get(actix_web::http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}

@@ -18,6 +18,8 @@ pub enum Action {
     BackupEdited,
     BackupRecycled,
     BackupRestored,
+    BackupPinned,
+    BackupUnpinned,
     BackupDeleted,
     BackupDeletedWithFiles,
     /// Several backups changed at once from a target's page.
@@ -47,7 +49,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 32] = [
         Action::TargetCreated,
         Action::TargetEdited,
         Action::TargetDeleted,
@@ -57,6 +59,8 @@ impl Action {
         Action::BackupEdited,
         Action::BackupRecycled,
         Action::BackupRestored,
+        Action::BackupPinned,
+        Action::BackupUnpinned,
         Action::BackupDeleted,
         Action::BackupDeletedWithFiles,
         Action::BackupsBulk,
@@ -91,6 +95,8 @@ impl Action {
             Action::BackupEdited => "backup_edited",
             Action::BackupRecycled => "backup_recycled",
             Action::BackupRestored => "backup_restored",
+            Action::BackupPinned => "backup_pinned",
+            Action::BackupUnpinned => "backup_unpinned",
             Action::BackupDeleted => "backup_deleted",
             Action::BackupDeletedWithFiles => "backup_deleted_with_files",
             Action::BackupsBulk => "backups_bulk",

@@ -35,6 +35,13 @@ pub struct Backup {
     /// bakch recorded it). Shown by the web UI; not part of the API's backup JSON.
     #[serde(skip)]
     pub recycled_at: Option<DateTime<Utc>>,
+    /// Retention never takes a pinned backup, and it cannot be deleted until unpinned.
+    pub pinned: bool,
+    /// What deleting this backup alone would free on disk (once its hold ends): the bytes of
+    /// content no other backup and no held deletion refers to. Given where backups are listed
+    /// with their target (`GET /api/target/{id}`, the recycle bin); null elsewhere.
+    #[schema(required = true)]
+    pub exclusive_bytes: Option<i64>,
 }
 
 /// One file of a backup: where it sits inside the backup and which blob holds its bytes.

@@ -19,6 +19,11 @@ impl<'a> Fields<'a> {
         self.0.contains_key(key)
     }
 
+    /// The raw value of a key, null included.
+    pub fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.0.get(key)
+    }
+
     /// Present and not null.
     fn get(&self, key: &str) -> Option<&'a Value> {
         self.0.get(key).filter(|v| !v.is_null())
@@ -100,6 +105,35 @@ pub fn parse_count(key: &str, text: &str) -> Result<i64> {
     text.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| not_count(key))
 }
 
+/// A size in bytes written by a person: digits with an optional binary unit (`500M`, `10 GiB`,
+/// `1.5T`; `K`, `M`, `G`, `T` are powers of 1024).
+pub fn parse_size(key: &str, text: &str) -> Result<i64> {
+    let bad = || {
+        Error::invalid(
+            key,
+            Code::WrongType,
+            format!("Parameter '{key}' must be a size in bytes, such as 1073741824, 500M or 10G"),
+        )
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = (t[..split].trim(), t[split..].trim().to_ascii_uppercase());
+    let scale: f64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024f64.powi(2),
+        "G" => 1024f64.powi(3),
+        "T" => 1024f64.powi(4),
+        _ => return Err(bad()),
+    };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let bytes = (n * scale).round();
+    if !(0.0..9.0e18).contains(&bytes) {
+        return Err(bad());
+    }
+    Ok(bytes as i64)
+}
+
 /// A web form's checkbox: browsers send `on` (or the input's value) when checked and nothing
 /// when not; an explicit `0`/`false`/`off` (a hidden input before the box) reads as unchecked.
 pub fn checkbox(value: &str) -> bool {
@@ -137,6 +171,17 @@ mod tests {
         assert!(f.strings("l").is_err());
         assert_eq!(f.required("missing", Fields::string).unwrap_err().to_string(), "Parameter 'missing' required");
         assert!(Fields::of(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("q", "1024").unwrap(), 1024);
+        assert_eq!(parse_size("q", "500M").unwrap(), 500 << 20);
+        assert_eq!(parse_size("q", "10 GiB").unwrap(), 10 << 30);
+        assert_eq!(parse_size("q", "1.5k").unwrap(), 1536);
+        for bad in ["", "x", "-1", "5Q", "1e9"] {
+            assert_eq!(parse_size("q", bad).unwrap_err().field(), Some("q"), "{bad}");
+        }
     }
 
     #[test]

@@ -196,6 +196,8 @@ mod tests {
             changes: None,
             unusual: false,
             unusual_reason: None,
+            pinned: false,
+            exclusive_bytes: None,
         };
         let files = vec![BackupFile { path: "f".into(), blob: "x".into(), size: 3, mode: 0o644 }];
         let bm = BackupManifest::of(&backup, TargetType::Single, &files);

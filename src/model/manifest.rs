@@ -45,6 +45,10 @@ pub struct BackupManifest {
     /// version 1: older readers ignore it, and a manifest without it reads as unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recycled_at: Option<String>,
+    /// Whether it is pinned (user data, so a rebuilt database keeps it). Added within format
+    /// version 1: a manifest without it reads as not pinned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
     #[serde(rename = "type")]
     pub target_type: TargetType,
     /// blake3 of the whole content (see [`super::backup::content_hash`]).
@@ -84,6 +88,7 @@ impl BackupManifest {
             manual: backup.manual,
             recycled: backup.is_recycled,
             recycled_at: backup.recycled_at.filter(|_| backup.is_recycled).map(crate::time::iso),
+            pinned: backup.pinned,
             target_type,
             hash: backup.hash.clone(),
             size: backup.filesize,
@@ -115,6 +120,8 @@ impl BackupManifest {
             unusual_reason: None,
             name: self.name.clone(),
             recycled_at: self.recycled_at.as_deref().and_then(crate::time::parse_iso).filter(|_| self.recycled),
+            pinned: self.pinned,
+            exclusive_bytes: None,
         })
     }
 
@@ -166,6 +173,8 @@ mod tests {
             unusual_reason: None,
             name: "n-b".into(),
             recycled_at: None,
+            pinned: true,
+            exclusive_bytes: None,
         };
         let files = vec![BackupFile { path: "a/f".into(), blob: "x".into(), size: 3, mode: 0o644 }];
         let m = BackupManifest::of(&backup, TargetType::Multi, &files);
@@ -181,5 +190,8 @@ mod tests {
         assert!(BackupManifest::parse(&json.replace("\"version\": 1", "\"version\": 2")).is_err());
         assert!(BackupManifest::parse(&json.replace("bakch-backup", "bakch-target")).is_err());
         assert!(BackupManifest::parse("{}").is_err());
+        assert!(back.pinned, "pinned is user data a rebuild keeps");
+        let old = json.replace("\"pinned\": true,", "");
+        assert!(!BackupManifest::parse(&old).unwrap().pinned, "a manifest from before pinning reads as unpinned");
     }
 }

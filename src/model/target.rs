@@ -84,7 +84,28 @@ pub struct Target {
     /// target is not monitored. Official clients never send it, and an edit without it keeps it.
     #[serde(default)]
     pub expected_interval: i64,
+    /// A GFS policy (restic's keep rules); when set it decides retention instead of
+    /// `recycle_criteria`, which the official clients read and which keeps its value. Official
+    /// clients never send it, and an edit without it keeps it.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub keep: Option<crate::model::retention::KeepPolicy>,
+    /// The most disk its backups may use (bytes of distinct content, active and recycled); 0 =
+    /// no quota.
+    #[serde(default)]
+    pub quota_bytes: i64,
+    /// The share of the quota (percent) at which the target is reported as nearly full; 0 = no
+    /// warning.
+    #[serde(default = "default_quota_warning")]
+    pub quota_warning_percent: i64,
 }
+
+fn default_quota_warning() -> i64 {
+    DEFAULT_QUOTA_WARNING
+}
+
+/// The warning level a target gets when none is given.
+pub const DEFAULT_QUOTA_WARNING: i64 = 90;
 
 impl Target {
     /// Normalises fields (trimming, tag clean-up) and checks every rule that needs no database.
@@ -131,7 +152,45 @@ impl Target {
                 "Expected interval must be a whole number of seconds from 0 (not monitored) to 3153600000 (100 years)",
             ));
         }
+        if self.quota_warning_percent > 100 {
+            return Err(Error::invalid(
+                "quota_warning_percent",
+                Code::Invalid,
+                "Quota warning must be a percentage from 0 (no warning) to 100",
+            ));
+        }
+        if self.keep.is_some_and(|k| k.is_empty()) {
+            self.keep = None;
+        }
+        if let Some(k) = &self.keep {
+            for name in crate::model::retention::KeepPolicy::COUNTS {
+                if k.count(name) > crate::model::retention::MAX_KEEP {
+                    return Err(Error::invalid(
+                        "keep",
+                        Code::Invalid,
+                        format!("Keep {name} must be at most {}", crate::model::retention::MAX_KEEP),
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The retention policy the recycle job applies.
+    pub fn policy(&self) -> crate::model::retention::Policy {
+        crate::model::retention::Policy {
+            rule: crate::model::retention::Rule {
+                criteria: self.recycle_criteria,
+                value: self.recycle_value,
+                min_backups: self.min_backups,
+            },
+            keep: self.keep,
+        }
+    }
+
+    /// Whether the recycle job has anything to do for it.
+    pub fn has_retention(&self) -> bool {
+        self.recycle_criteria != RecycleCriteria::None || self.keep.is_some()
     }
 }
 

@@ -17,6 +17,8 @@ pub enum Download {
     File { path: PathBuf, size: u64, filename: String },
     /// A tar of the tree, built on the fly.
     Tree { files: Vec<BackupFile>, filename: String, mtime: u64 },
+    /// A zip of the files, built on the fly (a selection's other format).
+    Zip { files: Vec<BackupFile>, filename: String, mtime: u64 },
 }
 
 impl Service {
@@ -45,6 +47,7 @@ impl Service {
         delete_files: bool,
         by: &Who,
     ) -> Result<()> {
+        Self::refuse_pinned(backup)?;
         let path = self.backup_path(target, backup).to_string_lossy().into_owned();
         let ops = db::with_tx(&mut *self.conn()?, |tx| {
             // What bakch placed there, read before the row goes: only that is removed.
@@ -156,8 +159,18 @@ impl Service {
         Ok((blob, size as u64, name))
     }
 
+    /// The recycled backups of every target, with what deleting each would free.
     pub fn recycle_bin(&self) -> Result<Vec<Backup>> {
-        db::backups::recycled(&*self.conn()?)
+        let c = self.conn()?;
+        let mut backups = db::backups::recycled(&c)?;
+        let mut by_target = std::collections::HashMap::new();
+        for b in &mut backups {
+            if !by_target.contains_key(&b.target_id) {
+                by_target.insert(b.target_id.clone(), db::backups::exclusive_bytes(&c, &b.target_id)?);
+            }
+            b.exclusive_bytes = Some(by_target.get(&b.target_id).and_then(|m| m.get(&b.id)).copied().unwrap_or(0));
+        }
+        Ok(backups)
     }
 
     /// What the last integrity check found wrong with a backup, one finding per entry (empty
@@ -179,10 +192,11 @@ impl Service {
         Ok(out)
     }
 
-    /// Deletes every recycled backup of every target.
+    /// Deletes every recycled backup of every target, but pinned ones (which stay, pinned).
     pub fn clear_recycle_bin(&self, delete_files: bool, by: &Who) -> Result<usize> {
         let _placement = self.placement_lock();
-        let backups = db::backups::recycled(&*self.conn()?)?;
+        let mut backups = db::backups::recycled(&*self.conn()?)?;
+        backups.retain(|b| !b.pinned);
         for b in &backups {
             let target = self.target(&*self.conn()?, &b.target_id)?;
             self.delete_backup_locked(&target, b, delete_files, by)?;

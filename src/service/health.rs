@@ -207,7 +207,13 @@ impl Service {
             }
         }
         self.check_disk(&known, now, &mut writes, &mut events)?;
-        let gone: Vec<&String> = known.keys().filter(|s| *s != DISK && !targets.iter().any(|t| &t.id == *s)).collect();
+        for t in targets.iter() {
+            Self::check_quota_level(&c, t, &known, now, &mut writes, &mut events)?;
+        }
+        let gone: Vec<&String> = known
+            .keys()
+            .filter(|s| *s != DISK && !targets.iter().any(|t| &t.id == *s || quota_subject(&t.id) == **s))
+            .collect();
         if writes.is_empty() && events.is_empty() && gone.is_empty() {
             return Ok(next);
         }
@@ -282,6 +288,60 @@ impl Service {
         }
         let notified_at = kind.map(|_| time::iso(now));
         writes.push((DISK.into(), Known { state: state.into(), reason, since: time::iso(now), notified_at }));
+        Ok(())
+    }
+
+    /// A target's quota warning: raised once when its backups reach the warning level, and a
+    /// `recovered` once they are under it again (subject `quota:<target id>`).
+    fn check_quota_level(
+        c: &rusqlite::Connection,
+        t: &Target,
+        known: &std::collections::HashMap<String, Known>,
+        now: DateTime<Utc>,
+        writes: &mut Vec<(String, Known)>,
+        events: &mut Vec<Event>,
+    ) -> Result<()> {
+        let subject = quota_subject(&t.id);
+        let old = known.get(&subject);
+        let Some(level) = quota_level(t) else {
+            if old.is_some() {
+                writes.push((
+                    subject,
+                    Known { state: "ok".into(), reason: "no quota".into(), since: time::iso(now), notified_at: None },
+                ));
+            }
+            return Ok(());
+        };
+        let (_, used) = db::backups::target_usage(c, &t.id)?;
+        let near = used >= level;
+        let state = if near { "quota_warning" } else { "ok" };
+        if old.map(|k| k.state.as_str()) == Some(state) || (old.is_none() && !near) {
+            return Ok(());
+        }
+        let reason = format!(
+            "its backups use {} of its {} quota ({} %; warning at {} %)",
+            bytes(used.max(0) as u64),
+            bytes(t.quota_bytes as u64),
+            (used as i128 * 100 / t.quota_bytes.max(1) as i128),
+            t.quota_warning_percent
+        );
+        if near {
+            tracing::warn!("target '{}' is nearly full: {reason}", t.name);
+        }
+        events.push(Event {
+            event: if near { EventKind::QuotaWarning } else { EventKind::Recovered },
+            target_id: Some(t.id.clone()),
+            target_name: Some(t.name.clone()),
+            state: state.into(),
+            reason: reason.clone(),
+            time: iso_utc(now),
+            backup_id: None,
+            reminder: false,
+        });
+        writes.push((
+            subject,
+            Known { state: state.into(), reason, since: time::iso(now), notified_at: Some(time::iso(now)) },
+        ));
         Ok(())
     }
 
@@ -457,6 +517,17 @@ impl Service {
 }
 
 /// `1.5 GiB`.
+/// The health subject of a target's quota.
+fn quota_subject(target_id: &str) -> String {
+    format!("quota:{target_id}")
+}
+
+/// The bytes at which a target's quota warns; `None` with no quota or no warning.
+pub fn quota_level(t: &Target) -> Option<i64> {
+    (t.quota_bytes > 0 && t.quota_warning_percent > 0)
+        .then(|| (t.quota_bytes as i128 * t.quota_warning_percent as i128 / 100) as i64)
+}
+
 pub fn bytes(n: u64) -> String {
     let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = n as f64;

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod backups;
+pub mod files;
 pub mod health;
 pub mod held;
 pub mod jobs;

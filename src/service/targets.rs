@@ -35,7 +35,11 @@ impl Service {
         self.read_cache.target(id, || {
             let c = self.conn()?;
             let target = self.target(&c, id)?;
-            let backups = db::backups::for_target(&c, &target.id)?;
+            let mut backups = db::backups::for_target(&c, &target.id)?;
+            let exclusive = db::backups::exclusive_bytes(&c, &target.id)?;
+            for b in &mut backups {
+                b.exclusive_bytes = Some(exclusive.get(&b.id).copied().unwrap_or(0));
+            }
             Ok((target, backups))
         })
     }
@@ -218,6 +222,7 @@ impl Service {
                 db::backups::pending(&c)?.into_iter().filter(|b| b.target_id == target.id).map(|b| b.id).collect();
             (target, backups, pending)
         };
+        refuse_any_pinned(&target, backups.iter())?;
         for b in &backups {
             self.delete_backup_locked(&target, b, delete_files, by)?;
         }
@@ -247,6 +252,7 @@ impl Service {
         let Some(target) = db::targets::find(&*self.conn()?, &target.id)? else { return Ok(0) };
         let target = &target;
         let backups = db::backups::for_target(&*self.conn()?, &target.id)?;
+        refuse_any_pinned(target, backups.iter().filter(|b| which == Which::All || b.is_recycled))?;
         let mut n = 0;
         for b in backups.iter().filter(|b| which == Which::All || b.is_recycled) {
             self.delete_backup_locked(target, b, delete_files, by)?;
@@ -254,6 +260,20 @@ impl Service {
         }
         Ok(n)
     }
+}
+
+/// A bulk delete stops before it starts when one of the backups it takes is pinned.
+fn refuse_any_pinned<'a>(target: &Target, backups: impl Iterator<Item = &'a Backup>) -> Result<()> {
+    let pinned: Vec<&str> = backups.filter(|b| b.pinned).map(|b| b.id.as_str()).collect();
+    if pinned.is_empty() {
+        return Ok(());
+    }
+    Err(Error::conflict(format!(
+        "Target '{}' has {} pinned backup(s) ({}); unpin them first",
+        target.name,
+        pinned.len(),
+        pinned.join(", ")
+    )))
 }
 
 /// The part of a single-file backup's name after its expanded template (its extension).

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use super::{Service, is_single};
 use crate::db::{self, journal::FsOp};
 use crate::error::{Error, Result};
-use crate::model::backup::{Backup, BackupFile, content_hash};
+use crate::model::backup::{Backup, BackupFile, content_hash, human_bytes};
 use crate::model::job::{JobKind, QueuedJob, Source, UploadJob};
 use crate::model::manifest::BackupManifest;
 use crate::model::target::{Target, expand_name_template};
@@ -153,6 +153,9 @@ impl Service {
         let _placement = self.placement_lock();
         let mut c = self.conn()?;
         let target = db::targets::find(&c, &job.target_id)?.ok_or_else(gone)?;
+        // Counted now that the content is known: only what the target does not hold yet.
+        let adding = db::backups::new_bytes_for_target(&c, &target.id, &files)?;
+        Self::check_quota(&c, &target, adding, "this backup adds")?;
         let created_at: DateTime<Utc> = time::parse_iso(&job.created_at).unwrap_or_else(time::now);
         let base = expand_name_template(&target.name_template, &job.backup_id, created_at, job.manual);
         let location = Path::new(&target.location);
@@ -175,6 +178,8 @@ impl Service {
             unusual_reason: None,
             name: name.clone(),
             recycled_at: None,
+            pinned: false,
+            exclusive_bytes: None,
         };
         // Built under its staging name first, so the row can record what will be renamed into place.
         let dest = location.join(&name);
@@ -267,9 +272,35 @@ impl Service {
         }
     }
 
-    /// Ensures a target exists before its upload body is read.
-    pub fn target_for_upload(&self, id: &str) -> Result<Target> {
-        self.target(&*self.conn()?, id)
+    /// Ensures a target exists before its upload body is read, and that an upload of
+    /// `known_bytes` (the body's length, when the client sent one) cannot pass its quota: every
+    /// byte is counted, as what deduplication will save is only known once the bytes are here.
+    pub fn target_for_upload(&self, id: &str, known_bytes: Option<u64>) -> Result<Target> {
+        let c = self.conn()?;
+        let target = self.target(&c, id)?;
+        if let Some(n) = known_bytes {
+            Self::check_quota(&c, &target, n.min(i64::MAX as u64) as i64, "this upload is up to")?;
+        }
+        Ok(target)
+    }
+
+    /// Refuses (413) what would take a target past its quota; `adding` is how many bytes of
+    /// content it would add to what the target's backups already use.
+    pub(super) fn check_quota(c: &rusqlite::Connection, target: &Target, adding: i64, what: &str) -> Result<()> {
+        if target.quota_bytes == 0 {
+            return Ok(());
+        }
+        let (_, used) = db::backups::target_usage(c, &target.id)?;
+        if used.saturating_add(adding) <= target.quota_bytes && used < target.quota_bytes {
+            return Ok(());
+        }
+        Err(Error::TooLarge(format!(
+            "Target '{}' would pass its quota: its backups use {} of {} and {what} {}; delete backups (and empty the recycle bin) or raise quota_bytes",
+            target.name,
+            human_bytes(used),
+            human_bytes(target.quota_bytes),
+            human_bytes(adding)
+        )))
     }
 }
 

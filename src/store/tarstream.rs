@@ -70,3 +70,38 @@ pub fn write_tar(store: &Store, files: &[BackupFile], mtime: u64, out: ChannelWr
     let mut out = builder.into_inner()?;
     out.flush()
 }
+
+/// Writes a zip of `files` (deflated; zip64 where a file needs it) into a stream: no seeking,
+/// so sizes and checksums follow each entry, which every unzip reads.
+pub fn write_zip(store: &Store, files: &[BackupFile], mtime: u64, out: ChannelWriter) -> io::Result<()> {
+    use zip::write::SimpleFileOptions;
+    let to_io = |e: zip::result::ZipError| io::Error::other(e.to_string());
+    use chrono::{Datelike, Timelike};
+    let when = chrono::DateTime::from_timestamp(mtime as i64, 0)
+        .and_then(|d| {
+            let (date, time) = (d.date_naive(), d.time());
+            zip::DateTime::from_date_and_time(
+                u16::try_from(date.year()).ok()?,
+                date.month() as u8,
+                date.day() as u8,
+                time.hour() as u8,
+                time.minute() as u8,
+                time.second() as u8,
+            )
+            .ok()
+        })
+        .unwrap_or_default();
+    let mut zip = zip::ZipWriter::new_stream(out);
+    for f in files {
+        let options = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(if f.mode & 0o777 == 0 { 0o644 } else { f.mode & 0o7777 })
+            .last_modified_time(when)
+            .large_file(f.size >= u32::MAX as i64);
+        zip.start_file(f.path.as_str(), options).map_err(to_io)?;
+        let mut blob = std::fs::File::open(store.blob_path(&f.blob))?;
+        io::copy(&mut blob, &mut zip)?;
+    }
+    let mut out = zip.finish().map_err(to_io)?.into_inner();
+    out.flush()
+}

@@ -31,7 +31,7 @@ struct UploadPage {
 
 async fn form(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>) -> PageResult {
     let svc = state.service.clone();
-    let target = block(move || svc.target_for_upload(&id)).await?;
+    let target = block(move || svc.target_for_upload(&id, None)).await?;
     html(&UploadPage {
         c: ctx.chrome(format!("Upload to {}", target.name), "targets"),
         id: target.id.clone(),
@@ -83,7 +83,8 @@ async fn receive(
     let upload = UploadReader::new(&state.service.config.limits, req, form)?;
     let svc = state.service.clone();
     let lookup = id.clone();
-    let target = block(move || svc.target_for_upload(&lookup)).await?;
+    let known = crate::http::content_length(req);
+    let target = block(move || svc.target_for_upload(&lookup, known)).await?;
     let mut csrf_ok = false;
     let mut manual = true;
     let received = upload

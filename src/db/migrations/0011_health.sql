@@ -1,4 +1,4 @@
--- Health (issue 15). Number 0008 is reserved for parallel work; this one is 0009.
+-- Health (issue 15): expected intervals, the change canary, delivery retries, the monitor's states.
 
 -- How often a target expects a backup, in seconds; 0 = not monitored.
 ALTER TABLE targets ADD COLUMN expected_interval INTEGER NOT NULL DEFAULT 0 CHECK (expected_interval >= 0);

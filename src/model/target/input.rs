@@ -4,9 +4,10 @@
 
 use serde_json::Value;
 
-use super::{RecycleAction, RecycleCriteria, Target, TargetType};
+use super::{DEFAULT_QUOTA_WARNING, RecycleAction, RecycleCriteria, Target, TargetType};
 use crate::error::{Code, Error, Result};
-use crate::model::fields::{Fields, checkbox, parse_count, required};
+use crate::model::fields::{Fields, checkbox, parse_count, parse_size, required};
+use crate::model::retention::{KeepPolicy, MAX_KEEP, Within};
 
 /// Fields a client sent to create or edit a target; `None` means "not given".
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -25,6 +26,10 @@ pub struct TargetInput {
     pub tags: Option<Vec<String>>,
     /// Seconds; 0 stops monitoring.
     pub expected_interval: Option<i64>,
+    /// `Some(None)` removes the keep policy.
+    pub keep: Option<Option<KeepPolicy>>,
+    pub quota_bytes: Option<i64>,
+    pub quota_warning_percent: Option<i64>,
 }
 
 /// Whether an input makes a new target or changes one (a web form says it by its page).
@@ -42,6 +47,27 @@ trait Source {
     fn count(&self, key: &str) -> Result<Option<i64>>;
     fn boolean(&self, key: &str) -> Result<Option<bool>>;
     fn strings(&self, key: &str) -> Result<Option<Vec<String>>>;
+    /// The keep policy: `None` not given, `Some(None)` none.
+    fn keep(&self) -> Result<Option<Option<KeepPolicy>>>;
+    /// A size in bytes (the form also takes units: `10G`).
+    fn size(&self, key: &str) -> Result<Option<i64>>;
+}
+
+/// A keep count read as text or a JSON number; `field` names it in errors.
+fn keep_count(field: &str, value: &Value) -> Result<u32> {
+    let bad = || {
+        Error::invalid(
+            field,
+            Code::WrongType,
+            format!("Parameter '{field}' must be a whole number from 0 to {MAX_KEEP}"),
+        )
+    };
+    let n = match value {
+        Value::Number(n) => n.as_u64().ok_or_else(bad)?,
+        Value::String(s) => s.trim().parse::<u64>().map_err(|_| bad())?,
+        _ => return Err(bad()),
+    };
+    u32::try_from(n).ok().filter(|n| *n <= MAX_KEEP).ok_or_else(bad)
 }
 
 impl Source for Fields<'_> {
@@ -59,6 +85,46 @@ impl Source for Fields<'_> {
     }
     fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
         Fields::strings(self, key)
+    }
+    fn keep(&self) -> Result<Option<Option<KeepPolicy>>> {
+        let Some(value) = self.raw("keep") else { return Ok(None) };
+        let Some(rules) = value.as_object() else {
+            if value.is_null() {
+                return Ok(Some(None));
+            }
+            return Err(Error::invalid(
+                "keep",
+                Code::WrongType,
+                "Parameter 'keep' must be an object such as {\"daily\": 7, \"weekly\": 4} or null",
+            ));
+        };
+        let mut keep = KeepPolicy::default();
+        for (name, v) in rules {
+            let field = format!("keep.{name}");
+            if v.is_null() {
+                continue;
+            }
+            if name == "within" {
+                let text = v.as_str().ok_or_else(|| {
+                    Error::invalid(&field, Code::WrongType, "Parameter 'keep.within' must be a string such as \"30d\"")
+                })?;
+                keep.within = Some(Within::parse(&field, text)?);
+            } else if let Some(slot) = keep.count_mut(name) {
+                *slot = keep_count(&field, v)?;
+            } else {
+                return Err(Error::invalid(
+                    &field,
+                    Code::NotAChoice,
+                    format!(
+                        "'{name}' is not a keep rule; the rules are last, hourly, daily, weekly, monthly, yearly and within"
+                    ),
+                ));
+            }
+        }
+        Ok(Some(Some(keep).filter(|k| !k.is_empty())))
+    }
+    fn size(&self, key: &str) -> Result<Option<i64>> {
+        Fields::count(self, key)
     }
 }
 
@@ -110,6 +176,26 @@ impl Source for FormSource<'_> {
     fn boolean(&self, key: &str) -> Result<Option<bool>> {
         Ok(Some(self.raw(key).is_some_and(checkbox)))
     }
+    fn keep(&self) -> Result<Option<Option<KeepPolicy>>> {
+        let names = KeepPolicy::COUNTS.iter().chain(["within"].iter());
+        if !names.clone().any(|n| self.raw(&format!("keep_{n}")).is_some()) {
+            return Ok(None);
+        }
+        let mut keep = KeepPolicy::default();
+        for name in names {
+            let field = format!("keep_{name}");
+            let Some(text) = self.raw(&field).map(str::trim).filter(|t| !t.is_empty()) else { continue };
+            if *name == "within" {
+                keep.within = Some(Within::parse(&field, text)?);
+            } else if let Some(slot) = keep.count_mut(name) {
+                *slot = keep_count(&field, &Value::String(text.to_string()))?;
+            }
+        }
+        Ok(Some(Some(keep).filter(|k| !k.is_empty())))
+    }
+    fn size(&self, key: &str) -> Result<Option<i64>> {
+        self.text(key).map(|t| parse_size(key, t)).transpose()
+    }
     fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
         let text = self.raw(key).unwrap_or_default();
         let tags = text.split([' ', ',', '\t', '\n']).filter(|t| !t.trim().is_empty()).map(str::to_string).collect();
@@ -120,7 +206,7 @@ impl Source for FormSource<'_> {
 impl TargetInput {
     /// Every field a target takes, by the name clients send (the API's JSON keys, the web
     /// form's inputs). `target_type` and `num_backups` are older spellings the API also reads.
-    pub const FIELDS: [&'static str; 12] = [
+    pub const FIELDS: [&'static str; 15] = [
         "name",
         "backup_type",
         "recycle_criteria",
@@ -133,6 +219,9 @@ impl TargetInput {
         "min_backups",
         "tags",
         "expected_interval",
+        "keep",
+        "quota_bytes",
+        "quota_warning_percent",
     ];
 
     /// Reads the JSON body of `POST`/`PATCH /api/target`.
@@ -168,6 +257,9 @@ impl TargetInput {
             },
             tags: f.strings("tags")?,
             expected_interval: f.count("expected_interval")?,
+            keep: f.keep()?,
+            quota_bytes: f.size("quota_bytes")?,
+            quota_warning_percent: f.count("quota_warning_percent")?,
         })
     }
 
@@ -197,6 +289,9 @@ impl TargetInput {
             min_backups: self.min_backups.unwrap_or(0),
             tags: self.tags.unwrap_or_default(),
             expected_interval: self.expected_interval.unwrap_or(0),
+            keep: self.keep.flatten(),
+            quota_bytes: self.quota_bytes.unwrap_or(0),
+            quota_warning_percent: self.quota_warning_percent.unwrap_or(DEFAULT_QUOTA_WARNING),
         };
         Ok(target)
     }
@@ -245,6 +340,15 @@ impl TargetInput {
         }
         if let Some(v) = self.expected_interval {
             t.expected_interval = v;
+        }
+        if let Some(v) = self.keep {
+            t.keep = v;
+        }
+        if let Some(v) = self.quota_bytes {
+            t.quota_bytes = v;
+        }
+        if let Some(v) = self.quota_warning_percent {
+            t.quota_warning_percent = v;
         }
         Ok(t)
     }
@@ -318,6 +422,47 @@ mod tests {
         )
         .unwrap();
         assert_eq!(form, json);
+    }
+
+    #[test]
+    fn keep_reads_from_json_and_form_alike_and_an_edit_without_it_keeps_it() {
+        let json = TargetInput::from_json(&json!({"keep": {"daily": 7, "weekly": "4", "within": "30d"},
+            "quota_bytes": 1048576}))
+        .unwrap();
+        let from_form = TargetInput::from_form(
+            &form(&[
+                ("keep_daily", "7"),
+                ("keep_weekly", " 4"),
+                ("keep_last", ""),
+                ("keep_within", "30d"),
+                ("quota_bytes", "1M"),
+            ]),
+            Intent::Edit,
+        )
+        .unwrap();
+        assert_eq!((json.keep, json.quota_bytes), (from_form.keep, from_form.quota_bytes));
+        let keep = json.keep.flatten().unwrap();
+        assert_eq!((keep.daily, keep.weekly, keep.within.map(|w| w.days)), (7, 4, Some(30)));
+        let t = TargetInput::from_json(&full()).unwrap().into_new_target("id".into()).unwrap();
+        let with = json.apply_to(&t).unwrap();
+        // What an official client sends on edit: every Backup-chan field, never `keep`.
+        let edited = TargetInput::from_json(&full()).unwrap().apply_to(&with).unwrap();
+        assert_eq!(edited.keep, with.keep);
+        let cleared = TargetInput::from_json(&json!({"keep": null})).unwrap().apply_to(&with).unwrap();
+        assert_eq!(cleared.keep, None);
+        let emptied = TargetInput::from_form(&form(&[("keep_daily", "")]), Intent::Edit).unwrap();
+        assert_eq!(emptied.keep, Some(None));
+        for (body, field) in [
+            (json!({"keep": {"dayly": 3}}), "keep.dayly"),
+            (json!({"keep": {"daily": -3}}), "keep.daily"),
+            (json!({"keep": {"within": "3w"}}), "keep.within"),
+            (json!({"keep": 5}), "keep"),
+            (json!({"quota_bytes": "big"}), "quota_bytes"),
+        ] {
+            assert_eq!(TargetInput::from_json(&body).unwrap_err().field(), Some(field), "{body}");
+        }
+        let bad = TargetInput::from_form(&form(&[("keep_monthly", "x")]), Intent::Edit).unwrap_err();
+        assert_eq!(bad.field(), Some("keep_monthly"));
     }
 
     #[test]

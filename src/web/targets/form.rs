@@ -24,6 +24,15 @@ const FIELDS: &[(&str, &str)] = &[
     ("recycle_action", "Then"),
     ("min_backups", "Always keep at least"),
     ("expected_interval", "Expect a backup"),
+    ("keep_last", "Keep last"),
+    ("keep_hourly", "Hourly"),
+    ("keep_daily", "Daily"),
+    ("keep_weekly", "Weekly"),
+    ("keep_monthly", "Monthly"),
+    ("keep_yearly", "Yearly"),
+    ("keep_within", "Keep all within"),
+    ("quota_bytes", "Quota"),
+    ("quota_warning_percent", "Warn at (%)"),
     ("alias", "Alias"),
     ("tags", "Tags"),
 ];
@@ -47,7 +56,10 @@ pub(super) fn in_form_words(field: &str, code: Code, message: &str) -> String {
     let label = label_of(field).unwrap_or("This field");
     let text = match code {
         Code::Required => format!("{label} is required."),
-        Code::WrongType if matches!(field, "recycle_value" | "min_backups") => {
+        Code::WrongType
+            if matches!(field, "recycle_value" | "min_backups" | "quota_warning_percent")
+                || field.starts_with("keep_") && field != "keep_within" =>
+        {
             format!("{label} must be a whole number ≥ 0.")
         }
         Code::WrongType => format!("{label} holds a value this form cannot read."),
@@ -121,6 +133,11 @@ impl TargetFormPage {
         }
         out
     }
+
+    /// The keep policy's inputs: (name, label).
+    fn keep_fields(&self) -> Vec<(String, String)> {
+        FIELDS.iter().filter(|(f, _)| f.starts_with("keep_")).map(|(f, l)| (f.to_string(), l.to_string())).collect()
+    }
 }
 
 /// A target's values as the form shows them.
@@ -138,6 +155,20 @@ fn values_of(t: &Target) -> Form {
     v.set("min_backups", &t.min_backups.to_string());
     v.set("expected_interval", &t.expected_interval.to_string());
     v.set("tags", &t.tags.join(" "));
+    if let Some(k) = t.keep {
+        for name in crate::model::retention::KeepPolicy::COUNTS {
+            if k.count(name) > 0 {
+                v.set(&format!("keep_{name}"), &k.count(name).to_string());
+            }
+        }
+        if let Some(w) = k.within {
+            v.set("keep_within", &w.to_string());
+        }
+    }
+    if t.quota_bytes > 0 {
+        v.set("quota_bytes", &t.quota_bytes.to_string());
+    }
+    v.set("quota_warning_percent", &t.quota_warning_percent.to_string());
     v
 }
 
