@@ -12,6 +12,7 @@ mod jobs;
 mod misc;
 mod openapi;
 pub mod probe;
+mod push;
 pub(crate) mod schema;
 mod seq;
 mod targets;
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .configure(targets::routes)
             .configure(uploads::routes)
             .configure(seq::routes)
+            .configure(push::routes)
             .configure(backups::routes)
             .configure(held::routes)
             .configure(jobs::routes)
