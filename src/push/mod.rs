@@ -134,7 +134,10 @@ pub fn run(args: &PushArgs) -> Result<(), String> {
     };
     cache.set_meta("open_push", None);
     let job = done["job_id"].as_i64().unwrap_or(0);
+    let job_started = Instant::now();
     let outcome = wait_job(&server, job)?;
+    // The job's polls are not the server's time; the wait for the job is (to the nearest poll).
+    let job_secs = job_started.elapsed().as_secs_f64();
     let t = &run.tally;
     let line = summary(
         t,
@@ -157,7 +160,8 @@ pub fn run(args: &PushArgs) -> Result<(), String> {
                 "removed": t.removed, "skipped": t.skipped, "symlinks": t.symlinks, "read_bytes": t.read,
                 "rehashed": t.rehashed, "sent_bytes": run.sent.load(Ordering::Relaxed),
                 "blobs_received": done["blobs_received"], "bytes_received": done["bytes_received"],
-                "job_id": job, "seconds": seconds})
+                "job_id": job, "seconds": seconds,
+                "server_seconds": server.waited.load(Ordering::Relaxed) as f64 / 1e9 + job_secs})
         );
     }
     Ok(())
@@ -519,11 +523,15 @@ fn clone_entry(e: &Entry) -> Entry {
 
 /// Waits for the backup's job; `Some(error)` if it failed.
 fn wait_job(server: &Server, job: i64) -> Result<Option<String>, String> {
-    let mut pause = Duration::from_millis(20);
+    let mut pause = Duration::from_millis(5);
+    let before = server.waited.load(Ordering::Relaxed);
     loop {
         let v = server.get(&format!("/api/jobs/{job}")).map_err(|e| format!("following job {job} failed: {e}"))?;
         match v["job"]["status"].as_str() {
-            Some("FINISHED") => return Ok(None),
+            Some("FINISHED") => {
+                server.waited.store(before, Ordering::Relaxed);
+                return Ok(None);
+            }
             Some("ERROR") => return Ok(Some(v["job"]["error"].as_str().unwrap_or("see the server's log").to_string())),
             _ => {}
         }

@@ -12,6 +12,8 @@ pub struct Server {
     agent: ureq::Agent,
     base: String,
     auth: String,
+    /// Nanoseconds spent waiting for requests to be answered (the server's time, with loopback).
+    pub waited: AtomicU64,
 }
 
 /// A failed request: the server's status and message, or a connection failure (status 0).
@@ -45,11 +47,21 @@ pub struct PackItem {
 impl Server {
     pub fn new(url: &str, key: &str) -> Server {
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-        Server { agent, base: url.trim_end_matches('/').to_string(), auth: format!("Bearer {key}") }
+        Server {
+            agent,
+            base: url.trim_end_matches('/').to_string(),
+            auth: format!("Bearer {key}"),
+            waited: AtomicU64::new(0),
+        }
     }
 
-    fn answer(res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, Failure> {
+    fn answer(
+        &self,
+        started: std::time::Instant,
+        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, Failure> {
         let res = res.map_err(net)?;
+        self.waited.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let status = res.status().as_u16();
         let text = res.into_body().with_config().limit(256 << 20).read_to_string().map_err(net)?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -61,22 +73,25 @@ impl Server {
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        let started = std::time::Instant::now();
         let res = self
             .agent
             .post(format!("{}{path}", self.base))
             .header("Authorization", &self.auth)
             .header("Content-Type", "application/json")
             .send(serde_json::to_vec(body).unwrap_or_default());
-        Self::answer(res)
+        self.answer(started, res)
     }
 
     pub fn get(&self, path: &str) -> Result<Value, Failure> {
-        Self::answer(self.agent.get(format!("{}{path}", self.base)).header("Authorization", &self.auth).call())
+        let started = std::time::Instant::now();
+        self.answer(started, self.agent.get(format!("{}{path}", self.base)).header("Authorization", &self.auth).call())
     }
 
     /// Streams one pack; `sent` counts the content bytes as they go.
     pub fn post_pack(&self, path: &str, items: Vec<PackItem>, sent: Arc<AtomicU64>) -> Result<Value, Failure> {
         let length: u64 = items.iter().map(|i| header(i).len() as u64 + i.size).sum();
+        let started = std::time::Instant::now();
         let reader = PackReader { items: items.into_iter(), current: None, sent };
         let res = self
             .agent
@@ -85,7 +100,7 @@ impl Server {
             .header("Content-Type", "application/octet-stream")
             .header("Content-Length", length.to_string())
             .send(ureq::SendBody::from_owned_reader(reader));
-        Self::answer(res)
+        self.answer(started, res)
     }
 
     /// Opens a push; (push id, most bytes and entries per page).
