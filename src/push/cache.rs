@@ -18,6 +18,8 @@ pub struct Cache {
     conn: Connection,
     /// This run's number: rows not seen by it are files gone since.
     run: i64,
+    /// A dry run learns nothing into the cache.
+    pub read_only: bool,
 }
 
 /// `$XDG_CACHE_HOME/bakch`, else `~/.cache/bakch`.
@@ -57,7 +59,7 @@ impl Cache {
             .query_row("SELECT COALESCE(MAX(run), 0) + 1 FROM files", [], |r| r.get(0))
             .map_err(|e| format!("cannot read the cache {}: {e}", path.display()))?;
         conn.execute_batch("BEGIN").map_err(|e| e.to_string())?;
-        Ok(Cache { conn, run })
+        Ok(Cache { conn, run, read_only: false })
     }
 
     pub fn get(&self, path: &str) -> Option<Cached> {
@@ -77,6 +79,9 @@ impl Cache {
     }
 
     pub fn put(&self, path: &str, size: u64, mtime_ns: i64, inode: u64, hash: &str) {
+        if self.read_only {
+            return;
+        }
         if let Ok(mut stmt) = self.conn.prepare_cached(
             "INSERT OR REPLACE INTO files (path, size, mtime_ns, inode, hash, run) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         ) {
@@ -86,6 +91,9 @@ impl Cache {
 
     /// Marks a file seen by this run without changing what is known of it.
     pub fn seen(&self, path: &str) {
+        if self.read_only {
+            return;
+        }
         if let Ok(mut stmt) = self.conn.prepare_cached("UPDATE files SET run = ?2 WHERE path = ?1") {
             let _ = stmt.execute(params![path, self.run]);
         }
