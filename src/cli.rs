@@ -48,6 +48,52 @@ pub enum Command {
     Held(HeldCommand),
     /// Send a test notification to every [[notify]] destination now, and say how each went
     NotifyTest,
+    /// Back up folders to a bakch server, sending only what changed since the last push
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The server's address, e.g. http://nas:5050
+    #[arg(long, env = "BAKCH_SERVER")]
+    pub server: String,
+    /// A file holding the API key: `{"key": "..."}` or the key alone
+    #[arg(long, env = "BAKCH_KEY_FILE")]
+    pub key_file: PathBuf,
+    /// The target (id or alias); a multi-file target
+    #[arg(long)]
+    pub target: String,
+    /// Folders (or files) to back up; one folder's contents go at the top of the backup,
+    /// several each keep their own name
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Leave out what matches this gitignore-style pattern (relative to each folder); repeat
+    #[arg(long, short = 'e')]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from this file, one a line (gitignore syntax); repeat
+    #[arg(long)]
+    pub exclude_from: Vec<PathBuf>,
+    /// Do not cross into other filesystems (mounts inside the folders)
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// List the snapshot and say what would be sent, then abandon it: nothing is sent or kept
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Mark the backup as manual (default: automatic, for timers)
+    #[arg(long)]
+    pub manual: bool,
+    /// The cache of file hashes [default: $XDG_CACHE_HOME/bakch or ~/.cache/bakch]
+    #[arg(long, env = "BAKCH_PUSH_CACHE")]
+    pub cache_dir: Option<PathBuf>,
+    /// Percent of unchanged files (by the cache) to read and hash again anyway, as a check
+    #[arg(long, default_value_t = 1.0)]
+    pub rehash_percent: f64,
+    /// No progress output (the summary is still printed)
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Also print the summary as one JSON line
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

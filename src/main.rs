@@ -16,6 +16,7 @@ mod logging;
 mod model;
 mod notify;
 mod offline;
+mod push;
 mod service;
 mod state;
 mod store;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         Command::Key(cmd) => key_command(&global, cmd),
         Command::Held(cmd) => held_command(&global, cmd),
         Command::NotifyTest => notify_test(&global),
+        Command::Push(args) => push::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,10 +32,21 @@ pub fn run(o: &Opts) -> Res<Report> {
     timed_sh(&restic("init"))?;
     let tar_path = s.path().join("day.tar");
     let (mut bakch, mut rest, mut ratio, mut tar_secs) = (vec![], vec![], vec![], vec![]);
+    // The push variant (issue 18): the same home with `bakch push`, into a server of its own
+    // (on the same one, the tars' content would already be there, and nothing would be sent).
+    let push_server = Server::start(&s.sub("push-data")?)?;
+    let push_target = push_server.create_target(1, "multi", &s.sub("push-targets")?)?;
+    let (mut pushed, mut push_ratio, mut sent_ratio, mut sent_mib) = (vec![], vec![], vec![], vec![]);
+    let mut ideal_before = 0;
+    let copy_dir = s.path().join("cp-copy");
+    let cp = timed_sh(&format!("cp -r {} {} && sync", q(&s.path().join("home")), q(&copy_dir)))?;
+    crate::harness::remove(&copy_dir);
     for day in 0..days {
         if day > 0 {
             home.day(total)?;
         }
+        let changed = home.ideal() - ideal_before;
+        ideal_before = home.ideal();
         let t = Instant::now();
         home.tar(&tar_path)?;
         tar_secs.push(t.elapsed().as_secs_f64());
@@ -56,6 +67,12 @@ pub fn run(o: &Opts) -> Res<Report> {
         bakch.push(tb);
         rest.push(tr);
         ratio.push(tb / tr);
+        let (tp, summary, _) = crate::push::client(&push_server, s.path(), &push_target, &s.path().join("home"))?;
+        let sent = summary["bytes_received"].as_f64().unwrap_or(f64::NAN);
+        pushed.push(tp);
+        push_ratio.push(tp / tr);
+        sent_mib.push(sent / MIB);
+        sent_ratio.push(sent / changed.max(1) as f64);
     }
     let stats = server.get("/api/stats")?;
     let api_used = stats["disk_used"].as_u64().unwrap_or(0);
@@ -75,9 +92,14 @@ pub fn run(o: &Opts) -> Res<Report> {
     let peak = server.peak_rss_mib();
     let disk_ratio = bakch_alloc as f64 / ideal as f64;
     r.row("bakch upload until FINISHED, per day", "s", bakch);
-    r.row("restic backup, per day", "s", rest);
+    r.row("restic backup, per day", "s", rest.clone());
     r.row("ratio bakch / restic, per day", "x", ratio);
     r.row("making the day's tar (not timed above)", "s", tar_secs);
+    r.row("bakch push until FINISHED, per day", "s", pushed.clone());
+    r.row("ratio bakch push / restic, per day", "x", push_ratio.clone());
+    r.row("push: bytes the server received, per day", "MiB", sent_mib);
+    r.row("push: bytes received / new content, per day", "x", sent_ratio.clone());
+    r.row("cp -r + sync of day 0's tree", "s", vec![cp]);
     r.row("bakch total time", "s", vec![sum_b]);
     r.row("restic total time", "s", vec![sum_r]);
     r.row("ideal whole-file dedup size", "MiB", vec![ideal as f64 / MIB]);
@@ -87,6 +109,16 @@ pub fn run(o: &Opts) -> Res<Report> {
     r.row("bakch peak RSS", "MiB", vec![peak]);
     r.goal("disk used <= 1.05x ideal whole-file size", disk_ratio <= 1.05, format!("{disk_ratio:.3}x"));
     r.goal("total time <= restic's", sum_b <= sum_r, format!("{:.2}x", sum_b / sum_r));
+    let later = |v: &[f64]| crate::median(&v[1.min(v.len() - 1)..]);
+    let (push_median, restic_median) = (later(&pushed), later(&rest));
+    r.goal(
+        "push: median later day faster than restic's",
+        push_median < restic_median,
+        format!("{push_median:.3} s vs {restic_median:.3} s"),
+    );
+    let worst = sent_ratio.iter().cloned().fold(0.0, f64::max);
+    r.goal("push: bytes sent <= 1.1x the new content, every day", worst <= 1.1, format!("{worst:.3}x"));
+    r.goal("push: first day <= 1.2x cp -r + sync", pushed[0] <= 1.2 * cp, format!("{:.2}x", pushed[0] / cp));
     r.json = json!({
         "days": days, "files": files, "home_bytes": total, "ideal_bytes": ideal,
         "bakch_allocated_bytes": bakch_alloc, "bakch_api_disk_used": api_used, "restic_allocated_bytes": restic_alloc,

@@ -71,7 +71,7 @@ pub struct Server {
     rss: RssSampler,
 }
 
-struct RssSampler {
+pub struct RssSampler {
     stop: Arc<AtomicBool>,
     peak_kib: Arc<AtomicU64>,
     pid: u32,
@@ -92,7 +92,7 @@ fn proc_rss(pid: u32) -> Option<(u64, u64)> {
 }
 
 impl RssSampler {
-    fn start(pid: u32) -> RssSampler {
+    pub fn start(pid: u32) -> RssSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let peak_kib = Arc::new(AtomicU64::new(0));
         let (s, p) = (stop.clone(), peak_kib.clone());
@@ -108,7 +108,7 @@ impl RssSampler {
     }
 
     /// Peak resident memory so far in MiB: the larger of the sampled VmRSS and the kernel's VmHWM.
-    fn peak_mib(&self) -> f64 {
+    pub fn peak_mib(&self) -> f64 {
         if let Some((rss, hwm)) = proc_rss(self.pid) {
             self.peak_kib.fetch_max(rss.max(hwm), Ordering::Relaxed);
         }

@@ -23,6 +23,7 @@ mod concurrent_uploads;
 mod data;
 mod dedup_series;
 mod harness;
+mod push;
 mod rebuild_db;
 mod upload_archive;
 mod upload_single;
@@ -37,8 +38,8 @@ use serde_json::{Value, json};
 use harness::{Scratch, num_cores};
 
 const MIB: f64 = 1024.0 * 1024.0;
-const SCENARIOS: [&str; 6] =
-    ["upload_single", "upload_archive", "api_read", "dedup_series", "concurrent_uploads", "rebuild_db"];
+const SCENARIOS: [&str; 7] =
+    ["upload_single", "upload_archive", "api_read", "dedup_series", "concurrent_uploads", "rebuild_db", "push_many"];
 
 type Res<T> = Result<T, String>;
 
@@ -72,6 +73,7 @@ fn main() {
             "api_read" => api_read::run(&opts),
             "dedup_series" => dedup_series::run(&opts),
             "rebuild_db" => rebuild_db::run(&opts),
+            "push_many" => push::run(&opts),
             _ => concurrent_uploads::run(&opts),
         };
         match result {
@@ -102,7 +104,9 @@ environment:
   api_read:           BAKCH_BENCH_API_TARGETS (1000), BAKCH_BENCH_API_BACKUPS (10000), BAKCH_BENCH_API_SECS (5)
   dedup_series:       BAKCH_BENCH_DEDUP_MIB (200), BAKCH_BENCH_DEDUP_DAYS (30)
   concurrent_uploads: BAKCH_BENCH_CONC_CLIENTS (32), BAKCH_BENCH_CONC_MIB (8)
-  rebuild_db:         BAKCH_BENCH_REBUILD_BACKUPS (10000), BAKCH_BENCH_REBUILD_FILES (100)";
+  rebuild_db:         BAKCH_BENCH_REBUILD_BACKUPS (10000), BAKCH_BENCH_REBUILD_FILES (100)
+  push_many:          BAKCH_BENCH_PUSH_FILES (10000), BAKCH_BENCH_PUSH_MIB (1024),
+                      BAKCH_BENCH_PUSH_SMALL_FILES (1000000)";
 
 // ---------------------------------------------------------------------------------------------
 // Options

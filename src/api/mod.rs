@@ -13,6 +13,7 @@ mod jobs;
 mod misc;
 mod openapi;
 pub mod probe;
+mod push;
 pub(crate) mod schema;
 mod seq;
 mod targets;
@@ -45,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .configure(targets::routes)
             .configure(uploads::routes)
             .configure(seq::routes)
+            .configure(push::routes)
             .configure(backups::routes)
             .configure(held::routes)
             .configure(jobs::routes)

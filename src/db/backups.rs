@@ -318,10 +318,12 @@ pub fn recompute_filesizes(c: &Connection) -> Result<usize> {
     )?)
 }
 
-/// Every blob a backup (in any state) or an open sequential upload refers to.
+/// Every blob a backup (in any state), an open sequential upload or a push (its file list, and
+/// what pushes received lately) refers to.
 pub fn referenced_blobs(c: &Connection) -> Result<std::collections::HashSet<String>> {
     let mut stmt = c.prepare(
-        "SELECT DISTINCT blob FROM backup_files UNION SELECT DISTINCT blob FROM seq_files WHERE blob IS NOT NULL",
+        "SELECT DISTINCT blob FROM backup_files UNION SELECT DISTINCT blob FROM seq_files WHERE blob IS NOT NULL
+         UNION SELECT DISTINCT blob FROM push_files UNION SELECT DISTINCT blob FROM push_blobs",
     )?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

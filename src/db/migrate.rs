@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_recycled_at_damage.sql"),
     include_str!("migrations/0011_health.sql"),
     include_str!("migrations/0012_retention.sql"),
+    include_str!("migrations/0013_push.sql"),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

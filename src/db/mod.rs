@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod journal;
 pub mod keys;
 mod migrate;
+pub mod push;
 pub mod seq;
 pub mod targets;
 

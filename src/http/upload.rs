@@ -230,3 +230,71 @@ async fn drain(field: &mut Field<'_>, quota: &Quota) -> Result<()> {
     while quota.next_chunk(field).await?.is_some() {}
     Ok(())
 }
+
+/// Reads a raw request body (not a form) on a blocking thread: `consume` gets it as a
+/// [`std::io::BufRead`] while the async side forwards chunks, within `max_upload_bytes` and the
+/// idle timeout. A body cut short reads as an I/O error at that point; the limit's or the
+/// timeout's own error is then returned instead of `consume`'s, once `consume` has finished
+/// (so it can keep what arrived whole before the cut).
+pub async fn read_raw_body<T: Send + 'static>(
+    limits: &Limits,
+    req: &HttpRequest,
+    mut payload: actix_web::web::Payload,
+    consume: impl FnOnce(&mut dyn std::io::BufRead) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    use futures_util::StreamExt;
+    let mut quota = Quota::new(limits, req)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(32);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut body = std::io::BufReader::with_capacity(256 * 1024, ChannelReader { rx, chunk: bytes::Bytes::new() });
+        consume(&mut body)
+    });
+    let mut failure = None;
+    loop {
+        let next = match tokio::time::timeout(quota.idle, payload.next()).await {
+            Err(_) => Err(quota.stalled()),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => Err(Error::bad(format!("The body could not be read: {e}"))),
+            Ok(Some(Ok(chunk))) => quota.take(chunk.len()).map(|_| chunk),
+        };
+        match next {
+            Ok(chunk) => {
+                if tx.send(Ok(chunk)).await.is_err() {
+                    break; // The reader stopped; its outcome says why.
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let out = reader.await.map_err(|e| Error::internal(format!("body reader failed: {e}")))?;
+    match failure {
+        Some(e) => Err(e),
+        None => out,
+    }
+}
+
+/// The receiving end of [`read_raw_body`]'s chunks.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}

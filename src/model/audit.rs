@@ -43,13 +43,19 @@ pub enum Action {
     SeqPart,
     SeqFinished,
     SeqTerminated,
+    /// `bakch push`: a push opened, a page of its file list, a pack of blobs, finished, aborted.
+    PushBegun,
+    PushFiles,
+    PushBlobs,
+    PushFinished,
+    PushAborted,
     AuditPurged,
     /// A read that was refused (reads that succeed are not recorded).
     Read,
 }
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 37] = [
         Action::TargetCreated,
         Action::TargetEdited,
         Action::TargetDeleted,
@@ -80,6 +86,11 @@ impl Action {
         Action::SeqPart,
         Action::SeqFinished,
         Action::SeqTerminated,
+        Action::PushBegun,
+        Action::PushFiles,
+        Action::PushBlobs,
+        Action::PushFinished,
+        Action::PushAborted,
         Action::AuditPurged,
         Action::Read,
     ];
@@ -116,6 +127,11 @@ impl Action {
             Action::SeqPart => "seq_part",
             Action::SeqFinished => "seq_finished",
             Action::SeqTerminated => "seq_terminated",
+            Action::PushBegun => "push_begun",
+            Action::PushFiles => "push_files",
+            Action::PushBlobs => "push_blobs",
+            Action::PushFinished => "push_finished",
+            Action::PushAborted => "push_aborted",
             Action::AuditPurged => "audit_purged",
             Action::Read => "read",
         }

@@ -15,6 +15,7 @@ pub mod maintenance;
 pub mod manifests;
 pub mod metrics;
 mod ownership;
+pub mod push;
 pub mod read_cache;
 pub mod recovery;
 pub mod retention;

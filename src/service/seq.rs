@@ -166,7 +166,8 @@ impl Service {
             db::with_tx(&mut c, |tx| db::seq::delete(tx, target_id))?;
             tracing::info!("purged sequential upload of target {target_id}: idle since before {before}");
         }
-        Ok(format!("purged {} stale sequential upload(s)", stale.len()))
+        let pushes = self.purge_stale_pushes()?;
+        Ok(format!("purged {} stale sequential upload(s) and {pushes} stale push(es)", stale.len()))
     }
 }
 

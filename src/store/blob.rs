@@ -398,6 +398,38 @@ impl<'s> Batch<'s> {
         Ok((hash, size))
     }
 
+    /// As [`Batch::put`] for content announced by its hash: kept only if its bytes hash to
+    /// `expected`; otherwise nothing is kept and a 400 names the blob. Returns its size.
+    pub fn put_verified(
+        &mut self,
+        reader: &mut impl io::Read,
+        read_error: fn(io::Error) -> Error,
+        expected: &str,
+    ) -> Result<u64> {
+        let mismatch = || Error::bad(format!("The content sent for blob {expected} does not match its hash; refused"));
+        let (store, pending) = (self.store, &self.pending);
+        let known = |h: &str| Ok(h == expected && (pending.contains_key(h) || stored(store, h)?));
+        let spool = match read_content(self.store, reader, read_error, known)? {
+            Content::Known(hash, size) if hash == expected => {
+                self.note_found(&hash);
+                return Ok(size);
+            }
+            Content::Known(..) => return Err(mismatch()),
+            Content::New(spool) => spool,
+        };
+        let done = spool.finish_with(false)?;
+        if done.hash != expected {
+            return Err(mismatch()); // Dropping `done` removes its temp file.
+        }
+        let size = done.size;
+        if self.pending.contains_key(expected) || stored(self.store, expected)? {
+            self.note_found(expected);
+        } else {
+            self.pending.insert(expected.to_string(), done);
+        }
+        Ok(size)
+    }
+
     fn note_found(&mut self, hash: &str) {
         if !self.pending.contains_key(hash)
             && let Some(fan) = self.store.blob_path(hash).parent()
