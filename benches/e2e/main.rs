@@ -24,6 +24,7 @@ mod data;
 mod dedup_series;
 mod harness;
 mod rebuild_db;
+mod replica_sync;
 mod upload_archive;
 mod upload_single;
 
@@ -37,8 +38,8 @@ use serde_json::{Value, json};
 use harness::{Scratch, num_cores};
 
 const MIB: f64 = 1024.0 * 1024.0;
-const SCENARIOS: [&str; 6] =
-    ["upload_single", "upload_archive", "api_read", "dedup_series", "concurrent_uploads", "rebuild_db"];
+const SCENARIOS: [&str; 7] =
+    ["upload_single", "upload_archive", "api_read", "dedup_series", "concurrent_uploads", "rebuild_db", "replica_sync"];
 
 type Res<T> = Result<T, String>;
 
@@ -72,6 +73,7 @@ fn main() {
             "api_read" => api_read::run(&opts),
             "dedup_series" => dedup_series::run(&opts),
             "rebuild_db" => rebuild_db::run(&opts),
+            "replica_sync" => replica_sync::run(&opts),
             _ => concurrent_uploads::run(&opts),
         };
         match result {
@@ -102,7 +104,8 @@ environment:
   api_read:           BAKCH_BENCH_API_TARGETS (1000), BAKCH_BENCH_API_BACKUPS (10000), BAKCH_BENCH_API_SECS (5)
   dedup_series:       BAKCH_BENCH_DEDUP_MIB (200), BAKCH_BENCH_DEDUP_DAYS (30)
   concurrent_uploads: BAKCH_BENCH_CONC_CLIENTS (32), BAKCH_BENCH_CONC_MIB (8)
-  rebuild_db:         BAKCH_BENCH_REBUILD_BACKUPS (10000), BAKCH_BENCH_REBUILD_FILES (100)";
+  rebuild_db:         BAKCH_BENCH_REBUILD_BACKUPS (10000), BAKCH_BENCH_REBUILD_FILES (100)
+  replica_sync:       BAKCH_BENCH_REPLICA_MIB (256), BAKCH_BENCH_REPLICA_FILES (64); needs garage and curl";
 
 // ---------------------------------------------------------------------------------------------
 // Options

@@ -12,6 +12,7 @@ mod jobs;
 mod misc;
 mod openapi;
 pub mod probe;
+mod replicas;
 pub(crate) mod schema;
 mod seq;
 mod targets;
@@ -46,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .configure(seq::routes)
             .configure(backups::routes)
             .configure(held::routes)
+            .configure(replicas::routes)
             .configure(jobs::routes)
             .configure(misc::routes)
             .configure(audit::routes)

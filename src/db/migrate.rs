@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_held.sql"),
     include_str!("migrations/0010_recycled_at_damage.sql"),
     include_str!("migrations/0011_health.sql"),
+    include_str!("migrations/0014_replica.sql"),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod journal;
 pub mod keys;
 mod migrate;
+pub mod replica;
 pub mod seq;
 pub mod targets;
 

@@ -16,18 +16,21 @@ pub enum EventKind {
     Recovered,
     UnusualChange,
     DiskLow,
+    /// A replica's sync or verification failed (once, until one succeeds again).
+    ReplicaFailed,
     /// `bakch notify-test` or the web UI's button.
     Test,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Late,
         EventKind::Failed,
         EventKind::Damaged,
         EventKind::Recovered,
         EventKind::UnusualChange,
         EventKind::DiskLow,
+        EventKind::ReplicaFailed,
         EventKind::Test,
     ];
 
@@ -39,6 +42,7 @@ impl EventKind {
             EventKind::Recovered => "recovered",
             EventKind::UnusualChange => "unusual_change",
             EventKind::DiskLow => "disk_low",
+            EventKind::ReplicaFailed => "replica_failed",
             EventKind::Test => "test",
         }
     }
@@ -108,6 +112,7 @@ impl Event {
             EventKind::Recovered => format!("{what} recovered"),
             EventKind::UnusualChange => format!("{what}: unusual change"),
             EventKind::DiskLow => format!("bakch: the data disk is almost full{again}"),
+            EventKind::ReplicaFailed => format!("bakch: {} failed{again}", self.state),
             EventKind::Test => "bakch: test notification".to_string(),
         }
     }

@@ -16,6 +16,7 @@ pub mod metrics;
 mod ownership;
 pub mod read_cache;
 pub mod recovery;
+pub mod replica;
 pub mod retention;
 pub mod seq;
 pub mod stats;
@@ -54,6 +55,8 @@ pub struct Service {
     pub key_use: keys::KeyUse,
     /// Counters kept for `/metrics` while the process runs (see [`metrics`]).
     pub metrics: metrics::Counters,
+    /// Woken after each new backup, so replicas sync soon after (debounced).
+    pub replica_kick: Arc<Notify>,
 }
 
 impl Service {
@@ -86,6 +89,7 @@ impl Service {
             read_cache: read_cache::ReadCache::default(),
             key_use: keys::KeyUse::default(),
             metrics: metrics::Counters::default(),
+            replica_kick: Arc::new(Notify::new()),
         })
     }
 
