@@ -213,6 +213,10 @@ pub fn restore(args: &RestoreArgs) -> Result<String, String> {
             set_mtime(&path, env.mtime_ns);
         }
     }
+    if blobs.iter().any(|(_, size)| *size == 0) {
+        // Empty files need no download, but their (empty) blob must be in the store.
+        crate::store::blob::empty_blob(&store).map_err(|e| e.to_string())?;
+    }
     let needed: Vec<(String, i64)> = blobs.into_iter().filter(|(_, size)| *size > 0).collect();
     let total_bytes: i64 = needed.iter().map(|b| b.1).sum();
     let bar = super::progress(needed.len() as u64, "fetching content");
