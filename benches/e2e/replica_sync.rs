@@ -78,7 +78,8 @@ pub fn run(o: &Opts) -> Res<Report> {
         }
         let url = format!("{}/{}/ref{rep}/", garage.endpoint(), garage.bucket);
         let script = format!(
-            "xargs -P {CONCURRENCY} -I F curl -sS --fail --aws-sigv4 aws:amz:garage:s3 --user {}:{} -T F {} < {}",
+            "xargs -P {CONCURRENCY} -I F curl -sS --fail -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+             --aws-sigv4 aws:amz:garage:s3 --user {}:{} -T F {} < {}",
             garage.key_id,
             garage.secret,
             q(Path::new(&url)),
