@@ -75,15 +75,19 @@ fn random_bytes(n: usize) -> Vec<u8> {
 
 /// The config: the replica, no surprise scheduled runs, a hold of a week, gc without grace.
 fn config(garage: &Garage, secrets: &Path, extra: &str) -> String {
+    config_with(garage, secrets, extra, "")
+}
+
+/// As [`config`], with `tables` (more TOML tables) at the end.
+fn config_with(garage: &Garage, secrets: &Path, extra: &str, tables: &str) -> String {
+    let debounce = if extra.contains("debounce_secs") { "" } else { "debounce_secs = 3600\n" };
     format!(
         "gc_grace_secs = 0\n{}\n[schedules]\nreplica_job = \"0 0 0 1 1 *\"\nreplica_verify_job = \"0 0 0 1 1 *\"\n\
-         [protection]\nhold_days = 7\n",
+         [protection]\nhold_days = 7\n{tables}",
         garage.replica_toml(
             "offsite",
             secrets,
-            &format!(
-                "concurrency = 2\nattempts = 2\nbackoff_ms = 100\ndebounce_secs = 3600\npart_size_mib = 5\n{extra}"
-            )
+            &format!("concurrency = 2\nattempts = 2\nbackoff_ms = 100\npart_size_mib = 5\n{debounce}{extra}")
         )
     )
 }
@@ -363,4 +367,77 @@ fn unneeded_objects_leave_only_after_the_delete_delay_and_metrics_show_the_repli
     let metrics = s.get_raw("/metrics").text().unwrap();
     assert!(metrics.contains("bakch_replica_last_success_timestamp_seconds{replica=\"offsite\"}"), "{metrics}");
     assert!(metrics.contains("bakch_replica_pending_bytes"), "{metrics}");
+}
+
+/// A tiny HTTP receiver that answers 200 to every request and keeps each body.
+fn webhook_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+    let port = listener.local_addr().expect("address").port();
+    let bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let kept = bodies.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let Ok(clone) = stream.try_clone() else { continue };
+            let mut reader = std::io::BufReader::new(clone);
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line.trim_end() != "" {
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    kept.lock().expect("inbox").push(v);
+                }
+            }
+        }
+    });
+    (port, bodies)
+}
+
+#[test]
+fn a_new_backup_starts_a_sync_soon_and_a_failing_replica_is_told_once() {
+    let Some(mut garage) = Garage::start_or_skip("the debounce and notification test") else { return };
+    let secrets = tempfile::tempdir().expect("secrets dir");
+    let (port, inbox) = webhook_receiver();
+    let notify = format!(
+        "[[notify]]\nkind = \"webhook\"\nname = \"hook\"\nurl = \"http://127.0.0.1:{port}/\"\nevents = [\"replica_failed\"]\n"
+    );
+    let s = TestServer::start_with_config(&config_with(&garage, secrets.path(), "debounce_secs = 1\n", &notify));
+    ok(&replica_cmd(&s.data_path(), &["init", "offsite"], &format!("{PASSPHRASE}\n")));
+    let t = s.create_target(json!({"name": "soon"}));
+    s.upload_ok(&t, &[("a.txt", b"a new backup")]);
+    // No forced run: the upload itself starts a sync a second later.
+    poll("the debounced sync", Duration::from_secs(60), || {
+        let (_, reply) = s.get("/api/replicas");
+        reply["replicas"][0]["last_success"].as_str().map(|_| ())
+    });
+    assert!(garage.list().iter().any(|o| o.0.starts_with("b/")), "the new backup's content is in the bucket");
+
+    garage.stop();
+    assert_ne!(force(&s, "replica_job").0, 200);
+    assert_ne!(force(&s, "replica_job").0, 200);
+    let events = poll("the replica_failed notification", Duration::from_secs(60), || {
+        let got = inbox.lock().expect("inbox").clone();
+        (!got.is_empty()).then_some(got)
+    });
+    assert_eq!(events[0]["event"], "replica_failed", "{events:?}");
+    assert!(events[0]["reason"].as_str().is_some_and(|r| r.contains("sync")), "{events:?}");
+    let (_, jobs) = s.get("/api/jobs");
+    let deliveries = jobs["delayed"].as_array().expect("jobs").iter().filter(|j| j["name"] == "notify_job").count();
+    assert_eq!(deliveries, 1, "two failures in a row are told once: {jobs}");
+    let (_, reply) = s.get("/api/replicas");
+    assert_eq!(reply["replicas"][0]["failing"], true, "{reply}");
+
+    garage.resume();
+    force_ok(&s, "replica_job");
+    let (_, reply) = s.get("/api/replicas");
+    assert_eq!(reply["replicas"][0]["failing"], false, "{reply}");
 }
