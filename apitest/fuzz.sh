@@ -88,6 +88,10 @@ status=0
 # - positive_data_acceptance: many schema-valid requests are refused for the state they meet
 #   (a sequential upload on a single-file target, a finish with no upload open, a search with
 #   no filter); those refusals are documented 4xx replies.
+# - use_after_free: a deleted backup is held and `POST /api/held/{id}/restore` brings it back
+#   under the same id (by design: a stolen key can hide backups, not destroy them); the stateful
+#   phase chains the two and then reads the backup again. tests/held.rs checks delete → 404 →
+#   restore → the same bytes.
 # Request timeout: a reply slower than that counts as a hang. One worker: with two, CPython 3.11's
 # ast.parse races in hypothesis ("AST constructor recursion depth mismatch"), an error in the
 # fuzzer, not in bakch.
@@ -101,7 +105,7 @@ PYTHONDONTWRITEBYTECODE=1 \
     "$VENV/bin/st" run "$URL/api/openapi.json" \
     --header "Authorization: Bearer $KEY" \
     --checks all \
-    --exclude-checks negative_data_rejection,positive_data_acceptance \
+    --exclude-checks negative_data_rejection,positive_data_acceptance,use_after_free \
     --exclude-path /api/health \
     --max-examples "$MAX_EXAMPLES" \
     --request-timeout 10 \

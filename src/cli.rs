@@ -50,6 +50,9 @@ pub enum Command {
     NotifyTest,
     /// Back up folders to a bakch server, sending only what changed since the last push
     Push(PushArgs),
+    /// Encrypted replicas on S3-compatible storage: init, status, restore
+    #[command(subcommand)]
+    Replica(ReplicaCommand),
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +97,60 @@ pub struct PushArgs {
     /// Also print the summary as one JSON line
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplicaCommand {
+    /// Create the replica's key (or take the one its bucket holds) and store it passphrase-protected in the bucket
+    Init {
+        /// The [[replica]] entry's name
+        name: String,
+    },
+    /// Each replica's last sync, what is pending, the last error and the last verification
+    Status,
+    /// Rebuild a data folder from a replica (on a bare machine): definitions, manifests, content, database,
+    /// and every backup placed in its target's folder
+    Restore(Box<ReplicaRestoreArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicaRestoreArgs {
+    /// Take the bucket's settings from this [[replica]] entry of the config instead of the flags
+    #[arg(long)]
+    pub replica: Option<String>,
+    /// The S3 endpoint, e.g. https://s3.example.net or http://127.0.0.1:3900
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[arg(long, default_value = "garage")]
+    pub region: String,
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// The prefix the replica was written under ("" for none; ends with /)
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    #[arg(long)]
+    pub access_key_id: Option<String>,
+    /// A file holding the secret access key
+    #[arg(long)]
+    pub secret_key_file: Option<PathBuf>,
+    /// Virtual-host style addressing (bucket.host) instead of path style (host/bucket)
+    #[arg(long)]
+    pub virtual_host: bool,
+    /// The new data folder (must be empty or absent)
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Put each target's folder under this folder (its old absolute path below it) instead of where it was
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Only this target (its id)
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Only this backup (its id), with its target's definition
+    #[arg(long)]
+    pub backup: Option<String>,
+    /// Downloads at once
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -50,6 +50,150 @@ pub struct Config {
     pub health: HealthConfig,
     /// `[[notify]]`: where events are sent.
     pub notify: Vec<Destination>,
+    /// `[[replica]]`: encrypted copies on S3-compatible storage.
+    pub replicas: Vec<Replica>,
+}
+
+/// One `[[replica]]` entry, checked.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// How commands, pages and metrics call it.
+    pub name: String,
+    /// The bucket and how to reach it (secret key read from its file at start).
+    pub endpoint: crate::replica::s3::Endpoint,
+    /// Uploads at once.
+    pub concurrency: usize,
+    /// Blobs larger than this go up in parts of this size (multipart upload).
+    pub part_size: usize,
+    /// Content nothing refers to any more stays in the bucket this long after that is noticed.
+    pub delete_delay: std::time::Duration,
+    /// The verification job re-reads every object once over this period.
+    pub verify_period: std::time::Duration,
+    /// A sync starts this long after the last new backup (debounce).
+    pub debounce: std::time::Duration,
+}
+
+/// A `[[replica]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplica {
+    name: String,
+    endpoint: String,
+    #[serde(default = "default_region")]
+    region: String,
+    bucket: String,
+    #[serde(default)]
+    prefix: String,
+    access_key_id: String,
+    secret_key_file: PathBuf,
+    #[serde(default = "yes")]
+    path_style: bool,
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+    /// Bytes per second, all uploads together; 0 or absent = no limit.
+    #[serde(default)]
+    bandwidth_limit: u64,
+    #[serde(default = "default_part_mib")]
+    part_size_mib: usize,
+    #[serde(default = "default_delete_delay")]
+    delete_delay_days: f64,
+    #[serde(default = "default_verify_period")]
+    verify_period_days: f64,
+    #[serde(default = "default_debounce")]
+    debounce_secs: u64,
+    #[serde(default = "default_attempts")]
+    attempts: u32,
+    #[serde(default = "default_backoff_ms")]
+    backoff_ms: u64,
+}
+
+fn default_region() -> String {
+    "garage".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_part_mib() -> usize {
+    16
+}
+fn default_delete_delay() -> f64 {
+    30.0
+}
+fn default_verify_period() -> f64 {
+    30.0
+}
+fn default_debounce() -> u64 {
+    60
+}
+fn default_attempts() -> u32 {
+    6
+}
+fn default_backoff_ms() -> u64 {
+    500
+}
+
+impl RawReplica {
+    fn check(self) -> Result<Replica, String> {
+        let at = format!("[[replica]] '{}'", self.name);
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return Err(format!("{at}: name must be 1 to 64 letters, digits, '-' or '_'"));
+        }
+        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
+            return Err(format!("{at}: endpoint '{}' must start with http:// or https://", self.endpoint));
+        }
+        if self.bucket.trim().is_empty() {
+            return Err(format!("{at}: bucket must not be blank"));
+        }
+        if !self.prefix.is_empty() && (!self.prefix.ends_with('/') || self.prefix.starts_with('/')) {
+            return Err(format!("{at}: prefix '{}' must end with '/' and not start with one", self.prefix));
+        }
+        if !(1..=64).contains(&self.concurrency) {
+            return Err(format!("{at}: concurrency must be 1 to 64, got {}", self.concurrency));
+        }
+        if !(5..=1024).contains(&self.part_size_mib) {
+            return Err(format!("{at}: part_size_mib must be 5 to 1024 (S3's part sizes), got {}", self.part_size_mib));
+        }
+        if !(0.0..=36500.0).contains(&self.delete_delay_days) {
+            return Err(format!("{at}: delete_delay_days must be 0 to 36500, got {}", self.delete_delay_days));
+        }
+        if !(0.0001..=36500.0).contains(&self.verify_period_days) {
+            return Err(format!("{at}: verify_period_days must be more than 0, got {}", self.verify_period_days));
+        }
+        if !(1..=20).contains(&self.attempts) {
+            return Err(format!("{at}: attempts must be 1 to 20, got {}", self.attempts));
+        }
+        let secret_key = std::fs::read_to_string(&self.secret_key_file)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("{at}: cannot read secret_key_file {}: {e}", self.secret_key_file.display()))?;
+        let endpoint = crate::replica::s3::Endpoint {
+            endpoint: self.endpoint,
+            region: self.region,
+            bucket: self.bucket,
+            prefix: self.prefix,
+            access_key_id: self.access_key_id,
+            secret_key,
+            path_style: self.path_style,
+            attempts: self.attempts,
+            backoff: std::time::Duration::from_millis(self.backoff_ms),
+            bandwidth_limit: self.bandwidth_limit,
+        };
+        crate::replica::s3::Client::new(&endpoint).map_err(|e| format!("{at}: {e}"))?;
+        Ok(Replica {
+            name: self.name,
+            endpoint,
+            concurrency: self.concurrency,
+            part_size: self.part_size_mib << 20,
+            delete_delay: std::time::Duration::from_secs_f64(self.delete_delay_days * 86400.0),
+            verify_period: std::time::Duration::from_secs_f64(self.verify_period_days * 86400.0),
+            debounce: std::time::Duration::from_secs(self.debounce_secs),
+        })
+    }
 }
 
 /// `[health]`.
@@ -144,7 +288,7 @@ impl RawDestination {
         let mut events = Vec::new();
         for e in self.events.iter().flatten() {
             let kind = EventKind::parse(e).filter(|k| *k != EventKind::Test).ok_or_else(|| {
-                format!("{at}: unknown event '{e}'; known: late, failed, damaged, recovered, unusual_change, disk_low, quota_warning")
+                format!("{at}: unknown event '{e}'; known: late, failed, damaged, recovered, unusual_change, disk_low, quota_warning, replica_failed")
             })?;
             events.push(kind);
         }
@@ -320,6 +464,8 @@ struct FileConfig {
     health: HealthConfig,
     #[serde(default)]
     notify: Vec<RawDestination>,
+    #[serde(default)]
+    replica: Vec<RawReplica>,
 }
 
 impl Config {
@@ -382,6 +528,14 @@ impl Config {
             }
             notify.push(d);
         }
+        let mut replicas: Vec<Replica> = Vec::new();
+        for raw in file.replica {
+            let r = raw.check()?;
+            if replicas.iter().any(|o| o.name == r.name) {
+                return Err(format!("two [[replica]] entries are named '{}'", r.name));
+            }
+            replicas.push(r);
+        }
         let data_dir = absolute(&data_dir)?;
         Ok(Config {
             data_dir,
@@ -402,6 +556,7 @@ impl Config {
             hold: std::time::Duration::from_secs_f64(hold_days * 86400.0),
             health: file.health,
             notify,
+            replicas,
         })
     }
 

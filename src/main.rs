@@ -17,6 +17,7 @@ mod model;
 mod notify;
 mod offline;
 mod push;
+mod replica;
 mod service;
 mod state;
 mod store;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         Command::Held(cmd) => held_command(&global, cmd),
         Command::NotifyTest => notify_test(&global),
         Command::Push(args) => push::run(&args),
+        Command::Replica(cmd) => replica_command(&global, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -183,6 +185,68 @@ fn held_command(global: &GlobalArgs, cmd: cli::HeldCommand) -> Result<(), String
     Ok(())
 }
 
+/// `bakch replica`: see `offline::replica`.
+fn replica_command(global: &GlobalArgs, cmd: cli::ReplicaCommand) -> Result<(), String> {
+    match cmd {
+        cli::ReplicaCommand::Init { name } => {
+            let config = Config::load(global, &ServeArgs::default())?;
+            println!("{}", offline::replica::init(&config, &name)?);
+        }
+        cli::ReplicaCommand::Status => {
+            let config = Config::load(global, &ServeArgs::default())?;
+            println!("{}", offline::replica::status(&config)?);
+        }
+        cli::ReplicaCommand::Restore(a) => {
+            let a = *a;
+            let endpoint = match &a.replica {
+                Some(name) => {
+                    let config = Config::load(global, &ServeArgs::default())?;
+                    let r = config
+                        .replicas
+                        .iter()
+                        .find(|r| &r.name == name)
+                        .ok_or_else(|| format!("no [[replica]] named '{name}' in the config"))?;
+                    r.endpoint.clone()
+                }
+                None => {
+                    let need = |v: &Option<String>, flag: &str| {
+                        v.clone().ok_or_else(|| format!("--{flag} is required (or --replica NAME with a config)"))
+                    };
+                    let secret_file = a
+                        .secret_key_file
+                        .clone()
+                        .ok_or_else(|| "--secret-key-file is required (or --replica NAME with a config)".to_string())?;
+                    let secret_key = std::fs::read_to_string(&secret_file)
+                        .map(|s| s.trim().to_string())
+                        .map_err(|e| format!("cannot read {}: {e}", secret_file.display()))?;
+                    replica::s3::Endpoint {
+                        endpoint: need(&a.endpoint, "endpoint")?,
+                        region: a.region.clone(),
+                        bucket: need(&a.bucket, "bucket")?,
+                        prefix: a.prefix.clone(),
+                        access_key_id: need(&a.access_key_id, "access-key-id")?,
+                        secret_key,
+                        path_style: !a.virtual_host,
+                        attempts: 6,
+                        backoff: std::time::Duration::from_millis(500),
+                        bandwidth_limit: 0,
+                    }
+                }
+            };
+            let args = offline::replica::RestoreArgs {
+                endpoint,
+                to: a.to,
+                root: a.root,
+                target: a.target,
+                backup: a.backup,
+                concurrency: a.concurrency,
+            };
+            println!("{}", offline::replica::restore(&args)?);
+        }
+    }
+    Ok(())
+}
+
 /// `bakch notify-test`: sends at once (not through the job queue, so it works with bakch
 /// stopped too) and reports each destination.
 fn notify_test(global: &GlobalArgs) -> Result<(), String> {
@@ -282,6 +346,7 @@ async fn run(service: Arc<Service>, key: auth::apikey::ApiKey) -> Result<(), Str
     jobs::worker::spawn_workers(service.clone(), config.workers);
     jobs::health::spawn_monitor(service.clone());
     let scheduler = jobs::scheduler::Scheduler::start(service.clone()).await.map_err(|e| e.to_string())?;
+    jobs::replica::spawn_debounced_sync(service.clone(), scheduler.clone());
     let sessions = auth::session::Sessions::open(&config)?;
     let state = actix_web::web::Data::new(AppState { service, scheduler, apikey: key, sessions });
     let json_limit = config.limits.max_json_bytes;

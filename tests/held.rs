@@ -93,6 +93,7 @@ fn an_admin_delete_is_held_and_a_local_restore_brings_it_back_byte_identical() {
     assert_eq!(status, 200, "{reply}");
     let (target, backups) = s.target(&t);
     assert!(backups.is_empty(), "the deleted backup is still listed");
+    assert_eq!(s.get_raw(&format!("/api/backup/{b}/download")).status().as_u16(), 404);
     assert!(names(Path::new(target["location"].as_str().unwrap())).is_empty(), "its files are still in the folder");
 
     // Held, with who deleted it, from where and until when; its content survives collection.

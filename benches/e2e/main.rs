@@ -25,6 +25,7 @@ mod dedup_series;
 mod harness;
 mod push;
 mod rebuild_db;
+mod replica_sync;
 mod upload_archive;
 mod upload_single;
 
@@ -38,8 +39,16 @@ use serde_json::{Value, json};
 use harness::{Scratch, num_cores};
 
 const MIB: f64 = 1024.0 * 1024.0;
-const SCENARIOS: [&str; 7] =
-    ["upload_single", "upload_archive", "api_read", "dedup_series", "concurrent_uploads", "rebuild_db", "push_many"];
+const SCENARIOS: [&str; 8] = [
+    "upload_single",
+    "upload_archive",
+    "api_read",
+    "dedup_series",
+    "concurrent_uploads",
+    "rebuild_db",
+    "push_many",
+    "replica_sync",
+];
 
 type Res<T> = Result<T, String>;
 
@@ -74,6 +83,7 @@ fn main() {
             "dedup_series" => dedup_series::run(&opts),
             "rebuild_db" => rebuild_db::run(&opts),
             "push_many" => push::run(&opts),
+            "replica_sync" => replica_sync::run(&opts),
             _ => concurrent_uploads::run(&opts),
         };
         match result {
@@ -106,7 +116,9 @@ environment:
   concurrent_uploads: BAKCH_BENCH_CONC_CLIENTS (32), BAKCH_BENCH_CONC_MIB (8)
   rebuild_db:         BAKCH_BENCH_REBUILD_BACKUPS (10000), BAKCH_BENCH_REBUILD_FILES (100)
   push_many:          BAKCH_BENCH_PUSH_FILES (10000), BAKCH_BENCH_PUSH_MIB (1024),
-                      BAKCH_BENCH_PUSH_SMALL_FILES (1000000)";
+                      BAKCH_BENCH_PUSH_SMALL_FILES (1000000)
+
+  replica_sync:       BAKCH_BENCH_REPLICA_MIB (256), BAKCH_BENCH_REPLICA_FILES (64); needs garage and curl";
 
 // ---------------------------------------------------------------------------------------------
 // Options

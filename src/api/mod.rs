@@ -14,6 +14,7 @@ mod misc;
 mod openapi;
 pub mod probe;
 mod push;
+mod replicas;
 pub(crate) mod schema;
 mod seq;
 mod targets;
@@ -49,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .configure(push::routes)
             .configure(backups::routes)
             .configure(held::routes)
+            .configure(replicas::routes)
             .configure(jobs::routes)
             .configure(misc::routes)
             .configure(audit::routes)

@@ -12,7 +12,7 @@ use utoipa::openapi::{OpenApi as Document, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::schema::ErrorBody;
-use super::{audit, backups, held, jobs, misc, push, resource, seq, targets, uploads};
+use super::{audit, backups, held, jobs, misc, push, replicas, resource, seq, targets, uploads};
 use crate::auth::grant::Need;
 use crate::error::{Error, Result};
 
@@ -35,7 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         push::begin, push::files, push::blobs, push::finish, push::abort,
         backups::edit, backups::delete, backups::download, backups::download_file, backups::download_selection, backups::recycle_bin, backups::clear_recycle_bin,
         jobs::list, jobs::get, jobs::force_run, jobs::retry,
-        held::list, held::restore, misc::stats, misc::health, misc::log, audit::list, document,
+        held::list, held::restore, replicas::list, misc::stats, misc::health, misc::log, audit::list, document,
     ),
     modifiers(&KeyAndFailures),
 )]

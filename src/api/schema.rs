@@ -103,6 +103,13 @@ pub struct HeldList {
     pub usage: crate::model::held::Reclaimable,
 }
 
+/// The configured replicas.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplicaList {
+    success: True,
+    pub replicas: Vec<crate::model::replica::ReplicaState>,
+}
+
 /// A held backup brought back.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HeldRestoredReply {
@@ -129,6 +136,7 @@ macro_rules! new_with_success {
 }
 
 new_with_success! {
+    ReplicaList { replicas: Vec<crate::model::replica::ReplicaState> }
     HeldList { held: Vec<crate::model::held::Held>, usage: crate::model::held::Reclaimable }
     HeldRestoredReply { restored: crate::service::held::Restored }
     Created { id: String }

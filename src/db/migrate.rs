@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_health.sql"),
     include_str!("migrations/0012_retention.sql"),
     include_str!("migrations/0013_push.sql"),
+    include_str!("migrations/0014_replica.sql"),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

@@ -12,6 +12,7 @@ pub mod journal;
 pub mod keys;
 mod migrate;
 pub mod push;
+pub mod replica;
 pub mod seq;
 pub mod targets;
 

@@ -223,6 +223,8 @@ pub enum Scheduled {
     BackupFilesize,
     ManifestCheck,
     AuditPurge,
+    Replica,
+    ReplicaVerify,
 }
 
 /// One row of the table of scheduled jobs.
@@ -235,7 +237,7 @@ pub struct ScheduledSpec {
 }
 
 impl Scheduled {
-    pub const ALL: [Scheduled; 9] = [
+    pub const ALL: [Scheduled; 11] = [
         Scheduled::Recycle,
         Scheduled::StaleSeqUpload,
         Scheduled::IntegrityCheck,
@@ -245,6 +247,8 @@ impl Scheduled {
         Scheduled::BackupFilesize,
         Scheduled::ManifestCheck,
         Scheduled::AuditPurge,
+        Scheduled::Replica,
+        Scheduled::ReplicaVerify,
     ];
 
     /// The table: every scheduled job's name, title and default schedule.
@@ -259,6 +263,8 @@ impl Scheduled {
             Scheduled::BackupFilesize => ("backup_filesize_job", "Recompute backup sizes", "0 0 4 * * *"),
             Scheduled::ManifestCheck => ("manifest_check_job", "Verify manifests against the database", "0 15 3 * * *"),
             Scheduled::AuditPurge => ("audit_purge_job", "Remove old audit entries", "0 50 3 * * *"),
+            Scheduled::Replica => ("replica_job", "Sync the encrypted replicas", "0 20 * * * *"),
+            Scheduled::ReplicaVerify => ("replica_verify_job", "Verify a share of the replicas", "0 0 5 * * *"),
         };
         ScheduledSpec { name, title, default_schedule }
     }

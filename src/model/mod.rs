@@ -10,5 +10,6 @@ pub mod held;
 pub mod job;
 pub mod manifest;
 pub mod notify;
+pub mod replica;
 pub mod retention;
 pub mod target;

@@ -18,12 +18,14 @@ pub enum EventKind {
     DiskLow,
     /// A target's backups use its quota's warning level or more.
     QuotaWarning,
+    /// A replica's sync or verification failed (once, until one succeeds again).
+    ReplicaFailed,
     /// `bakch notify-test` or the web UI's button.
     Test,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Late,
         EventKind::Failed,
         EventKind::Damaged,
@@ -31,6 +33,7 @@ impl EventKind {
         EventKind::UnusualChange,
         EventKind::DiskLow,
         EventKind::QuotaWarning,
+        EventKind::ReplicaFailed,
         EventKind::Test,
     ];
 
@@ -43,6 +46,7 @@ impl EventKind {
             EventKind::UnusualChange => "unusual_change",
             EventKind::DiskLow => "disk_low",
             EventKind::QuotaWarning => "quota_warning",
+            EventKind::ReplicaFailed => "replica_failed",
             EventKind::Test => "test",
         }
     }
@@ -113,6 +117,7 @@ impl Event {
             EventKind::UnusualChange => format!("{what}: unusual change"),
             EventKind::DiskLow => format!("bakch: the data disk is almost full{again}"),
             EventKind::QuotaWarning => format!("{what} is nearly at its quota{again}"),
+            EventKind::ReplicaFailed => format!("bakch: {} failed{again}", self.state),
             EventKind::Test => "bakch: test notification".to_string(),
         }
     }

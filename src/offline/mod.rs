@@ -5,6 +5,7 @@
 pub mod check;
 pub mod held;
 pub mod rebuild;
+pub mod replica;
 
 use std::fs::File;
 use std::path::Path;

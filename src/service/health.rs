@@ -383,7 +383,7 @@ impl Service {
     }
 
     /// The deliveries of one event: one job per destination that wants it.
-    fn deliveries(&self, event: &Event) -> Vec<QueuedJob> {
+    pub(super) fn deliveries(&self, event: &Event) -> Vec<QueuedJob> {
         self.config
             .notify
             .iter()

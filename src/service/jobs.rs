@@ -13,7 +13,12 @@ impl Service {
     /// Runs one queued job.
     pub fn run_job(&self, job: &QueuedJob) -> Result<()> {
         match job {
-            QueuedJob::Upload(upload) => self.run_upload(upload),
+            QueuedJob::Upload(upload) => {
+                self.run_upload(upload)?;
+                // A new backup: replicas sync a little later (see `jobs::replica`).
+                self.replica_kick.notify_one();
+                Ok(())
+            }
             QueuedJob::HeldRestore(job) => self.restore_held(&job.id).map(|_| ()),
             QueuedJob::HeldPurge(purge) => self.purge_held(purge).map(|_| ()),
             QueuedJob::Notify(delivery) => self.run_delivery(delivery),
@@ -32,6 +37,8 @@ impl Service {
             Scheduled::BackupFilesize => self.recompute_filesizes(),
             Scheduled::ManifestCheck => self.check_manifests(),
             Scheduled::AuditPurge => self.purge_audit(),
+            Scheduled::Replica => self.sync_replicas(),
+            Scheduled::ReplicaVerify => self.verify_replicas(),
         }
     }
 

@@ -21,7 +21,7 @@ impl Service {
     pub fn check_integrity(&self) -> Result<String> {
         let c = self.conn()?;
         let targets: HashMap<String, Target> = db::targets::all(&c)?.into_iter().map(|t| (t.id.clone(), t)).collect();
-        let mut blob_ok: HashMap<String, bool> = HashMap::new();
+        let mut blob_ok: HashMap<String, BlobVerdict> = HashMap::new();
         let (mut checked, mut bad) = (0, Vec::new());
         for backup in db::backups::all(&c)? {
             let Some(target) = targets.get(&backup.target_id) else { continue };
@@ -46,10 +46,19 @@ impl Service {
             }
             checked += 1;
         }
-        Ok(if bad.is_empty() {
-            format!("checked {checked} backup(s): all healthy")
+        let healed: Vec<String> = blob_ok
+            .iter()
+            .filter_map(|(hash, v)| v.healed.as_ref().map(|(by, _)| format!("blob {hash} from replica '{by}'")))
+            .collect();
+        let healed = if healed.is_empty() {
+            String::new()
         } else {
-            format!("checked {checked} backup(s): {} damaged: {}", bad.len(), bad.join("; "))
+            format!("; repaired {}: {}", healed.len(), healed.join(", "))
+        };
+        Ok(if bad.is_empty() {
+            format!("checked {checked} backup(s): all healthy{healed}")
+        } else {
+            format!("checked {checked} backup(s): {} damaged: {}{healed}", bad.len(), bad.join("; "))
         })
     }
 
@@ -57,25 +66,39 @@ impl Service {
         &self,
         target: &Target,
         backup: &Backup,
-        blob_ok: &mut HashMap<String, bool>,
+        blob_ok: &mut HashMap<String, BlobVerdict>,
     ) -> Result<Vec<String>> {
         let files = db::backups::files(&*self.conn()?, &backup.id)?;
         let root = self.backup_path(target, backup);
         let mut problems = Vec::new();
         for f in &files {
             let blob = self.store.blob_path(&f.blob);
-            let ok = match blob_ok.get(&f.blob) {
-                Some(ok) => *ok,
-                None => {
-                    let ok = place::hash_file(&blob)?.as_deref() == Some(f.blob.as_str());
-                    blob_ok.insert(f.blob.clone(), ok);
-                    ok
+            if !blob_ok.contains_key(&f.blob) {
+                let mut verdict =
+                    BlobVerdict { ok: place::hash_file(&blob)?.as_deref() == Some(f.blob.as_str()), healed: None };
+                // A damaged or missing blob that a replica holds intact is fetched back.
+                if !verdict.ok && f.size > 0 {
+                    match self.heal_blob(&f.blob) {
+                        Ok(Some((by, old))) => verdict = BlobVerdict { ok: true, healed: Some((by, old)) },
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!("integrity: repairing blob {} from a replica failed: {e}", f.blob),
+                    }
                 }
-            };
-            if !ok {
+                blob_ok.insert(f.blob.clone(), verdict);
+            }
+            let verdict = &blob_ok[&f.blob];
+            if !verdict.ok {
                 problems.push(format!("stored content of '{}' is damaged or missing", f.path));
             }
             let placed = if is_single(target) { root.clone() } else { root.join(&f.path) };
+            // A file placed from the damaged copy (its very inode) gets the repaired one.
+            if let Some((_, Some((dev, ino)))) = &verdict.healed
+                && std::fs::metadata(&placed).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino)
+            {
+                let _placement = self.placement_lock();
+                place::relink(&self.store, &f.blob, &placed, &backup.id)?;
+                tracing::info!("integrity: {} placed again from the repaired blob", placed.display());
+            }
             let (Ok(meta), Ok(blob_meta)) = (std::fs::metadata(&placed), std::fs::metadata(&blob)) else {
                 if !placed.exists() {
                     problems.push(format!("'{}' is missing from {}", f.path, root.display()));
@@ -189,6 +212,13 @@ impl Service {
         }
         Ok(format!("removed {removed} stale temp file(s)"))
     }
+}
+
+/// What the integrity check found of one blob: intact (perhaps after a repair), and the
+/// replica that repaired it with the device and inode of the damaged copy.
+struct BlobVerdict {
+    ok: bool,
+    healed: Option<(String, Option<(u64, u64)>)>,
 }
 
 fn older_than(meta: &std::fs::Metadata, age: Duration) -> bool {

@@ -73,6 +73,37 @@ fn float_family(
     family
 }
 
+impl Service {
+    /// Per replica: the last successful sync, what waits to be sent, failures, bucket size.
+    fn replica_metrics(&self, r: &mut Registry) -> Result<()> {
+        let last = float_family(
+            r,
+            "bakch_replica_last_success_timestamp_seconds",
+            "Unix time of the replica's last successful sync",
+        );
+        let pending = gauge_family(r, "bakch_replica_pending_bytes", "Bytes the replica's last sync had still to send");
+        let pending_objects =
+            gauge_family(r, "bakch_replica_pending_objects", "Objects the replica's last sync had still to send");
+        let errors = gauge_family(r, "bakch_replica_errors", "Failed syncs and verifications of the replica, in total");
+        let failing =
+            gauge_family(r, "bakch_replica_failing", "1 while the replica's last sync or verification failed");
+        let bytes =
+            gauge_family(r, "bakch_replica_bytes", "Encrypted bytes in the replica's bucket after its last sync");
+        for s in self.replica_states()? {
+            let l = vec![("replica".to_string(), s.name.clone())];
+            if let Some(at) = s.last_success.as_deref().and_then(crate::time::parse_iso) {
+                last.get_or_create(&l).set(at.timestamp_millis() as f64 / 1000.0);
+            }
+            pending.get_or_create(&l).set(s.pending_bytes);
+            pending_objects.get_or_create(&l).set(s.pending_objects);
+            errors.get_or_create(&l).set(s.errors);
+            failing.get_or_create(&l).set(i64::from(s.failing));
+            bytes.get_or_create(&l).set(s.bytes);
+        }
+        Ok(())
+    }
+}
+
 fn target_labels(id: &str, name: &str) -> Labels {
     vec![("target_id".into(), id.into()), ("target_name".into(), name.into())]
 }
@@ -143,6 +174,7 @@ impl Service {
             }
         }
         drop(c);
+        self.replica_metrics(&mut r)?;
         r.register(
             "bakch_upload_bytes",
             "Bytes of backups completed from uploads since bakch started",

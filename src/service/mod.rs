@@ -18,6 +18,7 @@ mod ownership;
 pub mod push;
 pub mod read_cache;
 pub mod recovery;
+pub mod replica;
 pub mod retention;
 pub mod seq;
 pub mod stats;
@@ -56,6 +57,8 @@ pub struct Service {
     pub key_use: keys::KeyUse,
     /// Counters kept for `/metrics` while the process runs (see [`metrics`]).
     pub metrics: metrics::Counters,
+    /// Woken after each new backup, so replicas sync soon after (debounced).
+    pub replica_kick: Arc<Notify>,
 }
 
 impl Service {
@@ -88,6 +91,7 @@ impl Service {
             read_cache: read_cache::ReadCache::default(),
             key_use: keys::KeyUse::default(),
             metrics: metrics::Counters::default(),
+            replica_kick: Arc::new(Notify::new()),
         })
     }
 

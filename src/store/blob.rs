@@ -474,6 +474,24 @@ pub fn empty_blob(store: &Store) -> Result<String> {
     Spool::create(store)?.finish()?.into_blob(store)
 }
 
+impl Store {
+    /// Replaces the blob of `hash` with `fresh` (a synced temp file of the store holding that
+    /// content, e.g. fetched from a replica); the device and inode of the copy it replaced.
+    pub fn replace_blob(&self, hash: &str, fresh: &Path) -> Result<Option<(u64, u64)>> {
+        use std::os::unix::fs::MetadataExt;
+        let dest = self.blob_path(hash);
+        let old = std::fs::metadata(&dest).ok().map(|m| (m.dev(), m.ino()));
+        let fan = dest.parent().unwrap_or(&self.blobs);
+        if !fan.exists() {
+            perms::create_dir(fan, perms::PRIVATE_DIR)?;
+            fsync_dir(&self.blobs)?;
+        }
+        perms::set_mode(fresh, self.modes.file)?;
+        durable::publish(fresh, &dest, Existing::Replace, durable::Sync::Now)?;
+        Ok(old)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -223,6 +223,18 @@ pub fn files_under(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Puts the blob of `hash` back in place of `placed`, a file bakch placed from the damaged copy
+/// of that blob (the same inode): a new link beside it under bakch's own staging name, renamed
+/// over it, so the name is never missing.
+pub fn relink(store: &Store, hash: &str, placed: &Path, backup_id: &str) -> Result<()> {
+    let staging = store.own.staging(placed, backup_id);
+    store.remove(&staging)?;
+    link_or_copy(&store.blob_path(hash), &staging, store.modes.file)?;
+    durable::publish(&staging, placed, Existing::Replace, durable::Sync::Now).inspect_err(|_| {
+        let _ = store.remove(&staging);
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ mod held;
 mod jobs;
 mod pages;
 mod render;
+mod replicas;
 mod targets;
 mod upload;
 
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(upload::routes)
             .configure(backups::routes)
             .configure(held::routes)
+            .configure(replicas::routes)
             .configure(jobs::routes)
             .configure(pages::routes)
             .configure(audit::routes)

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
 pub mod chaos;
+pub mod garage;
 pub mod routes;
 
 use std::path::{Path, PathBuf};
