@@ -84,6 +84,8 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/targets/{target}/keys"),
         format!("/backups/{backup}/recycle"),
         format!("/backups/{backup}/delete"),
+        format!("/backups/{backup}/pin"),
+        format!("/backups/{backup}/unpin"),
         "/recycle-bin/empty".into(),
         format!("/held/{backup}/restore"),
         "/notify/test".into(),
@@ -98,6 +100,7 @@ fn every_page_redirects_to_login_without_a_session() {
     let (_, backups) = s.target(&target);
     assert_eq!(backups.len(), 1);
     assert_eq!(backups[0]["is_recycled"], false);
+    assert_eq!(backups[0]["pinned"], false);
     // The login page itself and the assets are reachable.
     assert_eq!(w.get("/login").status, 200);
     assert_eq!(w.get("/static/app.css").status, 200);
@@ -121,6 +124,8 @@ fn every_form_rejects_a_missing_or_wrong_csrf_token() {
         (format!("/backups/{backup}/recycle"), vec![]),
         (format!("/backups/{backup}/restore"), vec![]),
         (format!("/backups/{backup}/delete"), vec![("confirm", "1")]),
+        (format!("/backups/{backup}/pin"), vec![]),
+        (format!("/backups/{backup}/unpin"), vec![]),
         ("/recycle-bin/empty".into(), vec![("confirm", "1")]),
         (format!("/held/{backup}/restore"), vec![]),
         ("/notify/test".into(), vec![]),
@@ -981,4 +986,80 @@ fn the_dashboard_says_whether_backups_are_healthy() {
         w.get("/jobs").body.contains("last delivery failed").then_some(())
     });
     assert!(w.get("/targets").body.contains("Notifications to <strong>hook</strong> are failing"));
+}
+
+fn pinned_of(s: &TestServer, target: &str, backup: &str) -> bool {
+    let (_, backups) = s.target(target);
+    backups.iter().find(|b| b["id"] == backup).map(|b| b["pinned"] == true).unwrap_or(false)
+}
+
+#[test]
+fn pinning_from_pages_guards_deletes_and_shows_what_each_backup_frees() {
+    let (s, target, backup, _) = server_with_data();
+    // A second backup sharing a.txt and holding a bigger file of its own: it frees more.
+    s.upload_ok(&target, &[("a.txt", b"hello"), ("big.bin", &[7u8; 5000])]);
+    let (_, backups) = s.target(&target);
+    let other = backups.iter().map(|b| b["id"].as_str().unwrap().to_string()).find(|id| *id != backup).unwrap();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let csrf = w.csrf();
+    let page = w.get(&format!("/targets/{target}?sort=frees&dir=desc"));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-label=\"Frees\""), "{}", page.body);
+    let first_other = page.body.find(&format!("sel-{other}")).unwrap();
+    let first_backup = page.body.find(&format!("sel-{backup}")).unwrap();
+    assert!(first_other < first_backup, "the backup that frees more comes first");
+    let asc = w.get(&format!("/targets/{target}?sort=frees&dir=asc")).body;
+    assert!(asc.find(&format!("sel-{backup}")).unwrap() < asc.find(&format!("sel-{other}")).unwrap());
+    assert!(page.body.contains(&format!("formaction=\"/backups/{backup}/pin\"")));
+
+    // Pin from the target page: back on it, sorted as it was, with a badge.
+    let back = format!("/targets/{target}?sort=frees&dir=desc");
+    let p = w.post(&format!("/backups/{backup}/pin"), &[("csrf", &csrf), ("back", &back), ("backup", &other)]);
+    assert_eq!((p.status, p.location.clone()), (303, format!("{back}&done=pinned")));
+    assert!(pinned_of(&s, &target, &backup));
+    let page = w.get(&p.location).body;
+    assert!(page.contains(&format!("id=\"pinned-{backup}\"")) && page.contains("Backup pinned"));
+    assert!(page.contains(&format!("formaction=\"/backups/{backup}/unpin\"")));
+    assert!(w.get(&format!("/backups/{backup}")).body.contains("id=\"unpin-backup\""));
+
+    // Deleting it asks to unpin first, by hand and in bulk; nothing is deleted.
+    let ask = w.get(&format!("/backups/{backup}/delete"));
+    assert_eq!(ask.status, 409);
+    assert!(ask.body.contains("is pinned") && ask.body.contains(&format!("/backups/{backup}/unpin")));
+    let refused = w.post(&format!("/backups/{backup}/delete"), &[("csrf", &csrf), ("confirm", "1")]);
+    assert_eq!(refused.status, 409);
+    assert!(refused.body.contains("unpin it first"), "{}", refused.body);
+    let bulk = w.post(
+        &format!("/targets/{target}/bulk"),
+        &[("csrf", &csrf), ("action", "delete"), ("backup", &other), ("backup", &backup), ("confirm", "1")],
+    );
+    assert_eq!(bulk.status, 409);
+    assert!(bulk.body.contains("unpin them first"), "{}", bulk.body);
+    assert_eq!(s.target(&target).1.len(), 2, "nothing deleted");
+
+    // Unpin from the confirmation: it comes back to the delete confirmation, which now asks.
+    let p =
+        w.post(&format!("/backups/{backup}/unpin"), &[("csrf", &csrf), ("back", &format!("/backups/{backup}/delete"))]);
+    assert_eq!(p.status, 303);
+    assert!(!pinned_of(&s, &target, &backup));
+    let ask = w.get(&p.location);
+    assert_eq!(ask.status, 200);
+    assert!(ask.body.contains("Delete the backup"));
+
+    // Both are in the audit trail.
+    let (_, audit) = s.get("/api/audit?limit=50");
+    let actions: Vec<String> = audit["entries"]
+        .as_array()
+        .or(audit.as_array())
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        actions.contains(&"backup_pinned".to_string()) && actions.contains(&"backup_unpinned".to_string()),
+        "{audit}"
+    );
+    // An unknown backup is a clear error.
+    assert_eq!(w.post("/backups/nope/pin", &[("csrf", &csrf)]).status, 404);
 }

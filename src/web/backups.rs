@@ -5,7 +5,7 @@ use askama::Template;
 
 use super::render::file_tree;
 use super::targets::BackupRow;
-use super::{Chrome, ConfirmPage, Ctx, Form, PageResult, block, enc, html, local_path, notice, see_other};
+use super::{Chrome, ConfirmPage, Ctx, Form, PageResult, block, enc, html, html_status, local_path, notice, see_other};
 use crate::http::download::{attachment_utf8, download_response, file_response};
 use crate::model::audit::Who;
 use crate::model::target::TargetType;
@@ -15,6 +15,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/backups/{id}").route(web::get().to(view)))
         .service(web::resource("/backups/{id}/recycle").route(web::post().to(recycle)))
         .service(web::resource("/backups/{id}/restore").route(web::post().to(restore)))
+        .service(web::resource("/backups/{id}/pin").route(web::post().to(pin)))
+        .service(web::resource("/backups/{id}/unpin").route(web::post().to(unpin)))
         .service(
             web::resource("/backups/{id}/delete").route(web::get().to(delete_confirm)).route(web::post().to(delete)),
         )
@@ -30,6 +32,7 @@ struct BackupPage {
     c: Chrome,
     b: BackupRow,
     recycled: bool,
+    pinned: bool,
     single: bool,
     file_count: usize,
     tree: String,
@@ -51,6 +54,7 @@ async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: 
         c: ctx.chrome(backup.name.clone(), "targets").with_notice(notice(&req)),
         b: BackupRow::of(&backup, &target.name, crate::time::now()),
         recycled: backup.is_recycled,
+        pinned: backup.pinned,
         single,
         file_count: files.len(),
         tree: if single { String::new() } else { file_tree(&backup.id, &files) },
@@ -99,10 +103,54 @@ async fn restore(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, bo
     set_recycled(state, ctx, id.into_inner(), body, false).await
 }
 
+/// Pins (`pinned`) or unpins a backup, then back where the form came from.
+async fn set_pinned(state: web::Data<AppState>, ctx: Ctx, id: String, body: web::Bytes, pinned: bool) -> PageResult {
+    let form = Form::parse(&body);
+    ctx.check(&form)?;
+    let back = back_from(&form);
+    let svc = state.service.clone();
+    let id = block(move || {
+        svc.set_pinned(&id, pinned)?;
+        let (_, b, _) = svc.backup_details(&id)?;
+        Ok(b.id)
+    })
+    .await?;
+    let back = back.unwrap_or_else(|| format!("/backups/{}", enc(&id)));
+    Ok(see_other(&with_done(&back, if pinned { "pinned" } else { "unpinned" })))
+}
+
+async fn pin(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+    set_pinned(state, ctx, id.into_inner(), body, true).await
+}
+
+async fn unpin(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+    set_pinned(state, ctx, id.into_inner(), body, false).await
+}
+
 async fn delete_confirm(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
     let (target, backup, _) = block(move || svc.backup_details(&id)).await?;
     let back = back_from(&Form::from_query(&req)).unwrap_or_else(|| format!("/targets/{}", enc(&target.id)));
+    if backup.pinned {
+        // Asks to unpin first; unpinning comes back here, to the delete confirmation.
+        let here = format!("/backups/{}/delete?back={}", enc(&backup.id), enc(&back));
+        return html_status(
+            actix_web::http::StatusCode::CONFLICT,
+            &ConfirmPage {
+                c: ctx.chrome("Unpin first", "targets"),
+                heading: format!("The backup {} is pinned", backup.name),
+                text: "A pinned backup is never deleted, by retention or by hand. Unpin it first, then delete it."
+                    .into(),
+                items: Vec::new(),
+                action: format!("/backups/{}/unpin", enc(&backup.id)),
+                hidden: vec![("back".into(), here)],
+                files_choice: false,
+                button: "Unpin".into(),
+                danger: false,
+                cancel: format!("/backups/{}", enc(&backup.id)),
+            },
+        );
+    }
     html(&ConfirmPage {
         c: ctx.chrome("Delete backup", "targets"),
         heading: format!("Delete the backup {}?", backup.name),

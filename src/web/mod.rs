@@ -397,6 +397,8 @@ pub fn notice(req: &HttpRequest) -> Option<String> {
             "A test notification is queued for 1 destination.",
             "A test notification is queued for {n} destinations.",
         ),
+        "pinned" => "Backup pinned: retention never takes it.".into(),
+        "unpinned" => "Backup unpinned.".into(),
         "none-selected" => "Select at least one backup first.".into(),
         _ => return None,
     })
