@@ -61,6 +61,8 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/backups/{backup}/delete"),
         format!("/backups/{backup}/download"),
         format!("/backups/{backup}/file?path=a.txt"),
+        format!("/targets/{target}/files?q=a"),
+        format!("/targets/{target}/history?path=a.txt"),
         "/recycle-bin".into(),
         "/recycle-bin/empty".into(),
         "/held".into(),
@@ -1062,4 +1064,62 @@ fn pinning_from_pages_guards_deletes_and_shows_what_each_backup_frees() {
     );
     // An unknown backup is a clear error.
     assert_eq!(w.post("/backups/nope/pin", &[("csrf", &csrf)]).status, 404);
+}
+
+#[test]
+fn file_search_pages_and_the_version_timeline_download_each_version() {
+    let (s, target, first, _) = server_with_data();
+    // Three more backups: a.txt changes once, stays, then changes again; plus 60 log files.
+    s.upload_ok(&target, &[("a.txt", b"hello, world")]);
+    s.upload_ok(&target, &[("a.txt", b"hello, world")]);
+    let logs: Vec<(String, Vec<u8>)> = (0..60).map(|i| (format!("logs/day-{i:02}.log"), vec![b'x'; i + 1])).collect();
+    let mut files: Vec<(&str, &[u8])> = logs.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    files.push(("a.txt", b"bye"));
+    s.upload_ok(&target, &files);
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let page = w.get(&format!("/targets/{target}"));
+    assert!(page.body.contains(&format!("action=\"/targets/{target}/files\"")));
+
+    // Search: one path in four backups, linked to its timeline.
+    let found = w.get(&format!("/targets/{target}/files?q=a.txt"));
+    assert_eq!(found.status, 200);
+    assert!(found.body.contains(&format!("href=\"/targets/{target}/history?path=a.txt\"")), "{}", found.body);
+    assert!(found.body.contains("<td data-label=\"Backups\" class=\"num\">4</td>"), "{}", found.body);
+    // Paged: 60 logs, 50 a page.
+    let p1 = w.get(&format!("/targets/{target}/files?q=day-"));
+    assert_eq!(count(&p1.body, "class=\"found-path\""), 50);
+    assert!(p1.body.contains("id=\"next-page\""));
+    let p2 = w.get(&format!("/targets/{target}/files?q=day-&page=2"));
+    assert_eq!(count(&p2.body, "class=\"found-path\""), 10);
+    assert!(!p2.body.contains("id=\"next-page\"") && p2.body.contains("rel=\"prev\""));
+    // Nothing found, or nothing asked: said, not an error.
+    let none = w.get(&format!("/targets/{target}/files?q=no-such-file"));
+    assert_eq!(none.status, 200);
+    assert!(none.body.contains("id=\"no-files\""));
+    let blank = w.get(&format!("/targets/{target}/files?q=+"));
+    assert_eq!(blank.status, 200);
+    assert!(!blank.body.contains("id=\"no-files\""));
+    assert_eq!(w.get("/targets/nope/files?q=a").status, 404);
+
+    // The timeline: four versions, newest first, three of them changed, each downloadable.
+    let t = w.get(&format!("/targets/{target}/history?path=a.txt"));
+    assert_eq!(t.status, 200);
+    assert_eq!(count(&t.body, "class=\"version-download\""), 4, "{}", t.body);
+    assert_eq!(count(&t.body, "<tr class=\"changed\">"), 3);
+    assert_eq!(count(&t.body, "<tr class=\"same\">"), 1);
+    assert!(t.body.contains("3 distinct versions"));
+    let oldest = format!("/backups/{first}/file?path=a.txt");
+    assert!(t.body.contains(&oldest));
+    let got = w.get(&oldest);
+    assert_eq!((got.status, got.body.as_str()), (200, "hello"));
+    let newest_at = t.body.find("class=\"version-download\"").unwrap();
+    let href_start = t.body[..newest_at].rfind("href=\"").unwrap() + 6;
+    let href = &t.body[href_start..t.body[href_start..].find('"').unwrap() + href_start];
+    assert_eq!(w.get(&href.replace("&amp;", "&")).body, "bye");
+    // A path no backup holds, or none at all.
+    let unknown = w.get(&format!("/targets/{target}/history?path=nope.txt"));
+    assert_eq!(unknown.status, 200);
+    assert!(unknown.body.contains("No backup of"));
+    assert_eq!(w.get(&format!("/targets/{target}/history")).status, 400);
 }

@@ -1,6 +1,7 @@
 //! Targets: the list (sort, search, pages, totals), create and edit forms, the target page with
 //! its backups, bulk actions and deletes behind a confirmation.
 
+mod files;
 mod form;
 mod keys;
 mod list;
@@ -18,6 +19,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/targets/{id}/edit").route(web::get().to(form::edit_form)).route(web::post().to(form::edit)),
         )
+        .service(web::resource("/targets/{id}/files").route(web::get().to(files::search)))
+        .service(web::resource("/targets/{id}/history").route(web::get().to(files::history)))
         .service(web::resource("/targets/{id}/bulk").route(web::post().to(page::bulk)))
         .service(web::resource("/targets/{id}/keys").route(web::post().to(keys::new_upload_key)))
         .service(
