@@ -63,6 +63,7 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/backups/{backup}/file?path=a.txt"),
         format!("/targets/{target}/files?q=a"),
         format!("/targets/{target}/history?path=a.txt"),
+        format!("/targets/{target}/compare?from={backup}&to={backup}"),
         "/recycle-bin".into(),
         "/recycle-bin/empty".into(),
         "/held".into(),
@@ -1122,4 +1123,43 @@ fn file_search_pages_and_the_version_timeline_download_each_version() {
     assert_eq!(unknown.status, 200);
     assert!(unknown.body.contains("No backup of"));
     assert_eq!(w.get(&format!("/targets/{target}/history")).status, 400);
+}
+
+#[test]
+fn compare_two_backups_from_the_target_page() {
+    let (s, target, first, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    // One backup: nothing to compare, so no form.
+    assert!(!w.get(&format!("/targets/{target}")).body.contains("id=\"compare-form\""));
+    s.upload_ok(&target, &[("a.txt", b"hello, world"), ("docs/new.md", b"# new")]);
+    let (_, backups) = s.target(&target);
+    let second = backups.iter().map(|b| b["id"].as_str().unwrap().to_string()).find(|id| *id != first).unwrap();
+    // The target page proposes the two newest, older first.
+    let page = w.get(&format!("/targets/{target}")).body;
+    assert!(page.contains(&format!("action=\"/targets/{target}/compare\"")));
+    let from_select = &page[page.find("id=\"compare-from\"").unwrap()..];
+    assert!(from_select[..from_select.find("</select>").unwrap()].contains(&format!("value=\"{first}\" selected")));
+    let cmp = w.get(&format!("/targets/{target}/compare?from={first}&to={second}"));
+    assert_eq!(cmp.status, 200);
+    assert!(cmp.body.contains("1 added, 0 removed, 1 changed, 0 unchanged"), "{}", cmp.body);
+    let added = &cmp.body[cmp.body.find("id=\"added-files\"").unwrap()..];
+    assert!(added[..added.find("</table>").unwrap()].contains("new.md"), "{added}");
+    let changed = &cmp.body[cmp.body.find("id=\"changed-files\"").unwrap()..];
+    let changed = &changed[..changed.find("</table>").unwrap()];
+    assert!(changed.contains("a.txt") && changed.contains("5 B") && changed.contains("12 B"), "{changed}");
+    // The other way round, the new file is removed.
+    let back = w.get(&format!("/targets/{target}/compare?from={second}&to={first}")).body;
+    assert!(back.contains("0 added, 1 removed, 1 changed"));
+    // A backup of another target, or none, is a clear error page.
+    let other = s.create_target(json!({"name": "Other"}));
+    s.upload_ok(&other, &[("x", b"x")]);
+    let foreign = s.target(&other).1[0]["id"].as_str().unwrap().to_string();
+    let bad = w.get(&format!("/targets/{target}/compare?from={first}&to={foreign}"));
+    assert_eq!(bad.status, 404);
+    assert!(bad.body.contains("is not a backup of this target"), "{}", bad.body);
+    // Without a choice: only the form.
+    let form = w.get(&format!("/targets/{target}/compare"));
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("id=\"compare-form\"") && !form.body.contains("id=\"compare-summary\""));
 }

@@ -175,3 +175,111 @@ pub(super) async fn history(
         versions,
     })
 }
+
+/// A backup to choose in the compare form.
+pub struct Choice {
+    pub id: String,
+    pub label: String,
+}
+
+/// The backups of a target as compare-form choices, newest first.
+pub fn choices(backups: &[crate::model::backup::Backup]) -> Vec<Choice> {
+    let mut sorted: Vec<&crate::model::backup::Backup> = backups.iter().collect();
+    sorted.sort_by_key(|b| std::cmp::Reverse(b.created_at));
+    sorted
+        .into_iter()
+        .map(|b| Choice {
+            id: b.id.clone(),
+            label: format!("{} ({}{})", b.name, when(b.created_at), if b.is_recycled { ", recycled" } else { "" }),
+        })
+        .collect()
+}
+
+/// A line of a comparison: a path with its sizes.
+struct DiffRow {
+    path: String,
+    old_size: String,
+    new_size: String,
+    /// The timeline link of the path.
+    href: String,
+}
+
+#[derive(Template)]
+#[template(path = "compare.html")]
+struct ComparePage {
+    c: Chrome,
+    target_id: String,
+    target_name: String,
+    choices: Vec<Choice>,
+    from: String,
+    to: String,
+    from_name: String,
+    to_name: String,
+    compared: bool,
+    /// Added, removed, changed.
+    sections: Vec<DiffSection>,
+    unchanged: usize,
+}
+
+/// One list of a comparison.
+struct DiffSection {
+    title: &'static str,
+    key: &'static str,
+    rows: Vec<DiffRow>,
+}
+
+/// `GET /targets/{id}/compare?from=…&to=…`: what changed from one backup of the target to
+/// another (added, removed, changed, with sizes); without both, the form to choose them.
+pub(super) async fn compare(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> PageResult {
+    let form = Form::from_query(&req);
+    let (from, to) = (form.text("from"), form.text("to"));
+    let svc = state.service.clone();
+    let (f, t) = (from.clone(), to.clone());
+    let (target, backups, cmp) = block(move || {
+        let (target, backups) = svc.target_with_backups(&id)?;
+        let cmp = if f.is_empty() || t.is_empty() { None } else { Some(svc.compare(&target.id, &f, &t)?) };
+        Ok((target, backups, cmp))
+    })
+    .await?;
+    let name_of = |id: &str| backups.iter().find(|b| b.id == id).map(|b| b.name.clone()).unwrap_or_default();
+    // Without a choice, the two newest backups are proposed (older first).
+    let choices = choices(&backups);
+    let from = if from.is_empty() { choices.get(1).map(|c| c.id.clone()).unwrap_or_default() } else { from };
+    let to = if to.is_empty() { choices.first().map(|c| c.id.clone()).unwrap_or_default() } else { to };
+    let mut page = ComparePage {
+        c: ctx.chrome(format!("Compare backups of {}", target.name), "targets"),
+        target_id: target.id.clone(),
+        target_name: target.name.clone(),
+        from_name: name_of(&from),
+        to_name: name_of(&to),
+        choices,
+        from,
+        to,
+        compared: cmp.is_some(),
+        sections: Vec::new(),
+        unchanged: 0,
+    };
+    if let Some(cmp) = cmp {
+        let row = |path: String, old: Option<i64>, new: Option<i64>| DiffRow {
+            href: history_href(&target.id, &path),
+            path,
+            old_size: old.map(size).unwrap_or_default(),
+            new_size: new.map(size).unwrap_or_default(),
+        };
+        let added = cmp.added.into_iter().map(|e| row(e.path, None, Some(e.size))).collect();
+        let removed = cmp.removed.into_iter().map(|e| row(e.path, Some(e.size), None)).collect();
+        let changed = cmp.changed.into_iter().map(|e| row(e.path, Some(e.old_size), Some(e.new_size))).collect();
+        page.sections = vec![
+            DiffSection { title: "Added", key: "added", rows: added },
+            DiffSection { title: "Removed", key: "removed", rows: removed },
+            DiffSection { title: "Changed", key: "changed", rows: changed },
+        ];
+        page.unchanged = cmp.unchanged;
+    }
+    html(&page)
+}

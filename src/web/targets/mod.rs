@@ -20,6 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/targets/{id}/edit").route(web::get().to(form::edit_form)).route(web::post().to(form::edit)),
         )
         .service(web::resource("/targets/{id}/files").route(web::get().to(files::search)))
+        .service(web::resource("/targets/{id}/compare").route(web::get().to(files::compare)))
         .service(web::resource("/targets/{id}/history").route(web::get().to(files::history)))
         .service(web::resource("/targets/{id}/bulk").route(web::post().to(page::bulk)))
         .service(web::resource("/targets/{id}/keys").route(web::post().to(keys::new_upload_key)))

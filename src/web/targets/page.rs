@@ -110,6 +110,11 @@ struct TargetPage {
     health: HealthView,
     /// This page as sorted now: where the pin buttons come back to.
     back: String,
+    /// The compare form: every backup, and the two newest proposed.
+    target_id: String,
+    choices: Vec<super::files::Choice>,
+    from: String,
+    to: String,
 }
 
 /// The target's health as its page tells it.
@@ -196,11 +201,16 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
         &path,
         &[],
     );
+    let choices = super::files::choices(&backups);
     let page = TargetPage {
         c: ctx.chrome(target.name.clone(), "targets").with_notice(notice(&req)),
         active: active.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
         recycled: recycled.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
         back: format!("{path}?sort={sort}&dir={}", if desc { "desc" } else { "asc" }),
+        target_id: target.id.clone(),
+        from: choices.get(1).map(|c| c.id.clone()).unwrap_or_default(),
+        to: choices.first().map(|c| c.id.clone()).unwrap_or_default(),
+        choices,
         cols,
         sort,
         desc,
