@@ -64,6 +64,7 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/targets/{target}/files?q=a"),
         format!("/targets/{target}/history?path=a.txt"),
         format!("/targets/{target}/compare?from={backup}&to={backup}"),
+        format!("/backups/{backup}/select?path=a.txt"),
         "/recycle-bin".into(),
         "/recycle-bin/empty".into(),
         "/held".into(),
@@ -563,11 +564,7 @@ fn uploads_from_the_form_keep_folders_and_failures_say_why() {
     let (_, backups) = s.target(&target);
     let backup = backups[0]["id"].as_str().unwrap();
     let tree = w.get(&format!("/backups/{backup}"));
-    assert!(
-        tree.body.contains("<summary>dir/</summary>") && tree.body.contains("<summary>sub/</summary>"),
-        "{}",
-        tree.body
-    );
+    assert!(tree.body.contains(" dir/</summary>") && tree.body.contains(" sub/</summary>"), "{}", tree.body);
     let file = w.get(&format!("/backups/{backup}/file?path=dir%2Fsub%2Fb.txt"));
     assert_eq!(file.status, 200);
     assert_eq!(file.body, "bb");
@@ -1162,4 +1159,77 @@ fn compare_two_backups_from_the_target_page() {
     let form = w.get(&format!("/targets/{target}/compare"));
     assert_eq!(form.status, 200);
     assert!(form.body.contains("id=\"compare-form\"") && !form.body.contains("id=\"compare-summary\""));
+}
+
+/// The (path, content) pairs of a tar or zip archive, sorted.
+fn archive_entries(bytes: &[u8], zip: bool) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut out: Vec<(String, Vec<u8>)> = if zip {
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+        (0..z.len())
+            .map(|i| {
+                let mut f = z.by_index(i).unwrap();
+                let mut data = Vec::new();
+                f.read_to_end(&mut data).unwrap();
+                (f.name().to_string(), data)
+            })
+            .collect()
+    } else {
+        let mut t = tar::Archive::new(bytes);
+        t.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (e.path().unwrap().to_string_lossy().into_owned(), data)
+            })
+            .collect()
+    };
+    out.sort();
+    out
+}
+
+#[test]
+fn ticked_files_and_folders_download_as_one_tar_or_zip() {
+    let (s, target, first, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let files = [
+        ("dir/a.txt", b"a".to_vec()),
+        ("dir/sub/b.txt", b"bb".to_vec()),
+        ("c.txt", b"c".to_vec()),
+        ("d.txt", b"d".to_vec()),
+    ];
+    let job = web_upload(&w, &target, &files);
+    assert!(wait_job_page(&w, &job).contains("FINISHED"));
+    let (_, backups) = s.target(&target);
+    let backup = backups.iter().map(|b| b["id"].as_str().unwrap().to_string()).find(|id| *id != first).unwrap();
+    let page = w.get(&format!("/backups/{backup}")).body;
+    assert!(page.contains("id=\"select-form\"") && page.contains("action=\"/backups/"), "{page}");
+    assert!(page.contains("value=\"dir&#x2f;sub\"") || page.contains("value=\"dir/sub\""), "{page}");
+    assert_eq!(count(&page, "form=\"select-form\""), 6, "4 files and 2 folders");
+    // A folder and a file, as the form sends them, as tar then zip.
+    let want = vec![("c.txt".to_string(), b"c".to_vec()), ("dir/sub/b.txt".to_string(), b"bb".to_vec())];
+    for (format, zip) in [("tar", false), ("zip", true)] {
+        let res = w
+            .client
+            .get(format!("{}/backups/{backup}/select?format={format}&path=dir%2Fsub&path=c.txt", w.base))
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200, "{format}");
+        let disposition = res.headers()["content-disposition"].to_str().unwrap().to_string();
+        assert!(disposition.contains(&format!("-selection.{format}")), "{disposition}");
+        assert_eq!(archive_entries(&res.bytes().unwrap(), zip), want, "{format}");
+    }
+    // Nothing ticked: back to the page, which says so; a bad format or path: a clear error.
+    let none = w.get(&format!("/backups/{backup}/select?format=zip"));
+    assert_eq!((none.status, none.location.clone()), (303, format!("/backups/{backup}?done=none-ticked")));
+    assert!(w.get(&none.location).body.contains("Tick at least one file"));
+    let bad = w.get(&format!("/backups/{backup}/select?format=rar&path=c.txt"));
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("Choose .tar or .zip"));
+    let missing = w.get(&format!("/backups/{backup}/select?path=nope"));
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("none of the chosen paths"));
 }

@@ -1,14 +1,18 @@
 //! One backup (its files as a tree, downloads), recycle/restore/delete, and the recycle bin.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use askama::Template;
 
 use super::render::file_tree;
 use super::targets::BackupRow;
-use super::{Chrome, ConfirmPage, Ctx, Form, PageResult, block, enc, html, html_status, local_path, notice, see_other};
+use super::{
+    Chrome, ConfirmPage, Ctx, Form, PageError, PageResult, block, enc, html, html_status, local_path, notice, see_other,
+};
 use crate::http::download::{attachment_utf8, download_response, file_response};
 use crate::model::audit::Who;
 use crate::model::target::TargetType;
+use crate::service::files::Format;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -22,6 +26,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/backups/{id}/download").route(web::get().to(download)))
         .service(web::resource("/backups/{id}/file").route(web::get().to(download_file)))
+        .service(web::resource("/backups/{id}/select").route(web::get().to(download_selected)))
         .service(web::resource("/recycle-bin").route(web::get().to(recycle_bin)))
         .service(web::resource("/recycle-bin/empty").route(web::get().to(empty_confirm)).route(web::post().to(empty)));
 }
@@ -205,6 +210,25 @@ async fn download_file(state: web::Data<AppState>, id: web::Path<String>, req: H
     let svc = state.service.clone();
     let (blob, size, name) = block(move || svc.backup_file(&id, &path)).await?;
     stream_file(blob, size, &name).await
+}
+
+/// The ticked files and folders of a multi-file backup as one archive (`?path=…` repeated,
+/// `format=tar|zip`), streamed as the API's `GET /api/backup/{id}/select` streams it.
+async fn download_selected(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> PageResult {
+    let q = Form::from_query(&req);
+    let paths = q.all("path");
+    let id = id.into_inner();
+    if paths.is_empty() {
+        return Ok(see_other(&format!("/backups/{}?done=none-ticked", enc(&id))));
+    }
+    let format = match q.text("format").as_str() {
+        "" | "tar" => Format::Tar,
+        "zip" => Format::Zip,
+        _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Choose .tar or .zip as the archive format.")),
+    };
+    let svc = state.service.clone();
+    let download = block(move || svc.download_selection(&id, &paths, format)).await?;
+    Ok(download_response(&state.service, download, attachment_utf8).await?)
 }
 
 async fn stream_file(path: std::path::PathBuf, size: u64, filename: &str) -> PageResult {

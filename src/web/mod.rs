@@ -399,6 +399,7 @@ pub fn notice(req: &HttpRequest) -> Option<String> {
         ),
         "pinned" => "Backup pinned: retention never takes it.".into(),
         "unpinned" => "Backup unpinned.".into(),
+        "none-ticked" => "Tick at least one file or folder first.".into(),
         "none-selected" => "Select at least one backup first.".into(),
         _ => return None,
     })

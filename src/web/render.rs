@@ -82,12 +82,22 @@ pub fn file_tree(backup_id: &str, files: &[BackupFile]) -> String {
             open.pop();
             out.push_str("</ul></details></li>");
         }
-        for d in &dirs[common..] {
-            out.push_str(&format!("<li class=\"dir\"><details open><summary>{}/</summary><ul>", escape(d)));
+        for (i, d) in dirs.iter().enumerate().skip(common) {
+            let full = dirs[..=i].join("/");
+            out.push_str(&format!(
+                "<li class=\"dir\"><details open><summary><input type=\"checkbox\" name=\"path\" value=\"{}\" \
+                 form=\"select-form\" aria-label=\"Select the folder {}\"> {}/</summary><ul>",
+                escape(&full),
+                escape(&full),
+                escape(d)
+            ));
             open.push(d.to_string());
         }
         out.push_str(&format!(
-            "<li class=\"file\"><a href=\"/backups/{}/file?path={}\" download>{}</a> <span class=\"muted\">{}</span></li>",
+            "<li class=\"file\"><input type=\"checkbox\" name=\"path\" value=\"{}\" form=\"select-form\" \
+             aria-label=\"Select {}\"> <a href=\"/backups/{}/file?path={}\" download>{}</a> <span class=\"muted\">{}</span></li>",
+            escape(&f.path),
+            escape(&f.path),
             escape(&super::enc(backup_id)),
             escape(&super::enc(&f.path)),
             escape(name[0]),
