@@ -65,6 +65,7 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/targets/{target}/history?path=a.txt"),
         format!("/targets/{target}/compare?from={backup}&to={backup}"),
         format!("/backups/{backup}/select?path=a.txt"),
+        format!("/targets/{target}/retention-preview?keep_daily=1"),
         "/recycle-bin".into(),
         "/recycle-bin/empty".into(),
         "/held".into(),
@@ -122,6 +123,7 @@ fn every_form_rejects_a_missing_or_wrong_csrf_token() {
     let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
         ("/targets/new".into(), vec![("name", "x"), ("backup_type", "multi"), ("recycle_criteria", "none")]),
         (format!("/targets/{target}/edit"), vec![("name", "renamed"), ("recycle_criteria", "none")]),
+        (format!("/targets/{target}/edit"), vec![("preview", "1"), ("recycle_criteria", "count")]),
         (format!("/targets/{target}/bulk"), vec![("action", "recycle"), ("backup", &backup), ("confirm", "1")]),
         (format!("/targets/{target}/delete"), vec![("what", "target"), ("confirm", "1")]),
         (format!("/targets/{target}/keys"), vec![("name", "laptop")]),
@@ -1232,4 +1234,68 @@ fn ticked_files_and_folders_download_as_one_tar_or_zip() {
     let missing = w.get(&format!("/backups/{backup}/select?path=nope"));
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("none of the chosen paths"));
+}
+
+#[test]
+fn the_edit_form_previews_retention_before_saving() {
+    let (s, target, _, _) = server_with_data();
+    s.upload_ok(&target, &[("b.txt", b"two")]);
+    s.upload_ok(&target, &[("c.txt", b"three")]);
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let csrf = w.csrf();
+    // The form shows the saved policy's preview (none: everything stays) and where to ask for more.
+    let form = w.get(&format!("/targets/{target}/edit"));
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains(&format!("data-url=\"/targets/{target}/retention-preview\"")), "{}", form.body);
+    assert!(form.body.contains("The saved policy keeps <strong>3</strong> of 3"), "{}", form.body);
+    assert!(form.body.contains("id=\"preview-button\""));
+
+    // The fragment app.js fetches: keep the newest one.
+    let frag = w.get(&format!(
+        "/targets/{target}/retention-preview?recycle_criteria=count&recycle_value=1&recycle_action=delete"
+    ));
+    assert_eq!(frag.status, 200);
+    assert!(!frag.body.contains("<html"), "a fragment, not a page");
+    assert!(
+        frag.body.contains("keeps <strong>1</strong> of 3")
+            && frag.body.contains("<strong>2</strong> would be deleted"),
+        "{}",
+        frag.body
+    );
+    assert_eq!(count(&frag.body, "<tr class=\"delete\""), 2);
+    let gfs = w.get(&format!("/targets/{target}/retention-preview?recycle_criteria=none&keep_last=2")).body;
+    assert_eq!(count(&gfs, "<tr class=\"keep\""), 2, "{gfs}");
+    assert!(gfs.contains("last"));
+    // A policy that cannot be read says why, in the form's words.
+    let bad = w.get(&format!("/targets/{target}/retention-preview?recycle_criteria=none&keep_daily=lots"));
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("Daily must be a whole number"), "{}", bad.body);
+    assert_eq!(w.get("/targets/nope/retention-preview").status, 404);
+
+    // Without script: the Preview button shows it on the form, as typed, and saves nothing.
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("name", "Renamed"),
+        ("recycle_criteria", "count"),
+        ("recycle_value", "2"),
+        ("recycle_action", "recycle"),
+        ("min_backups", "0"),
+        ("preview", "1"),
+    ];
+    let shown = w.post(&format!("/targets/{target}/edit"), &fields);
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(
+        shown.body.contains("This policy keeps <strong>2</strong> of 3") && shown.body.contains("would be recycled")
+    );
+    assert!(shown.body.contains("value=\"Renamed\""), "the form comes back as typed");
+    let (t, backups) = s.target(&target);
+    assert_eq!((t["name"].as_str(), t["recycle_criteria"].as_str()), (Some("Photos"), Some("none")));
+    assert!(backups.iter().all(|b| b["is_recycled"] == false));
+    let mut wrong = fields.to_vec();
+    wrong.push(("keep_weekly", "-1"));
+    let refused = w.post(&format!("/targets/{target}/edit"), &wrong);
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("id=\"preview-error\""), "{}", refused.body);
+    assert_eq!(s.target(&target).0["name"], "Photos");
 }

@@ -4,7 +4,7 @@
 //! whether the visitor may in (see `auth::session` for the rules), puts a [`Ctx`] in the request and
 //! adds the security headers. Every POST checks the session's CSRF token ([`Ctx::check`]).
 //! Pages work without JavaScript; `static/app.js` only adds upload progress, drag and drop,
-//! select-all and the recycle-field toggle. No inline script anywhere, so the CSP forbids it.
+//! select-all, the recycle-field toggle and the live retention preview of the edit form. No inline script anywhere, so the CSP forbids it.
 
 mod assets;
 mod audit;

@@ -6,6 +6,7 @@ mod form;
 mod keys;
 mod list;
 mod page;
+mod preview;
 
 use actix_web::web;
 
@@ -22,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/targets/{id}/files").route(web::get().to(files::search)))
         .service(web::resource("/targets/{id}/compare").route(web::get().to(files::compare)))
         .service(web::resource("/targets/{id}/history").route(web::get().to(files::history)))
+        .service(web::resource("/targets/{id}/retention-preview").route(web::get().to(preview::fragment)))
         .service(web::resource("/targets/{id}/bulk").route(web::post().to(page::bulk)))
         .service(web::resource("/targets/{id}/keys").route(web::post().to(keys::new_upload_key)))
         .service(
