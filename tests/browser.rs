@@ -586,7 +586,21 @@ fn retention_preview_pinning_file_history_and_selection_in_chromium() {
     b.wait_text("h1", "notes.txt");
     let overflow = b.number("return document.documentElement.scrollWidth - window.innerWidth;");
     assert!(overflow <= 0.5, "the timeline fits a phone: {overflow}");
+    b.goto(&format!("/targets/{target}"));
+    b.wait_text("main", "Backups (3)");
+    let overflow = b.number("return document.documentElement.scrollWidth - window.innerWidth;");
+    assert!(overflow <= 0.5, "the target page with its pin buttons fits a phone: {overflow}");
     b.desktop();
+
+    // Compare the oldest with the newest, chosen on the target page.
+    b.goto(&format!("/targets/{target}"));
+    b.click("#compare summary");
+    b.select("#compare-from", &oldest);
+    b.select("#compare-to", &newest);
+    b.click("#compare-button");
+    let summary = b.wait_text("#compare-summary", "unchanged");
+    assert!(summary.contains("3 added, 0 removed, 1 changed"), "{summary}");
+    assert!(b.text("#changed-files").contains("notes.txt"));
 
     // Tick a folder and a file in the tree, choose zip: the form asks for exactly those.
     b.goto(&format!("/backups/{newest}"));

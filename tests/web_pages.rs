@@ -160,6 +160,7 @@ fn every_form_rejects_a_missing_or_wrong_csrf_token() {
     assert_eq!(t["name"], "Photos");
     assert_eq!(backups.len(), 1);
     assert_eq!(backups[0]["is_recycled"], false);
+    assert_eq!(backups[0]["pinned"], false);
     let (_, body) = s.get("/api/target");
     assert_eq!(body["targets"].as_array().unwrap().len(), 1);
     assert!(!s.data_path().join("keys.json").exists(), "a key was made without a token");
