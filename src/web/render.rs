@@ -207,9 +207,13 @@ mod tests {
     fn tree_nests_folders_and_escapes() {
         let f = |p: &str| BackupFile { path: p.into(), blob: "b".into(), size: 3, mode: 0o644 };
         let html = file_tree("id", &[f("a/x.txt"), f("a/b/<y>.txt"), f("z.txt")]);
-        assert!(html.contains("<summary>a/</summary>"));
-        assert!(html.contains("<summary>b/</summary>"));
+        assert!(html.contains(" a/</summary>"));
+        assert!(html.contains(" b/</summary>"));
         assert!(html.contains("&lt;y&gt;.txt"));
+        // A checkbox per folder (its full path) and per file, all in the selection form.
+        assert!(html.contains("name=\"path\" value=\"a/b\" form=\"select-form\""), "{html}");
+        assert!(html.contains("value=\"a/b/&lt;y&gt;.txt\""));
+        assert_eq!(html.matches("form=\"select-form\"").count(), 5);
         assert_eq!(html.matches("<details").count(), html.matches("</details>").count());
     }
 }
