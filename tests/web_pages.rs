@@ -1024,6 +1024,8 @@ fn pinning_from_pages_guards_deletes_and_shows_what_each_backup_frees() {
     let page = w.get(&p.location).body;
     assert!(page.contains(&format!("id=\"pinned-{backup}\"")) && page.contains("Backup pinned"));
     assert!(page.contains(&format!("formaction=\"/backups/{backup}/unpin\"")));
+    let own = w.get(&format!("/backups/{other}")).body;
+    assert!(own.contains("deleting it alone frees 4.9 KiB"), "{own}");
     assert!(w.get(&format!("/backups/{backup}")).body.contains("id=\"unpin-backup\""));
 
     // Deleting it asks to unpin first, by hand and in bulk; nothing is deleted.

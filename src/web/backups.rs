@@ -48,8 +48,11 @@ struct BackupPage {
 async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
     let (target, backup, files, findings) = block(move || {
-        let (t, b, f) = svc.backup_details(&id)?;
+        let (t, mut b, f) = svc.backup_details(&id)?;
         let findings = if b.hash_mismatch { svc.backup_damage(&b.id)? } else { Vec::new() };
+        // What deleting it alone frees: the target's listing knows it.
+        b.exclusive_bytes =
+            svc.target_with_backups(&t.id)?.1.iter().find(|x| x.id == b.id).and_then(|x| x.exclusive_bytes);
         Ok((t, b, f, findings))
     })
     .await?;
