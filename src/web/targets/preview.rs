@@ -39,8 +39,14 @@ pub struct PreviewView {
     pub verb: &'static str,
     pub frees: String,
     pub utc_offset: String,
+    /// The newest backups (at most [`MAX_ROWS`]); `total` counts them all.
     pub rows: Vec<PreviewRow>,
+    pub total: usize,
 }
+
+/// The most backups the preview lists one by one (its counts cover them all), so that the
+/// fragment stays small while it follows every keystroke.
+pub const MAX_ROWS: usize = 200;
 
 #[derive(Template)]
 #[template(path = "retention_preview.html")]
@@ -98,6 +104,7 @@ pub async fn build(state: &AppState, id: &str, pairs: &[(String, String)]) -> Re
                 frees: String::new(),
                 utc_offset: String::new(),
                 rows: Vec::new(),
+                total: 0,
             });
         }
         Err(e) => return Err(e),
@@ -106,6 +113,7 @@ pub async fn build(state: &AppState, id: &str, pairs: &[(String, String)]) -> Re
     let rows = preview
         .backups
         .iter()
+        .take(MAX_ROWS)
         .map(|b| PreviewRow {
             id: b.id.clone(),
             name: backups.iter().find(|x| x.id == b.id).map(|x| x.name.clone()).unwrap_or_else(|| b.id.clone()),
@@ -135,6 +143,7 @@ pub async fn build(state: &AppState, id: &str, pairs: &[(String, String)]) -> Re
         frees: size(preview.frees_bytes),
         utc_offset: preview.utc_offset,
         rows,
+        total: preview.backups.len(),
     })
 }
 
