@@ -553,6 +553,8 @@ fn retention_preview_pinning_file_history_and_selection_in_chromium() {
     let live = b.wait_text("#retention-preview", "keeps 2 of 3");
     assert!(live.contains("would be recycled"), "{live}");
     assert!(live.contains("pinned"), "the pinned backup stays, and says why: {live}");
+    b.script("document.getElementById('preview-h').scrollIntoView(); return 0;");
+    b.screenshot("retention-preview.png");
     b.fill("#f-keep_daily", "lots");
     b.wait_text("#preview-error", "Daily must be a whole number");
     b.fill("#f-keep_daily", "");
@@ -590,6 +592,8 @@ fn retention_preview_pinning_file_history_and_selection_in_chromium() {
     b.wait_text("main", "Backups (3)");
     let overflow = b.number("return document.documentElement.scrollWidth - window.innerWidth;");
     assert!(overflow <= 0.5, "the target page with its pin buttons fits a phone: {overflow}");
+    b.script("document.getElementById('active-h').scrollIntoView(); return 0;");
+    b.screenshot("target-pinned-phone.png");
     b.desktop();
 
     // Compare the oldest with the newest, chosen on the target page.
