@@ -8,7 +8,45 @@ document.addEventListener("DOMContentLoaded", () => {
   setupUpload();
   showUploadSummary();
   setupCopy();
+  setupRetentionPreview();
 });
+
+// Edit form: the retention preview follows the policy fields as they are typed. The server
+// renders the fragment (escaped there); a newer answer always wins over an older one.
+function setupRetentionPreview() {
+  const box = document.getElementById("retention-preview");
+  if (!box || !box.dataset.url) return;
+  const form = box.closest("form");
+  const isPolicy = (name) => ["recycle_criteria", "recycle_value", "recycle_action", "min_backups"].includes(name) ||
+    name.startsWith("keep_");
+  let timer = null;
+  let asked = 0;
+  const refresh = () => {
+    const params = new URLSearchParams();
+    [...form.elements].forEach((el) => { if (el.name && isPolicy(el.name)) params.append(el.name, el.value); });
+    const mine = ++asked;
+    box.setAttribute("aria-busy", "true");
+    fetch(box.dataset.url + "?" + params.toString(), { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then((res) => res.text())
+      .then((html) => {
+        if (mine !== asked) return;
+        box.innerHTML = html;
+        box.removeAttribute("aria-busy");
+      })
+      .catch(() => {
+        if (mine !== asked) return;
+        box.removeAttribute("aria-busy");
+        box.textContent = "The preview could not be loaded; “Preview retention” shows it.";
+      });
+  };
+  const changed = (e) => {
+    if (!e.target.name || !isPolicy(e.target.name)) return;
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 250);
+  };
+  form.addEventListener("input", changed);
+  form.addEventListener("change", changed);
+}
 
 // Command boxes: a Copy button (the text stays selectable without script).
 function setupCopy() {

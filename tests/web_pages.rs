@@ -61,6 +61,11 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/backups/{backup}/delete"),
         format!("/backups/{backup}/download"),
         format!("/backups/{backup}/file?path=a.txt"),
+        format!("/targets/{target}/files?q=a"),
+        format!("/targets/{target}/history?path=a.txt"),
+        format!("/targets/{target}/compare?from={backup}&to={backup}"),
+        format!("/backups/{backup}/select?path=a.txt"),
+        format!("/targets/{target}/retention-preview?keep_daily=1"),
         "/recycle-bin".into(),
         "/recycle-bin/empty".into(),
         "/held".into(),
@@ -84,6 +89,8 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/targets/{target}/keys"),
         format!("/backups/{backup}/recycle"),
         format!("/backups/{backup}/delete"),
+        format!("/backups/{backup}/pin"),
+        format!("/backups/{backup}/unpin"),
         "/recycle-bin/empty".into(),
         format!("/held/{backup}/restore"),
         "/notify/test".into(),
@@ -98,6 +105,7 @@ fn every_page_redirects_to_login_without_a_session() {
     let (_, backups) = s.target(&target);
     assert_eq!(backups.len(), 1);
     assert_eq!(backups[0]["is_recycled"], false);
+    assert_eq!(backups[0]["pinned"], false);
     // The login page itself and the assets are reachable.
     assert_eq!(w.get("/login").status, 200);
     assert_eq!(w.get("/static/app.css").status, 200);
@@ -115,12 +123,15 @@ fn every_form_rejects_a_missing_or_wrong_csrf_token() {
     let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
         ("/targets/new".into(), vec![("name", "x"), ("backup_type", "multi"), ("recycle_criteria", "none")]),
         (format!("/targets/{target}/edit"), vec![("name", "renamed"), ("recycle_criteria", "none")]),
+        (format!("/targets/{target}/edit"), vec![("preview", "1"), ("recycle_criteria", "count")]),
         (format!("/targets/{target}/bulk"), vec![("action", "recycle"), ("backup", &backup), ("confirm", "1")]),
         (format!("/targets/{target}/delete"), vec![("what", "target"), ("confirm", "1")]),
         (format!("/targets/{target}/keys"), vec![("name", "laptop")]),
         (format!("/backups/{backup}/recycle"), vec![]),
         (format!("/backups/{backup}/restore"), vec![]),
         (format!("/backups/{backup}/delete"), vec![("confirm", "1")]),
+        (format!("/backups/{backup}/pin"), vec![]),
+        (format!("/backups/{backup}/unpin"), vec![]),
         ("/recycle-bin/empty".into(), vec![("confirm", "1")]),
         (format!("/held/{backup}/restore"), vec![]),
         ("/notify/test".into(), vec![]),
@@ -149,6 +160,7 @@ fn every_form_rejects_a_missing_or_wrong_csrf_token() {
     assert_eq!(t["name"], "Photos");
     assert_eq!(backups.len(), 1);
     assert_eq!(backups[0]["is_recycled"], false);
+    assert_eq!(backups[0]["pinned"], false);
     let (_, body) = s.get("/api/target");
     assert_eq!(body["targets"].as_array().unwrap().len(), 1);
     assert!(!s.data_path().join("keys.json").exists(), "a key was made without a token");
@@ -555,11 +567,7 @@ fn uploads_from_the_form_keep_folders_and_failures_say_why() {
     let (_, backups) = s.target(&target);
     let backup = backups[0]["id"].as_str().unwrap();
     let tree = w.get(&format!("/backups/{backup}"));
-    assert!(
-        tree.body.contains("<summary>dir/</summary>") && tree.body.contains("<summary>sub/</summary>"),
-        "{}",
-        tree.body
-    );
+    assert!(tree.body.contains(" dir/</summary>") && tree.body.contains(" sub/</summary>"), "{}", tree.body);
     let file = w.get(&format!("/backups/{backup}/file?path=dir%2Fsub%2Fb.txt"));
     assert_eq!(file.status, 200);
     assert_eq!(file.body, "bb");
@@ -981,4 +989,316 @@ fn the_dashboard_says_whether_backups_are_healthy() {
         w.get("/jobs").body.contains("last delivery failed").then_some(())
     });
     assert!(w.get("/targets").body.contains("Notifications to <strong>hook</strong> are failing"));
+}
+
+fn pinned_of(s: &TestServer, target: &str, backup: &str) -> bool {
+    let (_, backups) = s.target(target);
+    backups.iter().find(|b| b["id"] == backup).map(|b| b["pinned"] == true).unwrap_or(false)
+}
+
+#[test]
+fn pinning_from_pages_guards_deletes_and_shows_what_each_backup_frees() {
+    let (s, target, backup, _) = server_with_data();
+    // A second backup sharing a.txt and holding a bigger file of its own: it frees more.
+    s.upload_ok(&target, &[("a.txt", b"hello"), ("big.bin", &[7u8; 5000])]);
+    let (_, backups) = s.target(&target);
+    let other = backups.iter().map(|b| b["id"].as_str().unwrap().to_string()).find(|id| *id != backup).unwrap();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let csrf = w.csrf();
+    let page = w.get(&format!("/targets/{target}?sort=frees&dir=desc"));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-label=\"Frees\""), "{}", page.body);
+    let first_other = page.body.find(&format!("sel-{other}")).unwrap();
+    let first_backup = page.body.find(&format!("sel-{backup}")).unwrap();
+    assert!(first_other < first_backup, "the backup that frees more comes first");
+    let asc = w.get(&format!("/targets/{target}?sort=frees&dir=asc")).body;
+    assert!(asc.find(&format!("sel-{backup}")).unwrap() < asc.find(&format!("sel-{other}")).unwrap());
+    assert!(page.body.contains(&format!("formaction=\"/backups/{backup}/pin\"")));
+
+    // Pin from the target page: back on it, sorted as it was, with a badge.
+    let back = format!("/targets/{target}?sort=frees&dir=desc");
+    let p = w.post(&format!("/backups/{backup}/pin"), &[("csrf", &csrf), ("back", &back), ("backup", &other)]);
+    assert_eq!((p.status, p.location.clone()), (303, format!("{back}&done=pinned")));
+    assert!(pinned_of(&s, &target, &backup));
+    let page = w.get(&p.location).body;
+    assert!(page.contains(&format!("id=\"pinned-{backup}\"")) && page.contains("Backup pinned"));
+    assert!(page.contains(&format!("formaction=\"/backups/{backup}/unpin\"")));
+    let own = w.get(&format!("/backups/{other}")).body;
+    assert!(own.contains("deleting it alone frees 4.9 KiB"), "{own}");
+    assert!(w.get(&format!("/backups/{backup}")).body.contains("id=\"unpin-backup\""));
+
+    // Deleting it asks to unpin first, by hand and in bulk; nothing is deleted.
+    let ask = w.get(&format!("/backups/{backup}/delete"));
+    assert_eq!(ask.status, 409);
+    assert!(ask.body.contains("is pinned") && ask.body.contains(&format!("/backups/{backup}/unpin")));
+    let refused = w.post(&format!("/backups/{backup}/delete"), &[("csrf", &csrf), ("confirm", "1")]);
+    assert_eq!(refused.status, 409);
+    assert!(refused.body.contains("unpin it first"), "{}", refused.body);
+    let bulk = w.post(
+        &format!("/targets/{target}/bulk"),
+        &[("csrf", &csrf), ("action", "delete"), ("backup", &other), ("backup", &backup), ("confirm", "1")],
+    );
+    assert_eq!(bulk.status, 409);
+    assert!(bulk.body.contains("unpin them first"), "{}", bulk.body);
+    assert_eq!(s.target(&target).1.len(), 2, "nothing deleted");
+
+    // Unpin from the confirmation: it comes back to the delete confirmation, which now asks.
+    let p =
+        w.post(&format!("/backups/{backup}/unpin"), &[("csrf", &csrf), ("back", &format!("/backups/{backup}/delete"))]);
+    assert_eq!(p.status, 303);
+    assert!(!pinned_of(&s, &target, &backup));
+    let ask = w.get(&p.location);
+    assert_eq!(ask.status, 200);
+    assert!(ask.body.contains("Delete the backup"));
+
+    // Both are in the audit trail.
+    let (_, audit) = s.get("/api/audit?limit=50");
+    let actions: Vec<String> = audit["entries"]
+        .as_array()
+        .or(audit.as_array())
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        actions.contains(&"backup_pinned".to_string()) && actions.contains(&"backup_unpinned".to_string()),
+        "{audit}"
+    );
+    // An unknown backup is a clear error.
+    assert_eq!(w.post("/backups/nope/pin", &[("csrf", &csrf)]).status, 404);
+}
+
+#[test]
+fn file_search_pages_and_the_version_timeline_download_each_version() {
+    let (s, target, first, _) = server_with_data();
+    // Three more backups: a.txt changes once, stays, then changes again; plus 60 log files.
+    s.upload_ok(&target, &[("a.txt", b"hello, world")]);
+    s.upload_ok(&target, &[("a.txt", b"hello, world")]);
+    let logs: Vec<(String, Vec<u8>)> = (0..60).map(|i| (format!("logs/day-{i:02}.log"), vec![b'x'; i + 1])).collect();
+    let mut files: Vec<(&str, &[u8])> = logs.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    files.push(("a.txt", b"bye"));
+    s.upload_ok(&target, &files);
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let page = w.get(&format!("/targets/{target}"));
+    assert!(page.body.contains(&format!("action=\"/targets/{target}/files\"")));
+
+    // Search: one path in four backups, linked to its timeline.
+    let found = w.get(&format!("/targets/{target}/files?q=a.txt"));
+    assert_eq!(found.status, 200);
+    assert!(found.body.contains(&format!("href=\"/targets/{target}/history?path=a.txt\"")), "{}", found.body);
+    assert!(found.body.contains("<td data-label=\"Backups\" class=\"num\">4</td>"), "{}", found.body);
+    // Paged: 60 logs, 50 a page.
+    let p1 = w.get(&format!("/targets/{target}/files?q=day-"));
+    assert_eq!(count(&p1.body, "class=\"found-path\""), 50);
+    assert!(p1.body.contains("id=\"next-page\""));
+    let p2 = w.get(&format!("/targets/{target}/files?q=day-&page=2"));
+    assert_eq!(count(&p2.body, "class=\"found-path\""), 10);
+    assert!(!p2.body.contains("id=\"next-page\"") && p2.body.contains("rel=\"prev\""));
+    // Nothing found, or nothing asked: said, not an error.
+    let none = w.get(&format!("/targets/{target}/files?q=no-such-file"));
+    assert_eq!(none.status, 200);
+    assert!(none.body.contains("id=\"no-files\""));
+    let blank = w.get(&format!("/targets/{target}/files?q=+"));
+    assert_eq!(blank.status, 200);
+    assert!(!blank.body.contains("id=\"no-files\""));
+    assert_eq!(w.get("/targets/nope/files?q=a").status, 404);
+
+    // The timeline: four versions, newest first, three of them changed, each downloadable.
+    let t = w.get(&format!("/targets/{target}/history?path=a.txt"));
+    assert_eq!(t.status, 200);
+    assert_eq!(count(&t.body, "class=\"version-download\""), 4, "{}", t.body);
+    assert_eq!(count(&t.body, "<tr class=\"changed\">"), 3);
+    assert_eq!(count(&t.body, "<tr class=\"same\">"), 1);
+    assert!(t.body.contains("3 distinct versions"));
+    let oldest = format!("/backups/{first}/file?path=a.txt");
+    assert!(t.body.contains(&oldest));
+    let got = w.get(&oldest);
+    assert_eq!((got.status, got.body.as_str()), (200, "hello"));
+    let newest_at = t.body.find("class=\"version-download\"").unwrap();
+    let href_start = t.body[..newest_at].rfind("href=\"").unwrap() + 6;
+    let href = &t.body[href_start..t.body[href_start..].find('"').unwrap() + href_start];
+    assert_eq!(w.get(&href.replace("&amp;", "&")).body, "bye");
+    // A path no backup holds, or none at all.
+    let unknown = w.get(&format!("/targets/{target}/history?path=nope.txt"));
+    assert_eq!(unknown.status, 200);
+    assert!(unknown.body.contains("No backup of"));
+    assert_eq!(w.get(&format!("/targets/{target}/history")).status, 400);
+}
+
+#[test]
+fn compare_two_backups_from_the_target_page() {
+    let (s, target, first, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    // One backup: nothing to compare, so no form.
+    assert!(!w.get(&format!("/targets/{target}")).body.contains("id=\"compare-form\""));
+    s.upload_ok(&target, &[("a.txt", b"hello, world"), ("docs/new.md", b"# new")]);
+    let (_, backups) = s.target(&target);
+    let second = backups.iter().map(|b| b["id"].as_str().unwrap().to_string()).find(|id| *id != first).unwrap();
+    // The target page proposes the two newest, older first.
+    let page = w.get(&format!("/targets/{target}")).body;
+    assert!(page.contains(&format!("action=\"/targets/{target}/compare\"")));
+    let from_select = &page[page.find("id=\"compare-from\"").unwrap()..];
+    assert!(from_select[..from_select.find("</select>").unwrap()].contains(&format!("value=\"{first}\" selected")));
+    let cmp = w.get(&format!("/targets/{target}/compare?from={first}&to={second}"));
+    assert_eq!(cmp.status, 200);
+    assert!(cmp.body.contains("1 added, 0 removed, 1 changed, 0 unchanged"), "{}", cmp.body);
+    let added = &cmp.body[cmp.body.find("id=\"added-files\"").unwrap()..];
+    assert!(added[..added.find("</table>").unwrap()].contains("new.md"), "{added}");
+    let changed = &cmp.body[cmp.body.find("id=\"changed-files\"").unwrap()..];
+    let changed = &changed[..changed.find("</table>").unwrap()];
+    assert!(changed.contains("a.txt") && changed.contains("5 B") && changed.contains("12 B"), "{changed}");
+    // The other way round, the new file is removed.
+    let back = w.get(&format!("/targets/{target}/compare?from={second}&to={first}")).body;
+    assert!(back.contains("0 added, 1 removed, 1 changed"));
+    // A backup of another target, or none, is a clear error page.
+    let other = s.create_target(json!({"name": "Other"}));
+    s.upload_ok(&other, &[("x", b"x")]);
+    let foreign = s.target(&other).1[0]["id"].as_str().unwrap().to_string();
+    let bad = w.get(&format!("/targets/{target}/compare?from={first}&to={foreign}"));
+    assert_eq!(bad.status, 404);
+    assert!(bad.body.contains("is not a backup of this target"), "{}", bad.body);
+    // Without a choice: only the form.
+    let form = w.get(&format!("/targets/{target}/compare"));
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("id=\"compare-form\"") && !form.body.contains("id=\"compare-summary\""));
+}
+
+/// The (path, content) pairs of a tar or zip archive, sorted.
+fn archive_entries(bytes: &[u8], zip: bool) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut out: Vec<(String, Vec<u8>)> = if zip {
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+        (0..z.len())
+            .map(|i| {
+                let mut f = z.by_index(i).unwrap();
+                let mut data = Vec::new();
+                f.read_to_end(&mut data).unwrap();
+                (f.name().to_string(), data)
+            })
+            .collect()
+    } else {
+        let mut t = tar::Archive::new(bytes);
+        t.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (e.path().unwrap().to_string_lossy().into_owned(), data)
+            })
+            .collect()
+    };
+    out.sort();
+    out
+}
+
+#[test]
+fn ticked_files_and_folders_download_as_one_tar_or_zip() {
+    let (s, target, first, _) = server_with_data();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let files = [
+        ("dir/a.txt", b"a".to_vec()),
+        ("dir/sub/b.txt", b"bb".to_vec()),
+        ("c.txt", b"c".to_vec()),
+        ("d.txt", b"d".to_vec()),
+    ];
+    let job = web_upload(&w, &target, &files);
+    assert!(wait_job_page(&w, &job).contains("FINISHED"));
+    let (_, backups) = s.target(&target);
+    let backup = backups.iter().map(|b| b["id"].as_str().unwrap().to_string()).find(|id| *id != first).unwrap();
+    let page = w.get(&format!("/backups/{backup}")).body;
+    assert!(page.contains("id=\"select-form\"") && page.contains("action=\"/backups/"), "{page}");
+    assert!(page.contains("value=\"dir&#x2f;sub\"") || page.contains("value=\"dir/sub\""), "{page}");
+    assert_eq!(count(&page, "form=\"select-form\""), 6, "4 files and 2 folders");
+    // A folder and a file, as the form sends them, as tar then zip.
+    let want = vec![("c.txt".to_string(), b"c".to_vec()), ("dir/sub/b.txt".to_string(), b"bb".to_vec())];
+    for (format, zip) in [("tar", false), ("zip", true)] {
+        let res = w
+            .client
+            .get(format!("{}/backups/{backup}/select?format={format}&path=dir%2Fsub&path=c.txt", w.base))
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200, "{format}");
+        let disposition = res.headers()["content-disposition"].to_str().unwrap().to_string();
+        assert!(disposition.contains(&format!("-selection.{format}")), "{disposition}");
+        assert_eq!(archive_entries(&res.bytes().unwrap(), zip), want, "{format}");
+    }
+    // Nothing ticked: back to the page, which says so; a bad format or path: a clear error.
+    let none = w.get(&format!("/backups/{backup}/select?format=zip"));
+    assert_eq!((none.status, none.location.clone()), (303, format!("/backups/{backup}?done=none-ticked")));
+    assert!(w.get(&none.location).body.contains("Tick at least one file"));
+    let bad = w.get(&format!("/backups/{backup}/select?format=rar&path=c.txt"));
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("Choose .tar or .zip"));
+    let missing = w.get(&format!("/backups/{backup}/select?path=nope"));
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("none of the chosen paths"));
+}
+
+#[test]
+fn the_edit_form_previews_retention_before_saving() {
+    let (s, target, _, _) = server_with_data();
+    s.upload_ok(&target, &[("b.txt", b"two")]);
+    s.upload_ok(&target, &[("c.txt", b"three")]);
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let csrf = w.csrf();
+    // The form shows the saved policy's preview (none: everything stays) and where to ask for more.
+    let form = w.get(&format!("/targets/{target}/edit"));
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains(&format!("data-url=\"/targets/{target}/retention-preview\"")), "{}", form.body);
+    assert!(form.body.contains("The saved policy keeps <strong>3</strong> of 3"), "{}", form.body);
+    assert!(form.body.contains("id=\"preview-button\""));
+
+    // The fragment app.js fetches: keep the newest one.
+    let frag = w.get(&format!(
+        "/targets/{target}/retention-preview?recycle_criteria=count&recycle_value=1&recycle_action=delete"
+    ));
+    assert_eq!(frag.status, 200);
+    assert!(!frag.body.contains("<html"), "a fragment, not a page");
+    assert!(
+        frag.body.contains("keeps <strong>1</strong> of 3")
+            && frag.body.contains("<strong>2</strong> would be deleted"),
+        "{}",
+        frag.body
+    );
+    assert_eq!(count(&frag.body, "<tr class=\"delete\""), 2);
+    let gfs = w.get(&format!("/targets/{target}/retention-preview?recycle_criteria=none&keep_last=2")).body;
+    assert_eq!(count(&gfs, "<tr class=\"keep\""), 2, "{gfs}");
+    assert!(gfs.contains("last"));
+    // A policy that cannot be read says why, in the form's words.
+    let bad = w.get(&format!("/targets/{target}/retention-preview?recycle_criteria=none&keep_daily=lots"));
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("Daily must be a whole number"), "{}", bad.body);
+    assert_eq!(w.get("/targets/nope/retention-preview").status, 404);
+
+    // Without script: the Preview button shows it on the form, as typed, and saves nothing.
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("name", "Renamed"),
+        ("recycle_criteria", "count"),
+        ("recycle_value", "2"),
+        ("recycle_action", "recycle"),
+        ("min_backups", "0"),
+        ("preview", "1"),
+    ];
+    let shown = w.post(&format!("/targets/{target}/edit"), &fields);
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(
+        shown.body.contains("This policy keeps <strong>2</strong> of 3") && shown.body.contains("would be recycled")
+    );
+    assert!(shown.body.contains("value=\"Renamed\""), "the form comes back as typed");
+    let (t, backups) = s.target(&target);
+    assert_eq!((t["name"].as_str(), t["recycle_criteria"].as_str()), (Some("Photos"), Some("none")));
+    assert!(backups.iter().all(|b| b["is_recycled"] == false));
+    let mut wrong = fields.to_vec();
+    wrong.push(("keep_weekly", "-1"));
+    let refused = w.post(&format!("/targets/{target}/edit"), &wrong);
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("id=\"preview-error\""), "{}", refused.body);
+    assert_eq!(s.target(&target).0["name"], "Photos");
 }

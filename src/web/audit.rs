@@ -35,6 +35,8 @@ pub fn action_of(pattern: &str) -> Option<(Action, Option<Scope>)> {
         "/backups/{id}/recycle" => (BackupRecycled, Some(Scope::Backup)),
         "/backups/{id}/restore" => (BackupRestored, Some(Scope::Backup)),
         "/backups/{id}/delete" => (BackupDeleted, Some(Scope::Backup)),
+        "/backups/{id}/pin" => (BackupPinned, Some(Scope::Backup)),
+        "/backups/{id}/unpin" => (BackupUnpinned, Some(Scope::Backup)),
         "/recycle-bin/empty" => (RecycleBinCleared, None),
         "/held/{id}/restore" => (HeldRestored, Some(Scope::Backup)),
         "/jobs/run/{name}" => (JobForced, None),

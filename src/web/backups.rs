@@ -1,25 +1,32 @@
 //! One backup (its files as a tree, downloads), recycle/restore/delete, and the recycle bin.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use askama::Template;
 
 use super::render::file_tree;
 use super::targets::BackupRow;
-use super::{Chrome, ConfirmPage, Ctx, Form, PageResult, block, enc, html, local_path, notice, see_other};
+use super::{
+    Chrome, ConfirmPage, Ctx, Form, PageError, PageResult, block, enc, html, html_status, local_path, notice, see_other,
+};
 use crate::http::download::{attachment_utf8, download_response, file_response};
 use crate::model::audit::Who;
 use crate::model::target::TargetType;
+use crate::service::files::Format;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/backups/{id}").route(web::get().to(view)))
         .service(web::resource("/backups/{id}/recycle").route(web::post().to(recycle)))
         .service(web::resource("/backups/{id}/restore").route(web::post().to(restore)))
+        .service(web::resource("/backups/{id}/pin").route(web::post().to(pin)))
+        .service(web::resource("/backups/{id}/unpin").route(web::post().to(unpin)))
         .service(
             web::resource("/backups/{id}/delete").route(web::get().to(delete_confirm)).route(web::post().to(delete)),
         )
         .service(web::resource("/backups/{id}/download").route(web::get().to(download)))
         .service(web::resource("/backups/{id}/file").route(web::get().to(download_file)))
+        .service(web::resource("/backups/{id}/select").route(web::get().to(download_selected)))
         .service(web::resource("/recycle-bin").route(web::get().to(recycle_bin)))
         .service(web::resource("/recycle-bin/empty").route(web::get().to(empty_confirm)).route(web::post().to(empty)));
 }
@@ -30,6 +37,7 @@ struct BackupPage {
     c: Chrome,
     b: BackupRow,
     recycled: bool,
+    pinned: bool,
     single: bool,
     file_count: usize,
     tree: String,
@@ -40,8 +48,11 @@ struct BackupPage {
 async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
     let (target, backup, files, findings) = block(move || {
-        let (t, b, f) = svc.backup_details(&id)?;
+        let (t, mut b, f) = svc.backup_details(&id)?;
         let findings = if b.hash_mismatch { svc.backup_damage(&b.id)? } else { Vec::new() };
+        // What deleting it alone frees: the target's listing knows it.
+        b.exclusive_bytes =
+            svc.target_with_backups(&t.id)?.1.iter().find(|x| x.id == b.id).and_then(|x| x.exclusive_bytes);
         Ok((t, b, f, findings))
     })
     .await?;
@@ -51,6 +62,7 @@ async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: 
         c: ctx.chrome(backup.name.clone(), "targets").with_notice(notice(&req)),
         b: BackupRow::of(&backup, &target.name, crate::time::now()),
         recycled: backup.is_recycled,
+        pinned: backup.pinned,
         single,
         file_count: files.len(),
         tree: if single { String::new() } else { file_tree(&backup.id, &files) },
@@ -99,10 +111,54 @@ async fn restore(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, bo
     set_recycled(state, ctx, id.into_inner(), body, false).await
 }
 
+/// Pins (`pinned`) or unpins a backup, then back where the form came from.
+async fn set_pinned(state: web::Data<AppState>, ctx: Ctx, id: String, body: web::Bytes, pinned: bool) -> PageResult {
+    let form = Form::parse(&body);
+    ctx.check(&form)?;
+    let back = back_from(&form);
+    let svc = state.service.clone();
+    let id = block(move || {
+        svc.set_pinned(&id, pinned)?;
+        let (_, b, _) = svc.backup_details(&id)?;
+        Ok(b.id)
+    })
+    .await?;
+    let back = back.unwrap_or_else(|| format!("/backups/{}", enc(&id)));
+    Ok(see_other(&with_done(&back, if pinned { "pinned" } else { "unpinned" })))
+}
+
+async fn pin(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+    set_pinned(state, ctx, id.into_inner(), body, true).await
+}
+
+async fn unpin(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+    set_pinned(state, ctx, id.into_inner(), body, false).await
+}
+
 async fn delete_confirm(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
     let (target, backup, _) = block(move || svc.backup_details(&id)).await?;
     let back = back_from(&Form::from_query(&req)).unwrap_or_else(|| format!("/targets/{}", enc(&target.id)));
+    if backup.pinned {
+        // Asks to unpin first; unpinning comes back here, to the delete confirmation.
+        let here = format!("/backups/{}/delete?back={}", enc(&backup.id), enc(&back));
+        return html_status(
+            actix_web::http::StatusCode::CONFLICT,
+            &ConfirmPage {
+                c: ctx.chrome("Unpin first", "targets"),
+                heading: format!("The backup {} is pinned", backup.name),
+                text: "A pinned backup is never deleted, by retention or by hand. Unpin it first, then delete it."
+                    .into(),
+                items: Vec::new(),
+                action: format!("/backups/{}/unpin", enc(&backup.id)),
+                hidden: vec![("back".into(), here)],
+                files_choice: false,
+                button: "Unpin".into(),
+                danger: false,
+                cancel: format!("/backups/{}", enc(&backup.id)),
+            },
+        );
+    }
     html(&ConfirmPage {
         c: ctx.chrome("Delete backup", "targets"),
         heading: format!("Delete the backup {}?", backup.name),
@@ -157,6 +213,25 @@ async fn download_file(state: web::Data<AppState>, id: web::Path<String>, req: H
     let svc = state.service.clone();
     let (blob, size, name) = block(move || svc.backup_file(&id, &path)).await?;
     stream_file(blob, size, &name).await
+}
+
+/// The ticked files and folders of a multi-file backup as one archive (`?path=…` repeated,
+/// `format=tar|zip`), streamed as the API's `GET /api/backup/{id}/select` streams it.
+async fn download_selected(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> PageResult {
+    let q = Form::from_query(&req);
+    let paths = q.all("path");
+    let id = id.into_inner();
+    if paths.is_empty() {
+        return Ok(see_other(&format!("/backups/{}?done=none-ticked", enc(&id))));
+    }
+    let format = match q.text("format").as_str() {
+        "" | "tar" => Format::Tar,
+        "zip" => Format::Zip,
+        _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Choose .tar or .zip as the archive format.")),
+    };
+    let svc = state.service.clone();
+    let download = block(move || svc.download_selection(&id, &paths, format)).await?;
+    Ok(download_response(&state.service, download, attachment_utf8).await?)
 }
 
 async fn stream_file(path: std::path::PathBuf, size: u64, filename: &str) -> PageResult {

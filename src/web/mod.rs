@@ -4,7 +4,7 @@
 //! whether the visitor may in (see `auth::session` for the rules), puts a [`Ctx`] in the request and
 //! adds the security headers. Every POST checks the session's CSRF token ([`Ctx::check`]).
 //! Pages work without JavaScript; `static/app.js` only adds upload progress, drag and drop,
-//! select-all and the recycle-field toggle. No inline script anywhere, so the CSP forbids it.
+//! select-all, the recycle-field toggle and the live retention preview of the edit form. No inline script anywhere, so the CSP forbids it.
 
 mod assets;
 mod audit;
@@ -399,6 +399,9 @@ pub fn notice(req: &HttpRequest) -> Option<String> {
             "A test notification is queued for 1 destination.",
             "A test notification is queued for {n} destinations.",
         ),
+        "pinned" => "Backup pinned: retention never takes it.".into(),
+        "unpinned" => "Backup unpinned.".into(),
+        "none-ticked" => "Tick at least one file or folder first.".into(),
         "none-selected" => "Select at least one backup first.".into(),
         _ => return None,
     })

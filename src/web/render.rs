@@ -82,12 +82,22 @@ pub fn file_tree(backup_id: &str, files: &[BackupFile]) -> String {
             open.pop();
             out.push_str("</ul></details></li>");
         }
-        for d in &dirs[common..] {
-            out.push_str(&format!("<li class=\"dir\"><details open><summary>{}/</summary><ul>", escape(d)));
+        for (i, d) in dirs.iter().enumerate().skip(common) {
+            let full = dirs[..=i].join("/");
+            out.push_str(&format!(
+                "<li class=\"dir\"><details open><summary><input type=\"checkbox\" name=\"path\" value=\"{}\" \
+                 form=\"select-form\" aria-label=\"Select the folder {}\"> {}/</summary><ul>",
+                escape(&full),
+                escape(&full),
+                escape(d)
+            ));
             open.push(d.to_string());
         }
         out.push_str(&format!(
-            "<li class=\"file\"><a href=\"/backups/{}/file?path={}\" download>{}</a> <span class=\"muted\">{}</span></li>",
+            "<li class=\"file\"><input type=\"checkbox\" name=\"path\" value=\"{}\" form=\"select-form\" \
+             aria-label=\"Select {}\"> <a href=\"/backups/{}/file?path={}\" download>{}</a> <span class=\"muted\">{}</span></li>",
+            escape(&f.path),
+            escape(&f.path),
             escape(&super::enc(backup_id)),
             escape(&super::enc(&f.path)),
             escape(name[0]),
@@ -197,9 +207,13 @@ mod tests {
     fn tree_nests_folders_and_escapes() {
         let f = |p: &str| BackupFile { path: p.into(), blob: "b".into(), size: 3, mode: 0o644 };
         let html = file_tree("id", &[f("a/x.txt"), f("a/b/<y>.txt"), f("z.txt")]);
-        assert!(html.contains("<summary>a/</summary>"));
-        assert!(html.contains("<summary>b/</summary>"));
+        assert!(html.contains(" a/</summary>"));
+        assert!(html.contains(" b/</summary>"));
         assert!(html.contains("&lt;y&gt;.txt"));
+        // A checkbox per folder (its full path) and per file, all in the selection form.
+        assert!(html.contains("name=\"path\" value=\"a/b\" form=\"select-form\""), "{html}");
+        assert!(html.contains("value=\"a/b/&lt;y&gt;.txt\""));
+        assert_eq!(html.matches("form=\"select-form\"").count(), 5);
         assert_eq!(html.matches("<details").count(), html.matches("</details>").count());
     }
 }

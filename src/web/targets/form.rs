@@ -3,7 +3,7 @@
 //! the error names.
 
 use actix_web::http::StatusCode;
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 use askama::Template;
 
 use super::super::render::target_hint;
@@ -100,6 +100,10 @@ struct TargetFormPage {
     field: String,
     /// Targets already carrying the name typed (a create asks again before adding another).
     same_name: Vec<String>,
+    /// The edit form's retention preview (none on the create form).
+    preview: Option<super::preview::PreviewView>,
+    /// Where `app.js` asks for the preview while the policy is edited; empty on create.
+    preview_url: String,
 }
 
 impl TargetFormPage {
@@ -186,6 +190,8 @@ pub(super) async fn new_form(ctx: Ctx) -> PageResult {
         error: None,
         field: String::new(),
         same_name: Vec::new(),
+        preview: None,
+        preview_url: String::new(),
     })
 }
 
@@ -216,11 +222,21 @@ pub(super) async fn create(state: web::Data<AppState>, ctx: Ctx, body: web::Byte
             keep_retention(&mut form, None);
             let same_name =
                 others.iter().map(|t| format!("{} ({})", t.name, target_hint(t.alias.as_deref(), &t.id))).collect();
-            let page =
-                TargetFormPage { c, new: true, action, cancel, v: form, error: None, field: String::new(), same_name };
+            let page = TargetFormPage {
+                c,
+                new: true,
+                action,
+                cancel,
+                v: form,
+                error: None,
+                field: String::new(),
+                same_name,
+                preview: None,
+                preview_url: String::new(),
+            };
             html(&page)
         }
-        Err(e) => form_error(c, true, action, cancel, form, e),
+        Err(e) => form_error(c, true, action, cancel, form, e, String::new()),
     }
 }
 
@@ -243,7 +259,15 @@ fn keep_retention(form: &mut Form, target: Option<&Target>) {
 
 /// The form again, with the error beside its field in the form's words; a missing target or a
 /// server failure is a page of its own.
-fn form_error(c: Chrome, new: bool, action: String, cancel: String, mut v: Form, e: PageError) -> PageResult {
+fn form_error(
+    c: Chrome,
+    new: bool,
+    action: String,
+    cancel: String,
+    mut v: Form,
+    e: PageError,
+    preview_url: String,
+) -> PageResult {
     if e.status == StatusCode::NOT_FOUND || e.status.is_server_error() {
         return Err(e);
     }
@@ -255,13 +279,31 @@ fn form_error(c: Chrome, new: bool, action: String, cancel: String, mut v: Form,
         Some(code) if !field.is_empty() => in_form_words(&field, code, &e.message),
         _ => without_os_codes(&e.message),
     };
-    let page = TargetFormPage { c, new, action, cancel, v, field, error: Some(message), same_name: Vec::new() };
+    let page = TargetFormPage {
+        c,
+        new,
+        action,
+        cancel,
+        v,
+        field,
+        error: Some(message),
+        same_name: Vec::new(),
+        preview: None,
+        preview_url,
+    };
     html_status(e.status, &page)
+}
+
+/// Where the edit form of target `id` asks for its retention preview.
+fn preview_url(id: &str) -> String {
+    format!("/targets/{}/retention-preview", enc(id))
 }
 
 pub(super) async fn edit_form(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>) -> PageResult {
     let svc = state.service.clone();
     let (target, _) = block(move || svc.target_with_backups(&id)).await?;
+    // The saved policy's preview, which the script (or the Preview button) replaces.
+    let preview = super::preview::build(&state, &target.id, &[]).await?;
     html(&TargetFormPage {
         c: ctx.chrome(format!("Edit {}", target.name), "targets"),
         new: false,
@@ -271,16 +313,47 @@ pub(super) async fn edit_form(state: web::Data<AppState>, ctx: Ctx, id: web::Pat
         error: None,
         field: String::new(),
         same_name: Vec::new(),
+        preview: Some(preview),
+        preview_url: preview_url(&target.id),
     })
 }
 
-pub(super) async fn edit(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, body: web::Bytes) -> PageResult {
+/// Saves the edit form; with `preview` (the Preview button), shows the retention preview of
+/// the policy as typed instead, on the form as it was sent, and saves nothing.
+pub(super) async fn edit(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> PageResult {
     let mut form = Form::parse(&body);
     ctx.check(&form)?;
     let id = id.into_inner();
     let svc = state.service.clone();
     let lookup = id.clone();
     let (target, _) = block(move || svc.target_with_backups(&lookup)).await?;
+    if form.get("preview").is_some() {
+        crate::web::audit::note(&req, |n| n.unchanged = true);
+        form.set("backup_type", target.target_type.as_str());
+        let preview = super::preview::build(&state, &target.id, form.pairs()).await?;
+        let status = if preview.error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+        return html_status(
+            status,
+            &TargetFormPage {
+                c: ctx.chrome(format!("Edit {}", target.name), "targets"),
+                new: false,
+                action: format!("/targets/{}/edit", enc(&target.id)),
+                cancel: format!("/targets/{}", enc(&target.id)),
+                v: form,
+                error: None,
+                field: String::new(),
+                same_name: Vec::new(),
+                preview: Some(preview),
+                preview_url: preview_url(&target.id),
+            },
+        );
+    }
     let svc = state.service.clone();
     let pairs = form.pairs().to_vec();
     let tid = target.id.clone();
@@ -298,6 +371,7 @@ pub(super) async fn edit(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
                 format!("/targets/{}", enc(&target.id)),
                 form,
                 e,
+                preview_url(&target.id),
             )
         }
     }

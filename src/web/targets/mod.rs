@@ -1,10 +1,12 @@
 //! Targets: the list (sort, search, pages, totals), create and edit forms, the target page with
 //! its backups, bulk actions and deletes behind a confirmation.
 
+mod files;
 mod form;
 mod keys;
 mod list;
 mod page;
+mod preview;
 
 use actix_web::web;
 
@@ -18,6 +20,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/targets/{id}/edit").route(web::get().to(form::edit_form)).route(web::post().to(form::edit)),
         )
+        .service(web::resource("/targets/{id}/files").route(web::get().to(files::search)))
+        .service(web::resource("/targets/{id}/compare").route(web::get().to(files::compare)))
+        .service(web::resource("/targets/{id}/history").route(web::get().to(files::history)))
+        .service(web::resource("/targets/{id}/retention-preview").route(web::get().to(preview::fragment)))
         .service(web::resource("/targets/{id}/bulk").route(web::post().to(page::bulk)))
         .service(web::resource("/targets/{id}/keys").route(web::post().to(keys::new_upload_key)))
         .service(

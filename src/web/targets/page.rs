@@ -30,6 +30,10 @@ pub struct BackupRow {
     /// When it went to the recycle bin, relative and exact; empty when active or not recorded.
     pub recycled_ago: String,
     pub recycled_when: String,
+    /// Retention never takes it, and deleting it asks to unpin first.
+    pub pinned: bool,
+    /// What deleting it alone would free; empty when not known.
+    pub frees: String,
 }
 
 impl BackupRow {
@@ -48,6 +52,8 @@ impl BackupRow {
             mismatch: b.hash_mismatch,
             recycled_ago: b.recycled_at.map(|t| ago(t, now)).unwrap_or_default(),
             recycled_when: b.recycled_at.map(when).unwrap_or_default(),
+            pinned: b.pinned,
+            frees: b.exclusive_bytes.map(size).unwrap_or_default(),
         }
     }
 }
@@ -102,6 +108,13 @@ struct TargetPage {
     desc: bool,
     keys: Vec<super::keys::KeyRow>,
     health: HealthView,
+    /// This page as sorted now: where the pin buttons come back to.
+    back: String,
+    /// The compare form: every backup, and the two newest proposed.
+    target_id: String,
+    choices: Vec<super::files::Choice>,
+    from: String,
+    to: String,
 }
 
 /// The target's health as its page tells it.
@@ -161,21 +174,43 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
     .await?;
     let keys = super::keys::uploaders(&state, &target.id).await?;
     let q = Form::from_query(&req);
-    let sort = if q.get("sort") == Some("size") { "size" } else { "date" };
+    let sort = match q.get("sort") {
+        Some("size") => "size",
+        Some("frees") => "frees",
+        _ => "date",
+    };
     let desc = q.get("dir") != Some("asc");
     let mut backups = backups;
     backups.sort_by(|a, b| {
-        let o = if sort == "size" { a.filesize.cmp(&b.filesize) } else { a.created_at.cmp(&b.created_at) };
-        if desc { o.reverse() } else { o }
+        let o = match sort {
+            "size" => a.filesize.cmp(&b.filesize),
+            "frees" => a.exclusive_bytes.cmp(&b.exclusive_bytes),
+            _ => a.created_at.cmp(&b.created_at),
+        };
+        // Ties (equal sizes) fall back to the newest first, so the order never jumps.
+        let o = if desc { o.reverse() } else { o };
+        o.then_with(|| b.created_at.cmp(&a.created_at))
     });
     let now = crate::time::now();
     let (recycled, active): (Vec<&Backup>, Vec<&Backup>) = backups.iter().partition(|b| b.is_recycled);
     let path = format!("/targets/{}", enc(&target.id));
-    let cols = sort_cols(&[("date", "Created", "desc"), ("size", "Size", "desc")], sort, desc, &path, &[]);
+    let cols = sort_cols(
+        &[("date", "Created", "desc"), ("size", "Size", "desc"), ("frees", "Frees", "desc")],
+        sort,
+        desc,
+        &path,
+        &[],
+    );
+    let choices = super::files::choices(&backups);
     let page = TargetPage {
         c: ctx.chrome(target.name.clone(), "targets").with_notice(notice(&req)),
         active: active.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
         recycled: recycled.iter().map(|b| BackupRow::of(b, &target.name, now)).collect(),
+        back: format!("{path}?sort={sort}&dir={}", if desc { "desc" } else { "asc" }),
+        target_id: target.id.clone(),
+        from: choices.get(1).map(|c| c.id.clone()).unwrap_or_default(),
+        to: choices.first().map(|c| c.id.clone()).unwrap_or_default(),
+        choices,
         cols,
         sort,
         desc,
@@ -229,6 +264,17 @@ pub(super) async fn bulk(
         "delete" => ("Delete", "deleted"),
         _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Unknown action.")),
     };
+    // A pinned backup is never deleted: refuse the whole selection before anything happens.
+    let pinned: Vec<&str> = chosen.iter().filter(|b| b.pinned).map(|b| b.name.as_str()).collect();
+    if action == "delete" && !pinned.is_empty() {
+        return Err(PageError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "Pinned backups are never deleted; unpin them first (Unpin on the target's page): {}. Nothing was deleted.",
+                pinned.join(", ")
+            ),
+        ));
+    }
     let ids_text = ids.join(",");
     crate::web::audit::note(&req, |n| n.message = Some(format!("{action}: {ids_text}")));
     if !form.checked("confirm") {
