@@ -140,21 +140,16 @@ impl Service {
     /// Ends holds early and collects what they kept at once: `bakch held purge`, on the server
     /// only (see the module comment).
     pub fn purge_held(&self, purge: &Purge) -> Result<String> {
-        let mut c = self.conn()?;
         let ids = &purge.ids;
-        for id in ids {
-            if db::held::find(&c, id)?.is_none() {
-                return Err(Error::not_found(format!("No held backup '{id}'")));
+        {
+            let c = self.conn()?;
+            for id in ids {
+                if db::held::find(&c, id)?.is_none() {
+                    return Err(Error::not_found(format!("No held backup '{id}'")));
+                }
             }
         }
-        let ops = db::with_tx(&mut c, |tx| {
-            for id in ids {
-                db::held::delete(tx, id)?;
-            }
-            Self::journal(tx, ids.iter().map(|id| FsOp::Held { backup_id: id.clone() }).collect())
-        })?;
-        drop(c);
-        self.apply_journal(&ops)?;
+        self.end_holds(ids)?;
         tracing::warn!("held purge: ended the hold of {} deleted backup(s) (by a local command)", ids.len());
         let collected = self.collect(Duration::ZERO)?;
         Ok(format!("ended the hold of {} deleted backup(s); {collected}", ids.len()))
@@ -162,19 +157,11 @@ impl Service {
 
     /// Removes the entries whose hold has ended (garbage collection, before it marks).
     pub(super) fn drop_ended_holds(&self) -> Result<usize> {
-        let mut c = self.conn()?;
-        let ended = db::held::ended(&c, &time::iso(time::now()))?;
+        let ended = db::held::ended(&*self.conn()?, &time::iso(time::now()))?;
         if ended.is_empty() {
             return Ok(0);
         }
-        let ops = db::with_tx(&mut c, |tx| {
-            for id in &ended {
-                db::held::delete(tx, id)?;
-            }
-            Self::journal(tx, ended.iter().map(|id| FsOp::Held { backup_id: id.clone() }).collect())
-        })?;
-        drop(c);
-        self.apply_journal(&ops)?;
+        self.end_holds(&ended)?;
         tracing::info!("the hold of {} deleted backup(s) ended; their content may now be collected", ended.len());
         Ok(ended.len())
     }
@@ -182,6 +169,18 @@ impl Service {
     /// How many entries, the bytes only they keep, when the first hold ends (one query).
     pub fn held_usage(&self) -> Result<Reclaimable> {
         db::held::usage(&*self.conn()?)
+    }
+
+    /// Drops held entries and their files (through the journal), so their content is no longer
+    /// kept from collection.
+    fn end_holds(&self, ids: &[String]) -> Result<()> {
+        let ops = db::with_tx(&mut *self.conn()?, |tx| {
+            for id in ids {
+                db::held::delete(tx, id)?;
+            }
+            Self::journal(tx, ids.iter().map(|id| FsOp::Held { backup_id: id.clone() }).collect())
+        })?;
+        self.apply_journal(&ops)
     }
 
     /// Held bytes and bytes waiting for collection (walks the store: for a full disk's reply,

@@ -23,17 +23,9 @@ pub fn after_delete(config: &Config) -> String {
     format!("Their content stays held for {} and can be restored from Held backups until then.", hold_text(config.hold))
 }
 
-/// `7 days`, `1 day`, `3 hours`.
+/// `7 days`, `1 day`, `3 hours`: the largest whole unit.
 fn hold_text(hold: std::time::Duration) -> String {
-    let secs = hold.as_secs();
-    let (n, unit) = if secs >= 86400 {
-        (secs / 86400, "day")
-    } else if secs >= 3600 {
-        (secs / 3600, "hour")
-    } else {
-        (secs.max(1), "second")
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+    crate::model::health::human(i64::try_from(hold.as_secs()).unwrap_or(i64::MAX))
 }
 
 struct HeldRow {
