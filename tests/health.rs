@@ -1,9 +1,12 @@
 //! Health (issue 15) against the real binary: a target's states and the notifications their
 //! changes send to a local webhook receiver (signature checked), an ntfy-style endpoint and an
 //! SMTP sink, all in this file; `/api/health` flipping between 200 and 503; the change canary
-//! flagging an unusual backup with its numbers; and `/metrics` read by a Prometheus parser.
+//! flagging an unusual backup with its numbers; a quota's warning level on the dashboard and in
+//! a notification; and `/metrics` read by a Prometheus parser.
 
 mod common;
+#[path = "common/web.rs"]
+mod web;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -381,4 +384,56 @@ fn notify_test_reaches_every_destination() {
     assert_eq!(hook_events(&hooks)[0]["event"], "test");
     assert_eq!(pushes.lock().unwrap()[0].header("tags"), Some("test"));
     assert!(mails.lock().unwrap()[0].contains("Subject: bakch: test notification"));
+}
+
+#[test]
+fn a_target_nearly_at_its_quota_shows_on_the_dashboard_and_is_told_once() {
+    let (s, hooks, _, _) = server_with_destinations();
+    web::set_password(&s, "dashboard pw");
+    let browser = web::Web::new(&s);
+    browser.login("dashboard pw");
+    let id = s.create_target(json!({"name": "photos", "quota_bytes": 10_000, "quota_warning_percent": 50}));
+    let banner = |html: &str| html.contains("class=\"quota-warning\"");
+
+    // 40 %: the dashboard says how much is used; no warning anywhere.
+    s.upload_ok(&id, &[("a.bin", &[b'a'; 4000])]);
+    let list = browser.get("/targets").body;
+    assert!(list.contains("3.9 KiB of 9.8 KiB quota (40 %)"), "{list}");
+    assert!(!banner(&list), "{list}");
+    let (status, health) = s.get("/api/health");
+    assert_eq!((status, health["quota_warnings"].clone()), (200, json!([])), "{health}");
+
+    // 60 %: past the warning level. Told once; a warning, not a failure.
+    s.upload_ok(&id, &[("b.bin", &[b'b'; 2000])]);
+    let told = wait_count("the quota warning", &hooks, 1);
+    let event = &hook_events(&hooks)[0];
+    assert_eq!(event["event"], "quota_warning", "{told:?}");
+    assert!(event["reason"].as_str().unwrap().contains("60 %"), "{event}");
+    let (status, health) = s.get("/api/health");
+    assert_eq!(status, 200, "a quota warning does not make the server unhealthy: {health}");
+    let q = &health["quota_warnings"][0];
+    assert_eq!(
+        (q["target_id"].as_str(), q["percent"].as_i64(), q["warning"].as_bool()),
+        (Some(id.as_str()), Some(60), Some(true)),
+        "{health}"
+    );
+    assert_eq!((q["used_bytes"].as_i64(), q["quota_bytes"].as_i64()), (Some(6000), Some(10_000)));
+    let list = browser.get("/targets").body;
+    assert!(
+        banner(&list) && list.contains("photos</a> is nearly at its quota: 5.9 KiB of 9.8 KiB quota (60 %)."),
+        "{list}"
+    );
+    assert!(list.contains("class=\"quota near\""), "the row is marked too: {list}");
+    let page = browser.get(&format!("/targets/{id}")).body;
+    assert!(page.contains("id=\"target-quota\"") && page.contains("Nearly full"), "{page}");
+    assert!(page.contains("warns at 50 %"), "{page}");
+
+    // A raised quota: recovered, told once, and the dashboard is calm again.
+    assert_eq!(s.patch(&format!("/api/target/{id}"), json!({"quota_bytes": 100_000})).0, 200);
+    wait_count("the recovered event", &hooks, 2);
+    assert_eq!(hook_events(&hooks)[1]["event"], "recovered");
+    let list = browser.get("/targets").body;
+    assert!(!banner(&list) && list.contains("(6 %)"), "{list}");
+    assert_eq!(s.get("/api/health").1["quota_warnings"], json!([]));
+    assert_eq!(hook_events(&hooks).len(), 2, "each change told once");
 }

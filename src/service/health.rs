@@ -43,6 +43,23 @@ pub struct Summary {
     pub disk: Disk,
     /// Notification destinations whose last delivery failed.
     pub failing_destinations: Vec<FailingDestination>,
+    /// Targets whose backups use their quota's warning level or more, fullest first. A warning,
+    /// not a failure: it does not change `status`.
+    pub quota_warnings: Vec<QuotaUse>,
+}
+
+/// How much of its quota a target's backups use (the figure the quota is enforced on: each
+/// distinct content once).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QuotaUse {
+    pub target_id: String,
+    pub target_name: String,
+    pub used_bytes: i64,
+    pub quota_bytes: i64,
+    /// `used_bytes` as a whole percent of `quota_bytes` (may pass 100 after a quota is lowered).
+    pub percent: i64,
+    /// At or past the target's `quota_warning_percent`.
+    pub warning: bool,
 }
 
 /// A target that is not fine.
@@ -432,6 +449,13 @@ impl Service {
             }
         }
         problems.sort_by(|a, b| a.state.cmp(&b.state).then_with(|| a.target_name.cmp(&b.target_name)));
+        let mut quota_warnings = Vec::new();
+        for t in &targets {
+            if let Some(q) = self.quota_use(t)?.filter(|q| q.warning) {
+                quota_warnings.push(q);
+            }
+        }
+        quota_warnings.sort_by(|a, b| b.percent.cmp(&a.percent).then_with(|| a.target_name.cmp(&b.target_name)));
         let disk = self.disk()?;
         Ok(Summary {
             status: if problems.is_empty() && !disk.low { "ok" } else { "unhealthy" },
@@ -439,7 +463,24 @@ impl Service {
             problems,
             disk,
             failing_destinations: self.failing_destinations()?,
+            quota_warnings,
         })
+    }
+
+    /// A target's use of its quota; `None` when it has none.
+    pub fn quota_use(&self, t: &Target) -> Result<Option<QuotaUse>> {
+        if t.quota_bytes <= 0 {
+            return Ok(None);
+        }
+        let (_, used) = db::backups::target_usage(&*self.conn()?, &t.id)?;
+        Ok(Some(QuotaUse {
+            target_id: t.id.clone(),
+            target_name: t.name.clone(),
+            used_bytes: used,
+            quota_bytes: t.quota_bytes,
+            percent: (used as i128 * 100 / t.quota_bytes as i128) as i64,
+            warning: quota_level(t).is_some_and(|level| used >= level),
+        }))
     }
 
     /// The data disk's space and the full-disk estimate from the last 30 days' growth.
@@ -516,7 +557,6 @@ impl Service {
     }
 }
 
-/// `1.5 GiB`.
 /// The health subject of a target's quota.
 fn quota_subject(target_id: &str) -> String {
     format!("quota:{target_id}")
@@ -528,6 +568,7 @@ pub fn quota_level(t: &Target) -> Option<i64> {
         .then(|| (t.quota_bytes as i128 * t.quota_warning_percent as i128 / 100) as i64)
 }
 
+/// `1.5 GiB`.
 pub fn bytes(n: u64) -> String {
     let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = n as f64;

@@ -88,6 +88,26 @@ struct TargetRow {
     last_attempt: String,
     /// The last attempts as an SVG strip (drawn here, so no script is needed).
     strip: String,
+    quota: Option<QuotaView>,
+}
+
+/// A target's quota as the dashboard tells it.
+pub(super) struct QuotaView {
+    /// "9.2 GiB of 10.0 GiB quota (92 %)".
+    pub text: String,
+    pub percent: i64,
+    /// At or past its warning level.
+    pub warning: bool,
+}
+
+impl QuotaView {
+    pub(super) fn of(q: &crate::service::health::QuotaUse) -> QuotaView {
+        QuotaView {
+            text: format!("{} of {} quota ({} %)", size(q.used_bytes), size(q.quota_bytes), q.percent),
+            percent: q.percent.clamp(0, 100),
+            warning: q.warning,
+        }
+    }
 }
 
 /// The answer to "are my backups OK?", above everything else.
@@ -97,6 +117,8 @@ struct Banner {
     problems: Vec<crate::service::health::Problem>,
     failing: Vec<crate::service::health::FailingDestination>,
     disk: Option<String>,
+    /// (target id, name, its quota) of the targets nearly at their quota.
+    quota: Vec<(String, String, QuotaView)>,
 }
 
 #[derive(Template)]
@@ -136,7 +158,7 @@ pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest)
         let listed = svc.target_list(search.as_ref(), sort, desc, page)?;
         let mut health = Vec::with_capacity(listed.rows.len());
         for s in &listed.rows {
-            health.push((svc.target_health(&s.target)?, svc.attempts(&s.target.id, STRIP)?));
+            health.push((svc.target_health(&s.target)?, svc.attempts(&s.target.id, STRIP)?, svc.quota_use(&s.target)?));
         }
         Ok((listed, svc.shared_target_names()?, health, svc.health_summary()?))
     })
@@ -146,7 +168,11 @@ pub(super) async fn list(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest)
         .rows
         .iter()
         .zip(health)
-        .map(|(s, (h, attempts))| row(s, is_shared_name(&shared, &s.target.name), &h, &attempts, now))
+        .map(|(s, (h, attempts, quota))| {
+            let mut r = row(s, is_shared_name(&shared, &s.target.name), &h, &attempts, now);
+            r.quota = quota.as_ref().map(QuotaView::of);
+            r
+        })
         .collect();
     let banner = banner(summary);
     let (page, pages) = (listed.page, listed.pages);
@@ -225,8 +251,11 @@ fn banner(summary: crate::service::health::Summary) -> Banner {
             }
         )
     });
+    let quota: Vec<_> =
+        summary.quota_warnings.iter().map(|q| (q.target_id.clone(), q.target_name.clone(), QuotaView::of(q))).collect();
     Banner {
-        ok: bad == 0 && disk.is_none() && summary.failing_destinations.is_empty(),
+        ok: bad == 0 && disk.is_none() && summary.failing_destinations.is_empty() && quota.is_empty(),
+        quota,
         title,
         problems: summary.problems,
         failing: summary.failing_destinations,
@@ -276,5 +305,6 @@ fn row(
                 &format!("The last {} attempts of {}", attempts.len(), s.target.name),
             )
         },
+        quota: None,
     }
 }

@@ -108,6 +108,9 @@ struct TargetPage {
     desc: bool,
     keys: Vec<super::keys::KeyRow>,
     health: HealthView,
+    quota: Option<super::list::QuotaView>,
+    /// Its quota's warning level, "warns at 90 %" (empty when it never warns).
+    quota_warns_at: String,
     /// This page as sorted now: where the pin buttons come back to.
     back: String,
     /// The compare form: every backup, and the two newest proposed.
@@ -165,11 +168,12 @@ fn rule_text(t: &Target) -> String {
 
 pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>, req: HttpRequest) -> PageResult {
     let svc = state.service.clone();
-    let (target, backups, usage, health) = block(move || {
+    let (target, backups, usage, health, quota) = block(move || {
         let (t, b) = svc.target_with_backups(&id)?;
         let u = svc.target_usage(&t)?;
         let h = HealthView::of(&svc.target_health(&t)?, &svc.attempts(&t.id, 90)?, &t.name);
-        Ok((t, b, u, h))
+        let q = svc.quota_use(&t)?;
+        Ok((t, b, u, h, q))
     })
     .await?;
     let keys = super::keys::uploaders(&state, &target.id).await?;
@@ -216,6 +220,12 @@ pub(super) async fn view(state: web::Data<AppState>, ctx: Ctx, id: web::Path<Str
         desc,
         keys,
         health,
+        quota: quota.as_ref().map(super::list::QuotaView::of),
+        quota_warns_at: if target.quota_warning_percent > 0 {
+            format!("warns at {} %", target.quota_warning_percent)
+        } else {
+            String::new()
+        },
         t: TargetInfo {
             id: target.id.clone(),
             name: target.name.clone(),
