@@ -22,6 +22,7 @@ mod api_read;
 mod concurrent_uploads;
 mod data;
 mod dedup_series;
+mod file_history;
 mod harness;
 mod push;
 mod rebuild_db;
@@ -39,7 +40,7 @@ use serde_json::{Value, json};
 use harness::{Scratch, num_cores};
 
 const MIB: f64 = 1024.0 * 1024.0;
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "upload_single",
     "upload_archive",
     "api_read",
@@ -48,6 +49,7 @@ const SCENARIOS: [&str; 8] = [
     "rebuild_db",
     "push_many",
     "replica_sync",
+    "file_history",
 ];
 
 type Res<T> = Result<T, String>;
@@ -84,6 +86,7 @@ fn main() {
             "rebuild_db" => rebuild_db::run(&opts),
             "push_many" => push::run(&opts),
             "replica_sync" => replica_sync::run(&opts),
+            "file_history" => file_history::run(&opts),
             _ => concurrent_uploads::run(&opts),
         };
         match result {
@@ -118,7 +121,8 @@ environment:
   push_many:          BAKCH_BENCH_PUSH_FILES (10000), BAKCH_BENCH_PUSH_MIB (1024),
                       BAKCH_BENCH_PUSH_SMALL_FILES (1000000)
 
-  replica_sync:       BAKCH_BENCH_REPLICA_MIB (256), BAKCH_BENCH_REPLICA_FILES (64); needs garage and curl";
+  replica_sync:       BAKCH_BENCH_REPLICA_MIB (256), BAKCH_BENCH_REPLICA_FILES (64); needs garage and curl
+  file_history:       BAKCH_BENCH_HISTORY_BACKUPS (10000), BAKCH_BENCH_HISTORY_FILES (1000)";
 
 // ---------------------------------------------------------------------------------------------
 // Options

@@ -25,7 +25,7 @@ pub fn run(o: &Opts) -> Res<Report> {
     };
     let location = s.path().join("t0");
     let t = Instant::now();
-    write_backups(&data, &location, &target, backups, files)?;
+    write_backups(&data, &location, &target, backups, files, false)?;
     println!("state: {backups} backups of {files} files written in {:.1} s", t.elapsed().as_secs_f64());
     let manifests = data.join("manifests");
     let (mut bakch, mut cat, mut ratio) = (vec![], vec![], vec![]);
@@ -70,39 +70,69 @@ pub fn run(o: &Opts) -> Res<Report> {
 }
 
 /// Writes `backups` finished backups of `files` files each, as bakch would: one blob per distinct
-/// content, a manifest each, and the placed tree of hard links.
-fn write_backups(data: &Path, location: &Path, target: &str, backups: usize, files: usize) -> Res<()> {
+/// content, a manifest each, and the placed tree of hard links. With `churn`, file `i % files` of
+/// backup `i` has content of its own (so each path has versions); without, every backup is the same.
+pub(crate) fn write_backups(
+    data: &Path,
+    location: &Path,
+    target: &str,
+    backups: usize,
+    files: usize,
+    churn: bool,
+) -> Res<()> {
     let io = |e: std::io::Error| e.to_string();
+    let blob = |bytes: &[u8]| -> Res<(String, std::path::PathBuf)> {
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        let path = data.join("store").join(&hash[..2]).join(&hash[2..]);
+        if !path.exists() {
+            std::fs::create_dir_all(path.parent().unwrap_or(data)).map_err(io)?;
+            std::fs::write(&path, bytes).map_err(io)?;
+        }
+        Ok((hash, path))
+    };
     let mut entries = Vec::with_capacity(files);
     for j in 0..files {
         let bytes = format!("content of file {j}\n").repeat(j % 7 + 1);
-        let hash = blake3::hash(bytes.as_bytes()).to_hex().to_string();
-        let blob = data.join("store").join(&hash[..2]).join(&hash[2..]);
-        std::fs::create_dir_all(blob.parent().unwrap_or(data)).map_err(io)?;
-        std::fs::write(&blob, &bytes).map_err(io)?;
-        entries.push((format!("d{}/f{j}.txt", j % 10), hash, bytes.len(), blob));
+        let (hash, path) = blob(bytes.as_bytes())?;
+        entries.push((format!("d{}/f{j}.txt", j % 10), hash, bytes.len(), path));
     }
     let dir = data.join("manifests").join(target);
     for i in 0..backups {
         let id = format!("00000000-0000-4000-8000-{i:012x}");
         let name = format!("b0-{id}");
         let placed = location.join(&name);
-        for (path, _, _, blob) in &entries {
+        let mut these = entries.clone();
+        if churn {
+            let j = i % files;
+            let bytes = format!("file {j} as backup {i} has it\n");
+            let (hash, path) = blob(bytes.as_bytes())?;
+            these[j] = (these[j].0.clone(), hash, bytes.len(), path);
+        }
+        for (path, _, _, blob) in &these {
             let dest = placed.join(path);
             std::fs::create_dir_all(dest.parent().unwrap_or(&placed)).map_err(io)?;
             std::fs::hard_link(blob, &dest).map_err(io)?;
         }
-        let list: Vec<_> = entries
+        let list: Vec<_> = these
             .iter()
             .map(|(path, hash, size, _)| json!({"path": path, "blob": hash, "size": size, "mode": 420}))
             .collect();
+        // One backup a minute from 2026-01-01, so their order is their number.
+        let created = minute(i);
         let manifest = json!({
             "format": "bakch-backup", "version": 1, "target_id": target, "backup_id": id, "name": name,
-            "created_at": format!("2026-01-01T00:00:{:02}.{:06}+00:00", i % 60, i), "manual": false,
+            "created_at": created, "manual": false,
             "recycled": false, "type": "multi", "hash": format!("{i:064x}"),
-            "size": entries.iter().map(|e| e.2).sum::<usize>(), "files": list,
+            "size": these.iter().map(|e| e.2).sum::<usize>(), "files": list,
         });
         std::fs::write(dir.join(format!("{id}.json")), manifest.to_string()).map_err(io)?;
     }
     Ok(())
+}
+
+/// `2026-01-01T00:00:00+00:00` plus `i` minutes, as ISO 8601.
+fn minute(i: usize) -> String {
+    use chrono::TimeZone;
+    let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default();
+    (start + chrono::Duration::minutes(i as i64)).to_rfc3339()
 }
