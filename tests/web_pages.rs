@@ -1125,6 +1125,21 @@ fn file_search_pages_and_the_version_timeline_download_each_version() {
     assert_eq!(unknown.status, 200);
     assert!(unknown.body.contains("No backup of"));
     assert_eq!(w.get(&format!("/targets/{target}/history")).status, 400);
+
+    // Four more backups with the same a.txt: the newest shows, the three between fold into one
+    // line, and every version is one click away.
+    for _ in 0..4 {
+        s.upload_ok(&target, &[("a.txt", b"bye")]);
+    }
+    let t = w.get(&format!("/targets/{target}/history?path=a.txt"));
+    assert!(t.body.contains("In 8 backups, 3 distinct versions"), "{}", t.body);
+    assert_eq!(count(&t.body, "class=\"version-download\""), 5, "{}", t.body);
+    assert_eq!(count(&t.body, "<tr class=\"folded\">"), 1);
+    assert!(t.body.contains("The same content in 3 more backups"), "{}", t.body);
+    assert!(t.body.contains("id=\"show-all-versions\""));
+    let every = w.get(&format!("/targets/{target}/history?path=a.txt&all=1"));
+    assert_eq!(count(&every.body, "class=\"version-download\""), 8, "{}", every.body);
+    assert!(!every.body.contains("<tr class=\"folded\">") && every.body.contains("id=\"show-changes\""));
 }
 
 #[test]

@@ -117,6 +117,42 @@ struct VersionRow {
     download: String,
 }
 
+/// A line of the timeline: a version, or a run of versions with the content of the one below.
+enum Line {
+    Version(VersionRow),
+    Same { count: usize, newest: String, oldest: String },
+}
+
+/// Runs of unchanged versions longer than this fold into one line (unless all are asked for):
+/// a file kept for years in daily backups has thousands of versions and a handful of changes.
+const FOLD_OVER: usize = 2;
+
+/// The timeline's lines: the newest version and every change shown, and each run of more than
+/// [`FOLD_OVER`] unchanged versions folded unless `all`.
+fn timeline(versions: Vec<VersionRow>, all: bool) -> Vec<Line> {
+    let mut lines = Vec::new();
+    let mut run: Vec<VersionRow> = Vec::new();
+    let flush = |run: &mut Vec<VersionRow>, lines: &mut Vec<Line>| {
+        if run.len() > FOLD_OVER {
+            let (newest, oldest) = (run[0].created.clone(), run[run.len() - 1].created.clone());
+            lines.push(Line::Same { count: run.len(), newest, oldest });
+            run.clear();
+        } else {
+            lines.extend(run.drain(..).map(Line::Version));
+        }
+    };
+    for (i, v) in versions.into_iter().enumerate() {
+        if all || i == 0 || v.changed {
+            flush(&mut run, &mut lines);
+            lines.push(Line::Version(v));
+        } else {
+            run.push(v);
+        }
+    }
+    flush(&mut run, &mut lines);
+    lines
+}
+
 #[derive(Template)]
 #[template(path = "history.html")]
 struct HistoryPage {
@@ -124,9 +160,18 @@ struct HistoryPage {
     target_id: String,
     target_name: String,
     path: String,
-    versions: Vec<VersionRow>,
+    lines: Vec<Line>,
+    /// How many backups hold the path.
+    held_in: usize,
     /// How many versions differ from the one before.
     distinct: usize,
+    /// Every version is listed (`?all=1`).
+    all: bool,
+    /// Some run of versions is folded.
+    folded: bool,
+    /// This page with `all=1`, and without.
+    all_href: String,
+    changes_href: String,
 }
 
 /// `GET /targets/{id}/history?path=…`: every version of one path, newest first, each with a
@@ -137,7 +182,9 @@ pub(super) async fn history(
     id: web::Path<String>,
     req: HttpRequest,
 ) -> PageResult {
-    let path = Form::from_query(&req).value("path").to_string();
+    let q = Form::from_query(&req);
+    let path = q.value("path").to_string();
+    let all = q.value("all") == "1";
     if path.is_empty() {
         return Err(PageError::new(StatusCode::BAD_REQUEST, "Say which file: ?path=folder/name."));
     }
@@ -150,7 +197,9 @@ pub(super) async fn history(
     })
     .await?;
     let now = crate::time::now();
-    let name_of = |id: &str| backups.iter().find(|b| b.id == id).map(|b| b.name.clone()).unwrap_or_default();
+    let names: std::collections::HashMap<&str, &str> =
+        backups.iter().map(|b| (b.id.as_str(), b.name.as_str())).collect();
+    let name_of = |id: &str| names.get(id).map(|n| n.to_string()).unwrap_or_default();
     let versions: Vec<VersionRow> = versions
         .into_iter()
         .map(|v| VersionRow {
@@ -166,13 +215,21 @@ pub(super) async fn history(
             pinned: v.pinned,
         })
         .collect();
+    let (held_in, distinct) = (versions.len(), versions.iter().filter(|v| v.changed).count());
+    let lines = timeline(versions, all);
+    let changes_href = history_href(&target.id, &path);
     html(&HistoryPage {
         c: ctx.chrome(format!("History of {path}"), "targets"),
+        folded: lines.iter().any(|l| matches!(l, Line::Same { .. })),
+        all_href: format!("{changes_href}&all=1"),
+        changes_href,
         target_id: target.id,
         target_name: target.name,
-        distinct: versions.iter().filter(|v| v.changed).count(),
+        held_in,
+        distinct,
+        all,
         path,
-        versions,
+        lines,
     })
 }
 
