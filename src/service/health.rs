@@ -472,7 +472,8 @@ impl Service {
         if t.quota_bytes <= 0 {
             return Ok(None);
         }
-        let (_, used) = db::backups::target_usage(&*self.conn()?, &t.id)?;
+        // Kept until the next commit, so a dashboard view costs no scan of the target's files.
+        let used = self.target_usage(t)?.distinct;
         Ok(Some(QuotaUse {
             target_id: t.id.clone(),
             target_name: t.name.clone(),

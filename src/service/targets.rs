@@ -361,6 +361,8 @@ pub struct Usage {
     pub logical: i64,
     /// Bytes really used: each distinct content once when hard-linked, every copy otherwise.
     pub disk_used: i64,
+    /// Each distinct content once, wherever it lies: what the quota counts.
+    pub distinct: i64,
 }
 
 impl Service {
@@ -379,6 +381,7 @@ impl Service {
                 storage: if linked { "hardlink" } else { "copy" },
                 logical,
                 disk_used: if linked { distinct } else { logical },
+                distinct,
             })
         })
     }
