@@ -236,13 +236,18 @@ pub fn set_pinned(c: &Connection, id: &str, pinned: bool) -> Result<()> {
 /// any state) and no held deletion refers to, which deleting it alone would free once
 /// collected. A blob at two paths of one backup counts once.
 pub fn exclusive_bytes(c: &Connection, target_id: &str) -> Result<std::collections::HashMap<String, i64>> {
+    // From the target's distinct contents (thousands), not its file rows (millions): content
+    // no other target holds, and whose lowest and highest holding backup are the same one.
     let mut stmt = c.prepare_cached(
-        "SELECT mine.backup_id, COALESCE(SUM(mine.size), 0) FROM
-           (SELECT DISTINCT f.backup_id, f.blob, f.size FROM backup_files f JOIN backups b ON b.id = f.backup_id
-             WHERE b.target_id = ?1 AND b.state = 'complete') AS mine
-         WHERE NOT EXISTS (SELECT 1 FROM backup_files o WHERE o.blob = mine.blob AND o.backup_id <> mine.backup_id)
-           AND NOT EXISTS (SELECT 1 FROM held_blobs h WHERE h.blob = mine.blob)
-         GROUP BY mine.backup_id",
+        "SELECT lo, SUM(size) FROM
+           (SELECT t.size,
+                   (SELECT MIN(f.backup_id) FROM backup_files f WHERE f.blob = t.blob) AS lo,
+                   (SELECT MAX(f.backup_id) FROM backup_files f WHERE f.blob = t.blob) AS hi
+              FROM target_blobs t
+             WHERE t.target_id = ?1
+               AND NOT EXISTS (SELECT 1 FROM target_blobs o WHERE o.blob = t.blob AND o.target_id <> ?1)
+               AND NOT EXISTS (SELECT 1 FROM held_blobs h WHERE h.blob = t.blob))
+         WHERE lo = hi GROUP BY lo",
     )?;
     let rows = stmt.query_map([target_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -329,13 +334,12 @@ pub fn referenced_blobs(c: &Connection) -> Result<std::collections::HashSet<Stri
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// (logical bytes, bytes of distinct blobs) of one target's complete backups.
+/// (logical bytes of its complete backups, bytes of the distinct blobs its backups hold). The
+/// second counts a pending backup's content too: it is about to be visible.
 pub fn target_usage(c: &Connection, target_id: &str) -> Result<(i64, i64)> {
     Ok(c.query_row(
         "SELECT COALESCE((SELECT SUM(filesize) FROM backups WHERE target_id = ?1 AND state = 'complete'), 0),
-                COALESCE((SELECT SUM(size) FROM (SELECT f.blob, MAX(f.size) AS size FROM backup_files f
-                          JOIN backups b ON b.id = f.backup_id
-                          WHERE b.target_id = ?1 AND b.state = 'complete' GROUP BY f.blob)), 0)",
+                COALESCE((SELECT SUM(size) FROM target_blobs WHERE target_id = ?1), 0)",
         [target_id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)

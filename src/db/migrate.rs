@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_retention.sql"),
     include_str!("migrations/0013_push.sql"),
     include_str!("migrations/0014_replica.sql"),
+    include_str!("migrations/0017_target_blobs.sql"),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {
