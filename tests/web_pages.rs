@@ -262,6 +262,20 @@ fn form_errors_keep_what_the_user_typed() {
         ],
     );
     assert_eq!(page.status, 303, "saving the same template is fine: {}", page.body);
+    // A cleared name is an error on its field, not "keep the old one".
+    let page = w.post(
+        &format!("/targets/{target}/edit"),
+        &[
+            ("csrf", &csrf),
+            ("name", ""),
+            ("recycle_criteria", "none"),
+            ("location", t["location"].as_str().unwrap()),
+            ("name_template", taken),
+        ],
+    );
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("aria-invalid=\"true\"") && page.body.contains("name"), "{}", page.body);
+    assert_eq!(s.target(&target).0["name"], "Still typed", "nothing changed");
     let other = s.create_target(json!({}));
     let page = w.post(
         &format!("/targets/{other}/edit"),

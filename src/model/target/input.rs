@@ -130,7 +130,7 @@ impl Source for Fields<'_> {
 
 /// A web form's fields (url-encoded pairs; the last of a repeated key counts). Every field is
 /// text: an empty one is not given, except as the form's page says:
-/// - on a new target an empty name is sent as blank (the name is required, and this says why);
+/// - an empty name is sent as blank (the name is required, and this says why), on an edit too;
 /// - an edit never changes the type (the form shows it disabled);
 /// - with criteria `none`, the recycle value and action are ignored (the form disables them);
 /// - the `deduplicate` checkbox and the tag and alias inputs are always sent: unchecked is off,
@@ -166,7 +166,10 @@ impl Source for FormSource<'_> {
     }
     fn string(&self, key: &str) -> Result<Option<String>> {
         match self.text(key) {
-            None if key == "name" && self.intent == Intent::Create => Ok(Some(String::new())),
+            // A name cleared on the edit form is refused like a blank new one, not taken as "keep".
+            None if key == "name" && (self.intent == Intent::Create || self.raw(key).is_some()) => {
+                Ok(Some(String::new()))
+            }
             text => Ok(text.map(str::to_string)),
         }
     }
