@@ -486,7 +486,9 @@ mod tests {
         assert_eq!((create.location, create.min_backups), (None, None));
         assert_eq!((create.deduplicate, create.alias, create.tags), (Some(false), Some(None), Some(vec![])));
         let edit = TargetInput::from_form(&pairs, Intent::Edit).unwrap();
-        assert_eq!((edit.name, edit.target_type), (None, None));
+        assert_eq!((edit.name.as_deref(), edit.target_type), (Some(""), None), "a cleared name is refused too");
+        let unnamed = TargetInput::from_form(&form(&[("recycle_criteria", "none")]), Intent::Edit).unwrap();
+        assert_eq!(unnamed.name, None, "a form without the field keeps the name");
     }
 
     #[test]
