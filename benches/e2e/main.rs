@@ -26,6 +26,7 @@ mod harness;
 mod push;
 mod rebuild_db;
 mod replica_sync;
+mod thread_tail;
 mod upload_archive;
 mod upload_single;
 
@@ -39,7 +40,7 @@ use serde_json::{Value, json};
 use harness::{Scratch, num_cores};
 
 const MIB: f64 = 1024.0 * 1024.0;
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "upload_single",
     "upload_archive",
     "api_read",
@@ -48,6 +49,7 @@ const SCENARIOS: [&str; 8] = [
     "rebuild_db",
     "push_many",
     "replica_sync",
+    "thread_tail",
 ];
 
 type Res<T> = Result<T, String>;
@@ -84,6 +86,7 @@ fn main() {
             "rebuild_db" => rebuild_db::run(&opts),
             "push_many" => push::run(&opts),
             "replica_sync" => replica_sync::run(&opts),
+            "thread_tail" => thread_tail::run(&opts),
             _ => concurrent_uploads::run(&opts),
         };
         match result {
@@ -118,7 +121,8 @@ environment:
   push_many:          BAKCH_BENCH_PUSH_FILES (10000), BAKCH_BENCH_PUSH_MIB (1024),
                       BAKCH_BENCH_PUSH_SMALL_FILES (1000000)
 
-  replica_sync:       BAKCH_BENCH_REPLICA_MIB (256), BAKCH_BENCH_REPLICA_FILES (64); needs garage and curl";
+  replica_sync:       BAKCH_BENCH_REPLICA_MIB (256), BAKCH_BENCH_REPLICA_FILES (64); needs garage and curl
+  thread_tail:        BAKCH_BENCH_TAIL_ROWS (10000); rounds of BAKCH_BENCH_API_SECS";
 
 // ---------------------------------------------------------------------------------------------
 // Options
