@@ -10,6 +10,18 @@ use serde_json::{Value, json};
 
 /// (status, ETag, body as JSON) of a GET, sending `etag` back when given.
 fn get(s: &TestServer, path: &str, etag: Option<&str>, gzip: bool) -> (u16, String, Option<Value>) {
+    let (status, tag, _, body) = get_as(s, path, etag, gzip.then_some("gzip"));
+    (status, tag, body)
+}
+
+/// (status, ETag, Content-Encoding, body as JSON, decoded) of a GET with `accept` as its
+/// `Accept-Encoding`.
+fn get_as(
+    s: &TestServer,
+    path: &str,
+    etag: Option<&str>,
+    accept: Option<&str>,
+) -> (u16, String, String, Option<Value>) {
     let client = reqwest::blocking::Client::builder().no_gzip().build().unwrap();
     let mut req = client.get(format!("{}{path}", s.url));
     if let Some(key) = &s.key {
@@ -18,22 +30,28 @@ fn get(s: &TestServer, path: &str, etag: Option<&str>, gzip: bool) -> (u16, Stri
     if let Some(tag) = etag {
         req = req.header("If-None-Match", tag);
     }
-    if gzip {
-        req = req.header("Accept-Encoding", "gzip");
+    if let Some(accept) = accept {
+        req = req.header("Accept-Encoding", accept);
     }
     let res = req.send().unwrap();
     let status = res.status().as_u16();
-    let tag = res.headers().get("etag").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    let zipped = res.headers().get("content-encoding").is_some_and(|v| v == "gzip");
+    let header = |name: &str| res.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let (tag, encoding) = (header("etag"), header("content-encoding"));
+    if status == 200 {
+        assert_eq!(header("vary"), "Accept-Encoding", "{path}");
+    }
     let bytes = res.bytes().unwrap().to_vec();
-    let text = if zipped {
-        let mut out = String::new();
-        flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut out).unwrap();
-        out
-    } else {
-        String::from_utf8(bytes).unwrap()
+    let text = match encoding.as_str() {
+        "gzip" => {
+            let mut out = String::new();
+            flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut out).unwrap();
+            out
+        }
+        "zstd" => String::from_utf8(zstd::stream::decode_all(&bytes[..]).unwrap()).unwrap(),
+        "" => String::from_utf8(bytes).unwrap(),
+        other => panic!("{path}: unexpected Content-Encoding {other}"),
     };
-    (status, tag, if status == 304 { None } else { Some(serde_json::from_str(&text).unwrap()) })
+    (status, tag, encoding, if status == 304 { None } else { Some(serde_json::from_str(&text).unwrap()) })
 }
 
 #[test]
@@ -56,6 +74,44 @@ fn etags_answer_304_and_gzip_carries_the_same_reply() {
         assert_eq!((status, body), (304, None), "{path}: an unchanged reply is sent again");
         assert_eq!(get(&s, &path, Some("\"other\""), false).0, 200);
     }
+}
+
+/// A client that accepts zstd gets the kept zstd copy, which decodes to the same reply; the
+/// client's q-values choose between zstd, gzip and none.
+#[test]
+fn zstd_carries_the_same_reply_and_q_values_choose() {
+    let mut s = TestServer::start();
+    s.new_api_key();
+    let t = s.create_target(json!({"name": "big"}));
+    for i in 0..40 {
+        let n = format!("f{i}.txt");
+        s.upload_ok(&t, &[(&n, n.as_bytes())]);
+    }
+    let path = format!("/api/target/{t}");
+    let (status, tag, encoding, plain) = get_as(&s, &path, None, None);
+    assert_eq!((status, encoding.as_str()), (200, ""));
+    for (accept, expected) in [
+        ("zstd", "zstd"),
+        ("gzip, deflate, br, zstd", "zstd"),
+        ("zstd;q=0.5, gzip", "gzip"),
+        ("zstd, gzip;q=0", "zstd"),
+        ("zstd;q=0, gzip;q=0.3", "gzip"),
+        ("*", "zstd"),
+        ("*;q=0, identity", ""),
+        ("br", ""),
+    ] {
+        let (status, tag2, encoding, body) = get_as(&s, &path, None, Some(accept));
+        assert_eq!((status, tag2.as_str(), encoding.as_str()), (200, tag.as_str(), expected), "{accept}");
+        assert_eq!(body, plain, "{accept}: the {expected} copy differs");
+    }
+    // The target list has its own copy (more targets make it worth compressing).
+    for i in 0..5 {
+        s.create_target(json!({"name": format!("other {i}")}));
+    }
+    let (_, _, encoding, body) = get_as(&s, "/api/target", None, Some("zstd"));
+    assert_eq!((encoding.as_str(), body), ("zstd", get_as(&s, "/api/target", None, None).3));
+    // An unchanged reply is a 304 whatever the encoding asked.
+    assert_eq!(get_as(&s, &path, Some(&tag), Some("zstd")).0, 304);
 }
 
 /// After every kind of change, the next read shows it: the kept reply is never served stale.

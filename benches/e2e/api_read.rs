@@ -118,17 +118,7 @@ pub fn run(o: &Opts) -> Res<Report> {
     if let Some(e) = failure.into_inner().unwrap() {
         return Err(e);
     }
-    let started = Instant::now();
-    loop {
-        let stats = server.get("/api/stats")?;
-        if stats["total_backups"].as_u64() == Some(backups as u64) {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(3600) {
-            return Err(format!("only {} of {backups} backups after an hour", stats["total_backups"]));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_backups(&server, backups)?;
     // The hot target: many backups of its own, so its reply is big.
     let hot_backups = o.size("BAKCH_BENCH_API_HOT", 1000.0, 20.0) as usize;
     let hot = server.create_target(targets, "multi", &locations)?;
@@ -146,7 +136,10 @@ pub fn run(o: &Opts) -> Res<Report> {
             return Err(format!("hot upload {i}: {}", r.status()));
         }
     }
-    let backups = backups + hot_backups;
+    let mut backups = backups + hot_backups;
+    // An upload is answered once queued: the rounds start when every job is done, or they
+    // would measure reads beside the seeding's tail.
+    wait_for_backups(&server, backups)?;
     let seeded = t.elapsed().as_secs_f64();
     println!(
         "seeded {targets} targets in {created:.1} s, {backups} backups in {seeded:.1} s ({:.0} backups/s)",
@@ -212,27 +205,39 @@ pub fn run(o: &Opts) -> Res<Report> {
         ceiling_p99.push(w.p99_ms);
         // Reads while 4 clients upload: every finished upload commits, so kept replies renew.
         let stop = std::sync::atomic::AtomicBool::new(false);
+        let uploaded = AtomicUsize::new(0);
         let w = std::thread::scope(|scope| {
+            let mut clients = Vec::new();
             for c in 0..4u64 {
                 let (stop, url, target) = (&stop, &server.url, &ids[c as usize % targets]);
-                scope.spawn(move || {
+                clients.push(scope.spawn(move || {
                     let client = reqwest::blocking::Client::new();
                     let mut i = 0u64;
+                    let mut done = 0;
                     while !stop.load(Ordering::Relaxed) {
                         let part =
                             reqwest::blocking::multipart::Part::bytes(content(9_000_000 + c * 100_000 + i, 2000, true))
                                 .file_name(format!("mixed{i}.txt"));
                         let form =
                             reqwest::blocking::multipart::Form::new().text("manual", "0").part("backup_file", part);
-                        let _ = client.post(format!("{url}/api/target/{target}/upload")).multipart(form).send();
+                        let res = client.post(format!("{url}/api/target/{target}/upload")).multipart(form).send();
+                        done += res.is_ok_and(|r| r.status().is_success()) as usize;
                         i += 1;
                     }
-                });
+                    done
+                }));
             }
             let w = run_wrk(&server.url, 64, o.api_secs, Path::new(&hot_script));
             stop.store(true, Ordering::Relaxed);
+            for c in clients {
+                uploaded.fetch_add(c.join().unwrap_or(0), Ordering::Relaxed);
+            }
             w
-        })?;
+        });
+        let w = w?;
+        backups += uploaded.into_inner();
+        // The next repetition starts with the queue empty, as the first did.
+        wait_for_backups(&server, backups)?;
         println!("rep {rep}: hot target c=64 while 4 clients upload: {:.0} req/s, p99 {:.2} ms", w.rps, w.p99_ms);
         mixed_rps.push(w.rps);
         mixed_p99.push(w.p99_ms);
@@ -278,6 +283,21 @@ pub fn run(o: &Opts) -> Res<Report> {
     r.notes.push(format!("wrk runs on the same {} cores as the server", num_cores()));
     r.json = json!({"targets": targets, "backups": backups, "seed_seconds": seeded, "errors": errors});
     Ok(r)
+}
+
+/// Waits until the server lists `n` backups (every queued upload job done).
+fn wait_for_backups(server: &Server, n: usize) -> Res<()> {
+    let started = Instant::now();
+    loop {
+        let stats = server.get("/api/stats")?;
+        if stats["total_backups"].as_u64() == Some(n as u64) {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            return Err(format!("only {} of {n} backups after an hour", stats["total_backups"]));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The ceiling: a trivial actix-web server that answers every request with the same bytes.

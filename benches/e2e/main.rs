@@ -27,6 +27,7 @@ mod harness;
 mod push;
 mod rebuild_db;
 mod replica_sync;
+mod thread_tail;
 mod upload_archive;
 mod upload_single;
 
@@ -40,7 +41,7 @@ use serde_json::{Value, json};
 use harness::{Scratch, num_cores};
 
 const MIB: f64 = 1024.0 * 1024.0;
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "upload_single",
     "upload_archive",
     "api_read",
@@ -50,6 +51,7 @@ const SCENARIOS: [&str; 9] = [
     "push_many",
     "replica_sync",
     "file_history",
+    "thread_tail",
 ];
 
 type Res<T> = Result<T, String>;
@@ -87,6 +89,7 @@ fn main() {
             "push_many" => push::run(&opts),
             "replica_sync" => replica_sync::run(&opts),
             "file_history" => file_history::run(&opts),
+            "thread_tail" => thread_tail::run(&opts),
             _ => concurrent_uploads::run(&opts),
         };
         match result {
@@ -122,7 +125,8 @@ environment:
                       BAKCH_BENCH_PUSH_SMALL_FILES (1000000)
 
   replica_sync:       BAKCH_BENCH_REPLICA_MIB (256), BAKCH_BENCH_REPLICA_FILES (64); needs garage and curl
-  file_history:       BAKCH_BENCH_HISTORY_BACKUPS (10000), BAKCH_BENCH_HISTORY_FILES (1000)";
+  file_history:       BAKCH_BENCH_HISTORY_BACKUPS (10000), BAKCH_BENCH_HISTORY_FILES (1000)
+  thread_tail:        BAKCH_BENCH_TAIL_ROWS (10000); rounds of BAKCH_BENCH_API_SECS";
 
 // ---------------------------------------------------------------------------------------------
 // Options

@@ -35,17 +35,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/target/{id}/recycled").delete(Need::Admin, Action::TargetRecycledDeleted, delete_recycled));
 }
 
-/// A target as JSON, with how its files reach the store (`hardlink` or `copy`) and its sizes.
-pub(crate) fn target_json(svc: &Service, t: &Target) -> Result<TargetView, Error> {
-    let usage = svc.target_usage(t)?;
-    Ok(TargetView {
-        target: t.clone(),
-        storage: Storage::of(usage.storage),
-        logical_size: usage.logical,
-        disk_used: usage.disk_used,
-        dedup_saved: usage.logical - usage.disk_used,
-        health: svc.target_health(t)?,
-    })
+/// Targets as JSON, with how their files reach the store (`hardlink` or `copy`), their sizes
+/// and health (read over one database connection for them all).
+pub(crate) fn target_views(svc: &Service, targets: &[Target]) -> Result<Vec<TargetView>, Error> {
+    let figures = svc.usage_and_health(targets)?;
+    Ok(targets
+        .iter()
+        .zip(figures)
+        .map(|(t, (usage, health))| TargetView {
+            target: t.clone(),
+            storage: Storage::of(usage.storage),
+            logical_size: usage.logical,
+            disk_used: usage.disk_used,
+            dedup_saved: usage.logical - usage.disk_used,
+            health,
+        })
+        .collect())
 }
 
 /// Lists targets, a page at a time (`page_size` per page).
@@ -67,15 +72,14 @@ async fn list(state: web::Data<AppState>, req: HttpRequest, caller: Caller) -> R
         let ids = ids.clone();
         let targets = block(move || {
             let list = svc.targets_among(&ids, page as usize)?;
-            list.iter().map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
+            target_views(&svc, &list)
         })
         .await?;
         return Ok(ok(&TargetList::new(targets, page)));
     }
     super::cached::reply(&state.service, &req, format!("list:{page}"), move |svc| {
         let list = svc.list_targets(page as usize)?;
-        let targets = list.iter().map(|t| target_json(svc, t)).collect::<Result<Vec<_>, _>>()?;
-        super::json_bytes(&TargetList::new(targets, page))
+        super::json_bytes(&TargetList::new(target_views(svc, &list)?, page))
     })
     .await
 }
@@ -108,7 +112,8 @@ async fn view(state: web::Data<AppState>, id: web::Path<String>, req: HttpReques
     let id = id.into_inner();
     super::cached::reply(&state.service, &req, format!("target:{id}"), move |svc| {
         let (t, b) = svc.target_with_backups(&id)?;
-        super::json_bytes(&TargetDetail::new(target_json(svc, &t)?, b))
+        let view = target_views(svc, std::slice::from_ref(&t))?.pop().ok_or_else(|| Error::internal("no view"))?;
+        super::json_bytes(&TargetDetail::new(view, b))
     })
     .await
 }
@@ -323,7 +328,8 @@ async fn search(state: web::Data<AppState>, req: HttpRequest, caller: Caller) ->
     let svc = state.service.clone();
     let targets = block(move || {
         let list = svc.search_targets(&search)?;
-        list.iter().filter(|t| caller.sees(&t.id)).map(|t| target_json(&svc, t)).collect::<Result<Vec<_>, _>>()
+        let seen: Vec<Target> = list.into_iter().filter(|t| caller.sees(&t.id)).collect();
+        target_views(&svc, &seen)
     })
     .await?;
     Ok(ok(&TargetMatches::new(targets)))

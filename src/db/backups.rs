@@ -155,9 +155,10 @@ pub fn delete(c: &Connection, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// (id, name) of every backup, pending ones included, whose files are in the target's folder.
+/// (id, name) of every backup, pending ones included, whose files are in the target's folder
+/// (`+is_recycled`: by the target's index, not by scanning every active backup).
 pub fn placed_in_target_folder(c: &Connection, target_id: &str) -> Result<Vec<(String, String)>> {
-    let mut stmt = c.prepare_cached("SELECT id, name FROM backups WHERE target_id = ?1 AND is_recycled = 0")?;
+    let mut stmt = c.prepare_cached("SELECT id, name FROM backups WHERE target_id = ?1 AND +is_recycled = 0")?;
     let rows = stmt.query_map([target_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -8,7 +8,9 @@ use crate::error::Result;
 use crate::model::health::Facts;
 use crate::time::parse_iso;
 
-/// The facts of one target (see [`Facts`]), in one statement.
+/// The facts of one target (see [`Facts`]), in one statement. The unary `+` keeps SQLite from
+/// choosing the `is_recycled` index for the damaged counts, which made each call scan every
+/// active backup of every target (124 ms a target at 11,000 backups instead of 0.1 ms).
 pub fn facts(c: &Connection, target_id: &str, expected_interval: i64) -> Result<Facts> {
     let mut stmt = c.prepare_cached(
         "SELECT (SELECT MAX(created_at) FROM backups WHERE target_id = ?1 AND state = 'complete'),
@@ -16,9 +18,9 @@ pub fn facts(c: &Connection, target_id: &str, expected_interval: i64) -> Result<
                 (SELECT CASE WHEN status = 'ERROR' THEN COALESCE(error, 'unknown error') END FROM jobs
                  WHERE target_id = ?1 AND kind = 'upload_job' AND status IN ('FINISHED', 'ERROR')
                  ORDER BY id DESC LIMIT 1),
-                (SELECT COUNT(*) FROM backups WHERE target_id = ?1 AND state = 'complete' AND is_recycled = 0
+                (SELECT COUNT(*) FROM backups WHERE target_id = ?1 AND state = 'complete' AND +is_recycled = 0
                  AND hash_mismatch = 1),
-                (SELECT name FROM backups WHERE target_id = ?1 AND state = 'complete' AND is_recycled = 0
+                (SELECT name FROM backups WHERE target_id = ?1 AND state = 'complete' AND +is_recycled = 0
                  AND hash_mismatch = 1 ORDER BY created_at DESC LIMIT 1),
                 (SELECT created_at FROM targets WHERE id = ?1)",
     )?;

@@ -14,13 +14,22 @@ use crate::service::Service;
 const SETTLE: Duration = Duration::from_millis(300);
 /// After a failed check (the disk or the database), try again after this.
 const AFTER_ERROR: Duration = Duration::from_secs(30);
+/// A check reads every target's facts, which with many targets is a CPU-heavy while; during a
+/// stream of uploads it would run back to back and take a core from the requests. So the next
+/// check after a commit waits at least this many times as long as the last one took.
+const REST_FACTOR: u32 = 9;
+/// ...but never longer than this, so a state change is still seen within a minute.
+const MAX_REST: Duration = Duration::from_secs(60);
 
 /// Starts the monitor; called once at start-up.
 pub fn spawn_monitor(service: Arc<Service>) {
     tokio::spawn(async move {
         loop {
             let svc = service.clone();
-            let wait = match blocking(move || svc.check_health()).await {
+            let started = std::time::Instant::now();
+            let checked = blocking(move || svc.check_health()).await;
+            let rest = SETTLE.max(started.elapsed() * REST_FACTOR).min(MAX_REST);
+            let wait = match checked {
                 Ok(next) => (next - crate::time::now()).to_std().unwrap_or(Duration::ZERO),
                 Err(e) => {
                     tracing::error!("health check failed: {e}");
@@ -29,7 +38,7 @@ pub fn spawn_monitor(service: Arc<Service>) {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = service.committed().notified() => tokio::time::sleep(SETTLE).await,
+                _ = service.committed().notified() => tokio::time::sleep(rest).await,
             }
         }
     });

@@ -140,10 +140,14 @@ impl Service {
 
     /// A target's health now, with since when (the monitor's record, or what the facts say).
     pub fn target_health(&self, t: &Target) -> Result<Health> {
-        let c = self.conn()?;
-        let facts = db::health::facts(&c, &t.id, t.expected_interval)?;
+        self.health_in(&*self.conn()?, t)
+    }
+
+    /// [`Self::target_health`] over a connection the caller holds.
+    pub(super) fn health_in(&self, c: &rusqlite::Connection, t: &Target) -> Result<Health> {
+        let facts = db::health::facts(c, &t.id, t.expected_interval)?;
         let mut h = health::evaluate(&facts, time::now());
-        h.since = match db::health::known_one(&c, &t.id)? {
+        h.since = match db::health::known_one(c, &t.id)? {
             Some(k) if k.state == h.state.as_str() => time::parse_iso(&k.since),
             _ => health::derived_since(&facts, &h),
         };
