@@ -7,13 +7,12 @@
 //! is made by `bakch rebuild-db`, as in rebuild_db: uploading ten million files through the API
 //! would measure uploads, not the search.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{BIN, Server, q, timed_sh};
-use crate::rebuild_db::write_backups;
+use crate::harness::{Server, q, timed_sh};
+use crate::rebuild_db::{rebuild, write_backups};
 use crate::{Opts, Report, Res, median};
 
 pub fn run(o: &Opts) -> Res<Report> {
@@ -30,17 +29,7 @@ pub fn run(o: &Opts) -> Res<Report> {
     let t = Instant::now();
     write_backups(&data, &s.path().join("t0"), &target, backups, files, true)?;
     println!("state: {backups} backups of {files} files written in {:.1} s", t.elapsed().as_secs_f64());
-    let t = Instant::now();
-    let out = Command::new(BIN)
-        .args(["rebuild-db", "--data-dir"])
-        .arg(&data)
-        .env("BAKCH_LOG", "warn")
-        .output()
-        .map_err(|e| format!("rebuild-db: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("rebuild-db: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    println!("state: database rebuilt in {:.1} s", t.elapsed().as_secs_f64());
+    println!("state: database rebuilt in {:.1} s", rebuild(&data, backups)?);
 
     let server = Server::start(&data)?;
     let client = reqwest::blocking::Client::builder()

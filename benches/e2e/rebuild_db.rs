@@ -30,21 +30,7 @@ pub fn run(o: &Opts) -> Res<Report> {
     let manifests = data.join("manifests");
     let (mut bakch, mut cat, mut ratio) = (vec![], vec![], vec![]);
     for rep in 0..o.reps {
-        let run_bakch = || -> Res<f64> {
-            let t = Instant::now();
-            let out = Command::new(BIN)
-                .args(["rebuild-db", "--data-dir"])
-                .arg(&data)
-                .env("BAKCH_LOG", "warn")
-                .output()
-                .map_err(|e| format!("rebuild-db: {e}"))?;
-            let took = t.elapsed().as_secs_f64();
-            let text = String::from_utf8_lossy(&out.stdout);
-            if !out.status.success() || !text.contains(&format!("{backups} backup(s)")) {
-                return Err(format!("rebuild-db: {}{}", text, String::from_utf8_lossy(&out.stderr)));
-            }
-            Ok(took)
-        };
+        let run_bakch = || rebuild(&data, backups);
         let reference =
             || timed_sh(&format!("find {} -name '*.json' -print0 | xargs -0 cat > /dev/null", q(&manifests)));
         let (tb, tc) = interleaved(rep, run_bakch, reference)?;
@@ -67,6 +53,23 @@ pub fn run(o: &Opts) -> Res<Report> {
     r.goal("10,000 backups of 100 files in minutes (<= 300 s at full size)", took <= 300.0, format!("{took:.1} s"));
     r.json = json!({"backups": backups, "files_per_backup": files});
     Ok(r)
+}
+
+/// Runs `bakch rebuild-db` on `data`; its seconds, once it says it rebuilt `backups` backups.
+pub(crate) fn rebuild(data: &Path, backups: usize) -> Res<f64> {
+    let t = Instant::now();
+    let out = Command::new(BIN)
+        .args(["rebuild-db", "--data-dir"])
+        .arg(data)
+        .env("BAKCH_LOG", "warn")
+        .output()
+        .map_err(|e| format!("rebuild-db: {e}"))?;
+    let took = t.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains(&format!("{backups} backup(s)")) {
+        return Err(format!("rebuild-db: {}{}", text, String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(took)
 }
 
 /// Writes `backups` finished backups of `files` files each, as bakch would: one blob per distinct
