@@ -141,7 +141,7 @@ async fn edit(state: web::Data<AppState>, id: web::Path<String>, body: web::Byte
         (status = 200, description = "Deleted", body = Done),
         (status = 400, description = "`delete_files` is missing or not a boolean", body = ErrorBody),
         (status = 404, description = "No such target", body = ErrorBody),
-        (status = 409, description = "Backups of the target are being uploaded or built", body = ErrorBody),
+        (status = 409, description = "Backups of the target are being uploaded or built, or one is pinned: unpin it first", body = ErrorBody),
         (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
     ))]
 async fn delete(
@@ -162,6 +162,7 @@ async fn delete(
         (status = 200, description = "How many were deleted", body = Deleted),
         (status = 400, description = "`delete_files` is missing or not a boolean", body = ErrorBody),
         (status = 404, description = "No such target", body = ErrorBody),
+        (status = 409, description = "One of the backups it would take is pinned: unpin it first (nothing is deleted)", body = ErrorBody),
         (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
     ))]
 async fn delete_all(
@@ -179,6 +180,7 @@ async fn delete_all(
         (status = 200, description = "How many were deleted", body = Deleted),
         (status = 400, description = "`delete_files` is missing or not a boolean", body = ErrorBody),
         (status = 404, description = "No such target", body = ErrorBody),
+        (status = 409, description = "One of the backups it would take is pinned: unpin it first (nothing is deleted)", body = ErrorBody),
         (status = 413, description = "The body is over `max_json_bytes`", body = ErrorBody),
     ))]
 async fn delete_recycled(
