@@ -524,9 +524,10 @@ fn clone_entry(e: &Entry) -> Entry {
     Entry { rel: e.rel.clone(), abs: e.abs.clone(), size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash.clone() }
 }
 
-/// Waits for the backup's job; `Some(error)` if it failed.
+/// Waits for the backup's job; `Some(error)` if it failed. Polls at a tenth of the time waited
+/// so far (5 ms to 500 ms): the end of the job is seen at most about 10 % late, in few requests.
 fn wait_job(server: &Server, job: i64) -> Result<Option<String>, String> {
-    let mut pause = Duration::from_millis(5);
+    let started = Instant::now();
     let before = server.waited.load(Ordering::Relaxed);
     loop {
         let v = server.get(&format!("/api/jobs/{job}")).map_err(|e| format!("following job {job} failed: {e}"))?;
@@ -538,8 +539,7 @@ fn wait_job(server: &Server, job: i64) -> Result<Option<String>, String> {
             Some("ERROR") => return Ok(Some(v["job"]["error"].as_str().unwrap_or("see the server's log").to_string())),
             _ => {}
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(500));
+        std::thread::sleep((started.elapsed() / 10).clamp(Duration::from_millis(5), Duration::from_millis(500)));
     }
 }
 
