@@ -18,7 +18,7 @@ use std::io::{IsTerminal, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -32,6 +32,8 @@ use wire::{Failure, PackItem, Server, enc};
 const PACK_BYTES: u64 = 64 << 20;
 /// A pack holds up to this many blobs.
 const PACK_BLOBS: usize = 5000;
+/// Packs sent at once: the server reads one (its CPU) while it makes the other durable (its disk).
+const PACKS_IN_FLIGHT: usize = 2;
 /// Tries to read a file that changes while read, or to send one that changed since hashed.
 const TRIES: usize = 3;
 
@@ -489,35 +491,71 @@ impl Run<'_> {
         Ok(reply["missing"].as_array().into_iter().flatten().filter_map(|h| h.as_str().map(str::to_string)).collect())
     }
 
-    /// Sends blobs in packs; returns the indices of entries in packs whose content the server
-    /// refused (a file that changed since it was hashed), for another try. Other failures end
-    /// the run (a rerun resumes: what arrived stays on the server).
+    /// Sends blobs in packs, [`PACKS_IN_FLIGHT`] at a time; returns the indices of entries in
+    /// packs whose content the server refused (a file that changed since it was hashed), for
+    /// another try. Other failures end the run (a rerun resumes: what arrived stays on the server).
     fn send(&mut self, entries: &[Entry]) -> Result<Vec<usize>, String> {
-        let mut failed = Vec::new();
-        let mut start = 0;
-        while start < entries.len() {
-            let mut end = start;
-            let mut bytes = 0u64;
-            while end < entries.len()
-                && (end == start || (bytes + entries[end].size <= PACK_BYTES && end - start < PACK_BLOBS))
-            {
-                bytes += entries[end].size;
-                end += 1;
+        let packs = packs(entries);
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let url = format!("{}/blobs", self.base);
+        let (server, sent) = (self.server, &self.sent);
+        // Sends packs until none is left; `after_each` runs after each.
+        let work = |after_each: &mut dyn FnMut()| -> Result<Vec<usize>, String> {
+            let mut failed = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let Some(range) = packs.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                let items = entries[range.clone()]
+                    .iter()
+                    .map(|e| PackItem { hash: e.hash.clone(), size: e.size, file: e.abs.clone() })
+                    .collect();
+                match server.post_pack(&url, items, sent.clone()) {
+                    Ok(_) => {}
+                    Err(Failure { status: 400, .. }) => failed.extend(range.clone()),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(format!("sending content failed: {e}"));
+                    }
+                }
+                after_each();
             }
-            let items = entries[start..end]
-                .iter()
-                .map(|e| PackItem { hash: e.hash.clone(), size: e.size, file: e.abs.clone() })
+            Ok(failed)
+        };
+        let progress = &mut self.progress;
+        let (here, aside) = std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..PACKS_IN_FLIGHT.min(packs.len())).map(|_| s.spawn(|| work(&mut || {}))).collect();
+            let here = work(&mut || progress.file(0, sent.load(Ordering::Relaxed)));
+            let aside: Vec<_> = helpers
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a sending thread failed".to_string())))
                 .collect();
-            match self.server.post_pack(&format!("{}/blobs", self.base), items, self.sent.clone()) {
-                Ok(_) => {}
-                Err(Failure { status: 400, .. }) => failed.extend(start..end),
-                Err(e) => return Err(format!("sending content failed: {e}")),
-            }
-            self.progress.file(0, self.sent.load(Ordering::Relaxed));
-            start = end;
+            (here, aside)
+        });
+        let mut failed = here?;
+        for more in aside {
+            failed.extend(more?);
         }
         Ok(failed)
     }
+}
+
+/// The entries of each pack: up to [`PACK_BYTES`] and [`PACK_BLOBS`], a larger file alone.
+fn packs(entries: &[Entry]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < entries.len() {
+        let mut end = start;
+        let mut bytes = 0u64;
+        while end < entries.len()
+            && (end == start || (bytes + entries[end].size <= PACK_BYTES && end - start < PACK_BLOBS))
+        {
+            bytes += entries[end].size;
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
 }
 
 fn clone_entry(e: &Entry) -> Entry {

@@ -316,26 +316,33 @@ enum Content {
     New(Box<Spool>),
 }
 
-/// Reads `reader` to its end. A content under [`SMALL`] is hashed in memory first and, when
-/// `known` says its blob exists (most files of a daily archive), costs no write at all.
+/// Reads `reader` to its end. With `known`, a content under [`SMALL`] is hashed in memory first
+/// and, when `known` says its blob exists (most files of a daily archive), costs no write at
+/// all; without, it goes straight to a spool (content announced as new is hashed once).
 fn read_content(
     store: &Store,
     reader: &mut impl io::Read,
     read_error: fn(io::Error) -> Error,
-    known: impl Fn(&str) -> Result<bool>,
+    known: Option<impl Fn(&str) -> Result<bool>>,
 ) -> Result<Content> {
-    let mut head = Vec::new();
-    reader.by_ref().take(SMALL as u64).read_to_end(&mut head).map_err(read_error)?;
-    if head.len() < SMALL {
-        let hash = blake3::hash(&head).to_hex().to_string();
-        if known(&hash)? {
-            return Ok(Content::Known(hash, head.len() as u64));
+    let mut spool = match known {
+        Some(known) => {
+            let mut head = Vec::new();
+            reader.by_ref().take(SMALL as u64).read_to_end(&mut head).map_err(read_error)?;
+            if head.len() < SMALL {
+                let hash = blake3::hash(&head).to_hex().to_string();
+                if known(&hash)? {
+                    return Ok(Content::Known(hash, head.len() as u64));
+                }
+            }
+            let mut spool = Spool::create(store)?;
+            spool.write_all(&head).ctx("write", &spool.path.clone())?;
+            spool
         }
-    }
-    let mut spool = Spool::create(store)?;
+        None => Spool::create(store)?,
+    };
     let tmp = spool.path.clone();
-    spool.write_all(&head).ctx("write", &tmp)?;
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = [0u8; 64 * 1024];
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -388,7 +395,7 @@ impl<'s> Batch<'s> {
     pub fn put(&mut self, reader: &mut impl io::Read, read_error: fn(io::Error) -> Error) -> Result<(String, u64)> {
         let (store, pending) = (self.store, &self.pending);
         let known = |h: &str| Ok(pending.contains_key(h) || stored(store, h)?);
-        let spool = match read_content(self.store, reader, read_error, known)? {
+        let spool = match read_content(self.store, reader, read_error, Some(known))? {
             Content::Known(hash, size) => {
                 self.note_found(&hash);
                 return Ok((hash, size));
@@ -415,8 +422,9 @@ impl<'s> Batch<'s> {
         expected: &str,
     ) -> Result<u64> {
         let mismatch = || Error::bad(format!("The content sent for blob {expected} does not match its hash; refused"));
-        let (store, pending) = (self.store, &self.pending);
-        let known = |h: &str| Ok(h == expected && (pending.contains_key(h) || stored(store, h)?));
+        // Content the store lacks (what a client was told to send) is not hashed in memory first.
+        let present = self.pending.contains_key(expected) || stored(self.store, expected)?;
+        let known = present.then_some(|h: &str| Ok(h == expected));
         let spool = match read_content(self.store, reader, read_error, known)? {
             Content::Known(hash, size) if hash == expected => {
                 self.note_found(&hash);
