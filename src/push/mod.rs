@@ -240,7 +240,8 @@ enum Item<'a> {
 }
 
 /// Walks `root` in a stable order, without following symlinks, leaving out what `excludes`
-/// match (relative to `root`), optionally staying on its filesystem.
+/// match (relative to `root`), optionally staying on its filesystem (another one mounted inside
+/// is left out with a note).
 fn walk(
     root: &Path,
     prefix: &str,
@@ -254,14 +255,45 @@ fn walk(
         rules.add_line(None, line).map_err(|e| format!("bad exclude pattern '{line}': {e}"))?;
     }
     let rules = rules.build().map_err(|e| format!("bad exclude patterns: {e}"))?;
+    let root_dev = std::fs::metadata(&walk_root).map(|m| m.dev()).ok();
+    // Mount points left out by the filter, for a note each.
+    let mounts = Arc::new(std::sync::Mutex::new(Vec::<PathBuf>::new()));
     let mut builder = ignore::WalkBuilder::new(root);
-    builder.standard_filters(false).follow_links(false).same_file_system(one_fs).sort_by_file_name(|a, b| a.cmp(b));
-    let filter_root = walk_root.clone();
+    builder.standard_filters(false).follow_links(false).sort_by_file_name(|a, b| a.cmp(b));
+    let (filter_root, left_out) = (walk_root.clone(), mounts.clone());
     builder.filter_entry(move |e| {
         let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-        e.path() == filter_root || !rules.matched_path_or_any_parents(e.path(), is_dir).is_ignore()
+        if e.path() == filter_root {
+            return true;
+        }
+        if rules.matched_path_or_any_parents(e.path(), is_dir).is_ignore() {
+            return false;
+        }
+        let dev = if is_dir { e.metadata().ok().map(|m| m.dev()) } else { None };
+        if is_dir && !enters(one_fs, root_dev, dev) {
+            left_out.lock().unwrap_or_else(|p| p.into_inner()).push(e.path().to_path_buf());
+            return false;
+        }
+        true
     });
+    let rel_of = |path: &Path| {
+        let inner = path.strip_prefix(&walk_root).unwrap_or(path);
+        if root.is_dir() {
+            let inner = inner.to_string_lossy();
+            if prefix.is_empty() { inner.into_owned() } else { format!("{prefix}/{inner}") }
+        } else {
+            prefix.to_string()
+        }
+    };
+    let note_mounts = |visit: &mut dyn FnMut(Item<'_>) -> Result<(), String>| {
+        let left_out = std::mem::take(&mut *mounts.lock().unwrap_or_else(|p| p.into_inner()));
+        for m in left_out {
+            visit(Item::Skipped { rel: rel_of(&m), why: "another filesystem (--one-file-system)".into() })?;
+        }
+        Ok::<(), String>(())
+    };
     for entry in builder.build() {
+        note_mounts(visit)?;
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -273,13 +305,7 @@ fn walk(
         if kind.is_dir() {
             continue;
         }
-        let inner = entry.path().strip_prefix(&walk_root).unwrap_or(entry.path());
-        let rel = if root.is_dir() {
-            let inner = inner.to_string_lossy();
-            if prefix.is_empty() { inner.into_owned() } else { format!("{prefix}/{inner}") }
-        } else {
-            prefix.to_string()
-        };
+        let rel = rel_of(entry.path());
         if kind.is_symlink() {
             visit(Item::Symlink)?;
         } else if !kind.is_file() {
@@ -291,7 +317,16 @@ fn walk(
             }
         }
     }
-    Ok(())
+    note_mounts(visit)
+}
+
+/// Whether the walk enters a folder on device `dir_dev`: always, unless it stays on the
+/// device of the root (`--one-file-system`) and the folder is known to be elsewhere.
+fn enters(one_fs: bool, root_dev: Option<u64>, dir_dev: Option<u64>) -> bool {
+    match (one_fs, root_dev, dir_dev) {
+        (true, Some(root), Some(dir)) => root == dir,
+        _ => true,
+    }
 }
 
 fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
@@ -643,4 +678,17 @@ impl Progress {
 
 fn human(bytes: u64) -> String {
     crate::model::backup::human_bytes(bytes as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_file_system_leaves_out_only_folders_known_to_be_elsewhere() {
+        assert!(enters(true, Some(1), Some(1)));
+        assert!(!enters(true, Some(1), Some(2)), "a mount point is left out");
+        assert!(enters(false, Some(1), Some(2)), "without the option every folder is entered");
+        assert!(enters(true, None, Some(2)) && enters(true, Some(1), None), "unknown devices: entered");
+    }
 }
