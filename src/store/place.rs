@@ -143,8 +143,13 @@ fn build_tree(store: &Store, files: &[BackupFile], root: &Path, mut unsynced: De
         let dest = root.join(safe_relative(&f.path)?);
         let parent = dest.parent().unwrap_or(root);
         if !dirs.contains(parent) {
-            perms::create_dir_all(parent, store.modes.dir)?;
-            dirs.extend(parent.ancestors().take_while(|a| a.starts_with(root)).map(Path::to_path_buf));
+            // Every folder of the staging tree is made here, so what is missing is known
+            // without looking at the disk.
+            let missing: Vec<&Path> = parent.ancestors().take_while(|a| !dirs.contains(*a)).collect();
+            for dir in missing.into_iter().rev() {
+                perms::create_dir(dir, store.modes.dir)?;
+                dirs.insert(dir.to_path_buf());
+            }
         }
         if f.size == 0 {
             // An empty file needs no blob link: no link-count limit, nothing to sync but its folder.
