@@ -381,9 +381,11 @@ fn notify_test_reaches_every_destination() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(said.lines().collect::<Vec<_>>(), ["hook: sent", "phone: sent", "mail: sent"]);
+    // "sent" is said once the destination answered; its receiver thread records it just after.
+    wait_count("the webhook", &hooks, 1);
     assert_eq!(hook_events(&hooks)[0]["event"], "test");
-    assert_eq!(pushes.lock().unwrap()[0].header("tags"), Some("test"));
-    assert!(mails.lock().unwrap()[0].contains("Subject: bakch: test notification"));
+    assert_eq!(wait_count("the ntfy push", &pushes, 1)[0].header("tags"), Some("test"));
+    assert!(wait_count("the mail", &mails, 1)[0].contains("Subject: bakch: test notification"));
 }
 
 #[test]

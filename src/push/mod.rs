@@ -18,7 +18,7 @@ use std::io::{IsTerminal, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -32,6 +32,8 @@ use wire::{Failure, PackItem, Server, enc};
 const PACK_BYTES: u64 = 64 << 20;
 /// A pack holds up to this many blobs.
 const PACK_BLOBS: usize = 5000;
+/// Packs sent at once: the server reads one (its CPU) while it makes the other durable (its disk).
+const PACKS_IN_FLIGHT: usize = 2;
 /// Tries to read a file that changes while read, or to send one that changed since hashed.
 const TRIES: usize = 3;
 
@@ -238,7 +240,8 @@ enum Item<'a> {
 }
 
 /// Walks `root` in a stable order, without following symlinks, leaving out what `excludes`
-/// match (relative to `root`), optionally staying on its filesystem.
+/// match (relative to `root`), optionally staying on its filesystem (another one mounted inside
+/// is left out with a note).
 fn walk(
     root: &Path,
     prefix: &str,
@@ -252,14 +255,45 @@ fn walk(
         rules.add_line(None, line).map_err(|e| format!("bad exclude pattern '{line}': {e}"))?;
     }
     let rules = rules.build().map_err(|e| format!("bad exclude patterns: {e}"))?;
+    let root_dev = std::fs::metadata(&walk_root).map(|m| m.dev()).ok();
+    // Mount points left out by the filter, for a note each.
+    let mounts = Arc::new(std::sync::Mutex::new(Vec::<PathBuf>::new()));
     let mut builder = ignore::WalkBuilder::new(root);
-    builder.standard_filters(false).follow_links(false).same_file_system(one_fs).sort_by_file_name(|a, b| a.cmp(b));
-    let filter_root = walk_root.clone();
+    builder.standard_filters(false).follow_links(false).sort_by_file_name(|a, b| a.cmp(b));
+    let (filter_root, left_out) = (walk_root.clone(), mounts.clone());
     builder.filter_entry(move |e| {
         let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-        e.path() == filter_root || !rules.matched_path_or_any_parents(e.path(), is_dir).is_ignore()
+        if e.path() == filter_root {
+            return true;
+        }
+        if rules.matched_path_or_any_parents(e.path(), is_dir).is_ignore() {
+            return false;
+        }
+        let dev = if is_dir { e.metadata().ok().map(|m| m.dev()) } else { None };
+        if is_dir && !enters(one_fs, root_dev, dev) {
+            left_out.lock().unwrap_or_else(|p| p.into_inner()).push(e.path().to_path_buf());
+            return false;
+        }
+        true
     });
+    let rel_of = |path: &Path| {
+        let inner = path.strip_prefix(&walk_root).unwrap_or(path);
+        if root.is_dir() {
+            let inner = inner.to_string_lossy();
+            if prefix.is_empty() { inner.into_owned() } else { format!("{prefix}/{inner}") }
+        } else {
+            prefix.to_string()
+        }
+    };
+    let note_mounts = |visit: &mut dyn FnMut(Item<'_>) -> Result<(), String>| {
+        let left_out = std::mem::take(&mut *mounts.lock().unwrap_or_else(|p| p.into_inner()));
+        for m in left_out {
+            visit(Item::Skipped { rel: rel_of(&m), why: "another filesystem (--one-file-system)".into() })?;
+        }
+        Ok::<(), String>(())
+    };
     for entry in builder.build() {
+        note_mounts(visit)?;
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -271,13 +305,7 @@ fn walk(
         if kind.is_dir() {
             continue;
         }
-        let inner = entry.path().strip_prefix(&walk_root).unwrap_or(entry.path());
-        let rel = if root.is_dir() {
-            let inner = inner.to_string_lossy();
-            if prefix.is_empty() { inner.into_owned() } else { format!("{prefix}/{inner}") }
-        } else {
-            prefix.to_string()
-        };
+        let rel = rel_of(entry.path());
         if kind.is_symlink() {
             visit(Item::Symlink)?;
         } else if !kind.is_file() {
@@ -289,7 +317,16 @@ fn walk(
             }
         }
     }
-    Ok(())
+    note_mounts(visit)
+}
+
+/// Whether the walk enters a folder on device `dir_dev`: always, unless it stays on the
+/// device of the root (`--one-file-system`) and the folder is known to be elsewhere.
+fn enters(one_fs: bool, root_dev: Option<u64>, dir_dev: Option<u64>) -> bool {
+    match (one_fs, root_dev, dir_dev) {
+        (true, Some(root), Some(dir)) => root == dir,
+        _ => true,
+    }
 }
 
 fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
@@ -489,44 +526,81 @@ impl Run<'_> {
         Ok(reply["missing"].as_array().into_iter().flatten().filter_map(|h| h.as_str().map(str::to_string)).collect())
     }
 
-    /// Sends blobs in packs; returns the indices of entries in packs whose content the server
-    /// refused (a file that changed since it was hashed), for another try. Other failures end
-    /// the run (a rerun resumes: what arrived stays on the server).
+    /// Sends blobs in packs, [`PACKS_IN_FLIGHT`] at a time; returns the indices of entries in
+    /// packs whose content the server refused (a file that changed since it was hashed), for
+    /// another try. Other failures end the run (a rerun resumes: what arrived stays on the server).
     fn send(&mut self, entries: &[Entry]) -> Result<Vec<usize>, String> {
-        let mut failed = Vec::new();
-        let mut start = 0;
-        while start < entries.len() {
-            let mut end = start;
-            let mut bytes = 0u64;
-            while end < entries.len()
-                && (end == start || (bytes + entries[end].size <= PACK_BYTES && end - start < PACK_BLOBS))
-            {
-                bytes += entries[end].size;
-                end += 1;
+        let packs = packs(entries);
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let url = format!("{}/blobs", self.base);
+        let (server, sent) = (self.server, &self.sent);
+        // Sends packs until none is left; `after_each` runs after each.
+        let work = |after_each: &mut dyn FnMut()| -> Result<Vec<usize>, String> {
+            let mut failed = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let Some(range) = packs.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                let items = entries[range.clone()]
+                    .iter()
+                    .map(|e| PackItem { hash: e.hash.clone(), size: e.size, file: e.abs.clone() })
+                    .collect();
+                match server.post_pack(&url, items, sent.clone()) {
+                    Ok(_) => {}
+                    Err(Failure { status: 400, .. }) => failed.extend(range.clone()),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(format!("sending content failed: {e}"));
+                    }
+                }
+                after_each();
             }
-            let items = entries[start..end]
-                .iter()
-                .map(|e| PackItem { hash: e.hash.clone(), size: e.size, file: e.abs.clone() })
+            Ok(failed)
+        };
+        let progress = &mut self.progress;
+        let (here, aside) = std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..PACKS_IN_FLIGHT.min(packs.len())).map(|_| s.spawn(|| work(&mut || {}))).collect();
+            let here = work(&mut || progress.file(0, sent.load(Ordering::Relaxed)));
+            let aside: Vec<_> = helpers
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a sending thread failed".to_string())))
                 .collect();
-            match self.server.post_pack(&format!("{}/blobs", self.base), items, self.sent.clone()) {
-                Ok(_) => {}
-                Err(Failure { status: 400, .. }) => failed.extend(start..end),
-                Err(e) => return Err(format!("sending content failed: {e}")),
-            }
-            self.progress.file(0, self.sent.load(Ordering::Relaxed));
-            start = end;
+            (here, aside)
+        });
+        let mut failed = here?;
+        for more in aside {
+            failed.extend(more?);
         }
         Ok(failed)
     }
+}
+
+/// The entries of each pack: up to [`PACK_BYTES`] and [`PACK_BLOBS`], a larger file alone.
+fn packs(entries: &[Entry]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < entries.len() {
+        let mut end = start;
+        let mut bytes = 0u64;
+        while end < entries.len()
+            && (end == start || (bytes + entries[end].size <= PACK_BYTES && end - start < PACK_BLOBS))
+        {
+            bytes += entries[end].size;
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
 }
 
 fn clone_entry(e: &Entry) -> Entry {
     Entry { rel: e.rel.clone(), abs: e.abs.clone(), size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash.clone() }
 }
 
-/// Waits for the backup's job; `Some(error)` if it failed.
+/// Waits for the backup's job; `Some(error)` if it failed. Polls at a tenth of the time waited
+/// so far (5 ms to 500 ms): the end of the job is seen at most about 10 % late, in few requests.
 fn wait_job(server: &Server, job: i64) -> Result<Option<String>, String> {
-    let mut pause = Duration::from_millis(5);
+    let started = Instant::now();
     let before = server.waited.load(Ordering::Relaxed);
     loop {
         let v = server.get(&format!("/api/jobs/{job}")).map_err(|e| format!("following job {job} failed: {e}"))?;
@@ -538,8 +612,7 @@ fn wait_job(server: &Server, job: i64) -> Result<Option<String>, String> {
             Some("ERROR") => return Ok(Some(v["job"]["error"].as_str().unwrap_or("see the server's log").to_string())),
             _ => {}
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(500));
+        std::thread::sleep((started.elapsed() / 10).clamp(Duration::from_millis(5), Duration::from_millis(500)));
     }
 }
 
@@ -605,4 +678,17 @@ impl Progress {
 
 fn human(bytes: u64) -> String {
     crate::model::backup::human_bytes(bytes as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_file_system_leaves_out_only_folders_known_to_be_elsewhere() {
+        assert!(enters(true, Some(1), Some(1)));
+        assert!(!enters(true, Some(1), Some(2)), "a mount point is left out");
+        assert!(enters(false, Some(1), Some(2)), "without the option every folder is entered");
+        assert!(enters(true, None, Some(2)) && enters(true, Some(1), None), "unknown devices: entered");
+    }
 }

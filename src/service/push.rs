@@ -117,7 +117,7 @@ impl Service {
         let mut missing = Vec::new();
         let mut asked = HashSet::new();
         for f in &files {
-            if asked.insert(f.blob.as_str()) && !self.push_may_use(&c, reach, &f.blob)? {
+            if asked.insert(f.blob.as_str()) && !self.push_may_use(&c, reach, &f.blob, true)? {
                 missing.push(f.blob.clone());
             }
         }
@@ -125,19 +125,24 @@ impl Service {
     }
 
     /// Whether the caller may build on `blob` without sending it: known to its reach, and on
-    /// disk (touched, so garbage collection's grace starts again).
-    fn push_may_use(&self, c: &rusqlite::Connection, reach: &Reach, blob: &str) -> Result<bool> {
+    /// disk. When `touch`, the blob's time is renewed, so garbage collection's grace starts
+    /// again: a collection that marked before the list's page was recorded may not take it.
+    fn push_may_use(&self, c: &rusqlite::Connection, reach: &Reach, blob: &str, touch: bool) -> Result<bool> {
         if let Some(targets) = reach
             && !db::push::known_in(c, targets, blob)?
         {
             return Ok(false);
         }
         let path = self.store.blob_path(blob);
-        match std::fs::File::open(&path) {
-            Ok(f) => {
+        let found = if touch {
+            std::fs::File::open(&path).map(|f| {
                 let _ = f.set_modified(std::time::SystemTime::now());
-                Ok(true)
-            }
+            })
+        } else {
+            std::fs::symlink_metadata(&path).map(|_| ())
+        };
+        match found {
+            Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io("open blob", &path, e)),
         }
@@ -225,8 +230,10 @@ impl Service {
         }
         let mut missing = Vec::new();
         let mut checked = HashSet::new();
+        // Every listed blob is marked by garbage collection since its page was recorded (it
+        // reads the push's list), so being there is enough: no second touch.
         for f in &files {
-            if checked.insert(f.blob.as_str()) && !self.push_may_use(&c, reach, &f.blob)? {
+            if checked.insert(f.blob.as_str()) && !self.push_may_use(&c, reach, &f.blob, false)? {
                 missing.push(f.blob.clone());
             }
         }

@@ -1,8 +1,8 @@
 //! Uploads: accepting the spooled bytes durably (job row committed before the reply), and the
 //! upload job that turns them into a visible backup.
 //!
-//! Crash order inside the job: blobs are in the store -> row inserted `pending` -> files built
-//! in a staging name and renamed into place -> row marked `complete`. A re-run after a crash
+//! Crash order inside the job: blobs are in the store -> row inserted `pending` (while the files
+//! are built in a staging name) -> renamed into place -> row marked `complete`. A re-run after a crash
 //! finds the row and finishes or redoes it, so the job is idempotent.
 
 use std::path::Path;
@@ -154,8 +154,10 @@ impl Service {
         let mut c = self.conn()?;
         let target = db::targets::find(&c, &job.target_id)?.ok_or_else(gone)?;
         // Counted now that the content is known: only what the target does not hold yet.
-        let adding = db::backups::new_bytes_for_target(&c, &target.id, &files)?;
-        Self::check_quota(&c, &target, adding, "this backup adds")?;
+        if target.quota_bytes > 0 {
+            let adding = db::backups::new_bytes_for_target(&c, &target.id, &files)?;
+            Self::check_quota(&c, &target, adding, "this backup adds")?;
+        }
         let created_at: DateTime<Utc> = time::parse_iso(&job.created_at).unwrap_or_else(time::now);
         let base = expand_name_template(&target.name_template, &job.backup_id, created_at, job.manual);
         let location = Path::new(&target.location);
@@ -183,12 +185,15 @@ impl Service {
         };
         // Built under its staging name first, so the row can record what will be renamed into place.
         let dest = location.join(&name);
-        let (staging, mode) = place::stage(&self.store, &files, &dest, &backup.id, is_single(&target))?;
-        let placed = place::identity(&staging)
-            .ok_or_else(|| Error::internal(format!("{} vanished", staging.display())))
-            .and_then(|ident| db::with_tx(&mut c, |tx| db::backups::insert_pending(tx, &backup, &files, &ident)))
-            .and_then(|()| durable::publish(&staging, &dest, Existing::Keep, durable::Sync::Now));
-        if let Err(e) = placed {
+        // The row is recorded (pending, with what will be renamed into place) while the tree is built.
+        let record = |staging: &Path| {
+            let ident =
+                place::identity(staging).ok_or_else(|| Error::internal(format!("{} vanished", staging.display())))?;
+            db::with_tx(&mut c, |tx| db::backups::insert_pending(tx, &backup, &files, &ident))
+        };
+        let (staging, mode, ()) =
+            place::stage_with(&self.store, &files, &dest, &backup.id, is_single(&target), record)?;
+        if let Err(e) = durable::publish(&staging, &dest, Existing::Keep, durable::Sync::Now) {
             let _ = self.store.remove(&staging);
             return Err(e);
         }

@@ -3,8 +3,10 @@
 //! by the caller's filesystem sync for a batch). Removals sync their folder too. Readers see the
 //! old name or the new one, never a part. Every name bakch publishes or removes goes through
 //! [`publish`] and [`remove`]; what is built under a staging or temp name first (hard links,
-//! copies, folders) is synced by its builder before it is published.
+//! copies, folders) is synced by its builder before it is published, through [`Deferred`] when
+//! there is much of it.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -17,7 +19,7 @@ use crate::error::{Error, IoContext, Result};
 pub enum Sync {
     /// Before [`publish`] returns.
     Now,
-    /// At the caller's next [`FilesystemSync::sync`] (a batch of many names).
+    /// At the caller's next [`Deferred::sync`], which must have the folder (a batch of names).
     Later,
 }
 
@@ -111,6 +113,55 @@ impl FilesystemSync {
 
     pub fn sync(&self) -> Result<()> {
         rustix::fs::syncfs(&self.handle).map_err(std::io::Error::from).ctx("sync the filesystem of", &self.dir)
+    }
+}
+
+/// Up to this many fsyncs cost less than one filesystem sync. On ext4 each fsync of a folder is
+/// a journal commit and a disk cache flush (about 3 ms on a virtual disk: 150 folders took
+/// 0.4 s), while a filesystem sync is one commit but also waits for other writers' data.
+const FEW_FSYNCS: usize = 4;
+
+/// Files and folders written without a sync each, made durable together by [`Deferred::sync`]:
+/// an fsync each when they are few, else one sync of their filesystem. Everything recorded must
+/// be on the filesystem of the folder it was opened on, and be written after it was opened.
+pub struct Deferred {
+    fs: FilesystemSync,
+    files: BTreeSet<PathBuf>,
+    folders: BTreeSet<PathBuf>,
+}
+
+impl Deferred {
+    /// Opened before anything it will cover is written (see [`FilesystemSync`]).
+    pub fn open(dir: &Path) -> Result<Deferred> {
+        Ok(Deferred { fs: FilesystemSync::open(dir)?, files: BTreeSet::new(), folders: BTreeSet::new() })
+    }
+
+    /// A file whose content must reach the disk.
+    pub fn file(&mut self, path: &Path) {
+        self.files.insert(path.to_path_buf());
+    }
+
+    /// A folder whose entries (new names, renames, removals) must reach the disk.
+    pub fn folder(&mut self, dir: &Path) {
+        if !self.folders.contains(dir) {
+            self.folders.insert(dir.to_path_buf());
+        }
+    }
+
+    /// Makes everything recorded so far durable, then forgets it (a second phase may follow).
+    pub fn sync(&mut self) -> Result<()> {
+        let (files, folders) = (std::mem::take(&mut self.files), std::mem::take(&mut self.folders));
+        if files.len() + folders.len() > FEW_FSYNCS {
+            return self.fs.sync();
+        }
+        for f in &files {
+            File::open(f).and_then(|f| f.sync_all()).ctx("sync", f)?;
+        }
+        // Deepest first: a folder's own name is synced after its contents.
+        for d in folders.iter().rev() {
+            fsync_dir(d)?;
+        }
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
-use super::durable::{self, Existing, fsync_dir};
+use super::durable::{self, Deferred, Existing};
 use super::{Store, perms};
 use crate::error::{Error, IoContext, Result};
 use crate::model::backup::BackupFile;
@@ -48,20 +48,52 @@ pub fn stage(
     backup_id: &str,
     single: bool,
 ) -> Result<(PathBuf, LinkMode)> {
+    stage_with(store, files, dest, backup_id, single, |_| Ok(())).map(|(staging, mode, ())| (staging, mode))
+}
+
+/// As [`stage`], running `meanwhile` on another thread while the tree is built, as soon as the
+/// staging name exists (recording a backup of thousands of files in the database takes as
+/// long as linking them). Its result is returned with the staging name; if either fails,
+/// nothing is left behind on disk.
+pub fn stage_with<R: Send>(
+    store: &Store,
+    files: &[BackupFile],
+    dest: &Path,
+    backup_id: &str,
+    single: bool,
+    meanwhile: impl FnOnce(&Path) -> Result<R> + Send,
+) -> Result<(PathBuf, LinkMode, R)> {
     let parent = dest.parent().ok_or_else(|| Error::internal(format!("{} has no parent folder", dest.display())))?;
     perms::create_dir_all(parent, store.modes.dir)?;
     let staging = store.own.staging(dest, backup_id);
     store.remove(&staging)?;
+    // Opened before anything is staged, so that its filesystem sync covers all of it.
+    let mut unsynced = Deferred::open(parent)?;
     let built = if single {
         files
             .first()
             .ok_or_else(|| Error::internal("a single-file backup has no file"))
-            .and_then(|file| link_or_copy(&store.blob_path(&file.blob), &staging, store.modes.file))
+            .and_then(|file| link_or_copy(&store.blob_path(&file.blob), &staging, store.modes.file, &mut unsynced))
+            // A copy's content must be durable before its name is published; a link's name is
+            // synced by the publishing rename.
+            .and_then(|mode| unsynced.sync().map(|()| mode))
+            .and_then(|mode| Ok((mode, meanwhile(&staging)?)))
     } else {
-        build_tree(store, files, &staging)
+        std::fs::create_dir(&staging)
+            .ctx("create folder", &staging)
+            .and_then(|()| perms::set_mode(&staging, store.modes.dir))
+            .and_then(|()| {
+                std::thread::scope(|s| {
+                    let side = s.spawn(|| meanwhile(&staging));
+                    let tree = build_tree(store, files, &staging, unsynced);
+                    let side =
+                        side.join().unwrap_or_else(|_| Err(Error::internal("staging a backup: a thread panicked")));
+                    Ok((tree?, side?))
+                })
+            })
     };
     match built {
-        Ok(mode) => Ok((staging, mode)),
+        Ok((mode, r)) => Ok((staging, mode, r)),
         Err(e) => {
             let _ = store.remove(&staging);
             Err(e)
@@ -102,9 +134,8 @@ pub fn identity(path: &Path) -> Option<String> {
     }
 }
 
-fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMode> {
-    std::fs::create_dir(root).ctx("create folder", root)?;
-    perms::set_mode(root, store.modes.dir)?;
+/// Fills the tree at `root` (an empty folder, created after `unsynced` was opened).
+fn build_tree(store: &Store, files: &[BackupFile], root: &Path, mut unsynced: Deferred) -> Result<LinkMode> {
     let mut mode = LinkMode::HardLink;
     // Every folder of the tree: each holds new names that must reach the disk.
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([root.to_path_buf()]);
@@ -112,29 +143,33 @@ fn build_tree(store: &Store, files: &[BackupFile], root: &Path) -> Result<LinkMo
         let dest = root.join(safe_relative(&f.path)?);
         let parent = dest.parent().unwrap_or(root);
         if !dirs.contains(parent) {
-            perms::create_dir_all(parent, store.modes.dir)?;
-            dirs.extend(parent.ancestors().take_while(|a| a.starts_with(root)).map(Path::to_path_buf));
+            // Every folder of the staging tree is made here, so what is missing is known
+            // without looking at the disk.
+            let missing: Vec<&Path> = parent.ancestors().take_while(|a| !dirs.contains(*a)).collect();
+            for dir in missing.into_iter().rev() {
+                perms::create_dir(dir, store.modes.dir)?;
+                dirs.insert(dir.to_path_buf());
+            }
         }
         if f.size == 0 {
-            // An empty file needs no blob link: no link-count limit, nothing to fsync but its folder.
+            // An empty file needs no blob link: no link-count limit, nothing to sync but its folder.
             perms::create_empty_file(&dest, store.modes.file)?;
-        } else if link_or_copy(&store.blob_path(&f.blob), &dest, store.modes.file)? == LinkMode::Copy {
+        } else if link_or_copy(&store.blob_path(&f.blob), &dest, store.modes.file, &mut unsynced)? == LinkMode::Copy {
             mode = LinkMode::Copy;
         }
     }
-    // Every created folder and new name must reach the disk before the rename publishes them.
-    // After the first, these fsyncs find the journal already committed and cost little; a
-    // filesystem sync would also wait for other writers' data. Deepest first, so a folder's
-    // own name is synced after its contents.
-    for d in dirs.iter().rev() {
-        fsync_dir(d)?;
+    // Every created folder and new name must reach the disk before the rename publishes them:
+    // one filesystem sync for a tree of many folders, not a journal commit per folder.
+    for d in &dirs {
+        unsynced.folder(d);
     }
+    unsynced.sync()?;
     Ok(mode)
 }
 
 /// Hard-links `blob` to `dest`; another filesystem or too many links falls back to a copy
-/// with mode `file_mode`.
-fn link_or_copy(blob: &Path, dest: &Path, file_mode: u32) -> Result<LinkMode> {
+/// with mode `file_mode`, synced with what `unsynced` covers.
+fn link_or_copy(blob: &Path, dest: &Path, file_mode: u32, unsynced: &mut Deferred) -> Result<LinkMode> {
     match std::fs::hard_link(blob, dest) {
         Ok(()) => Ok(LinkMode::HardLink),
         Err(e) if e.kind() == ErrorKind::NotFound && !blob.exists() => {
@@ -143,7 +178,7 @@ fn link_or_copy(blob: &Path, dest: &Path, file_mode: u32) -> Result<LinkMode> {
         Err(e) if matches!(e.raw_os_error(), Some(EXDEV | EMLINK | EPERM)) => {
             std::fs::copy(blob, dest).ctx("copy blob to", dest)?;
             perms::set_mode(dest, file_mode)?;
-            std::fs::File::open(dest).and_then(|f| f.sync_all()).ctx("sync", dest)?;
+            unsynced.file(dest);
             Ok(LinkMode::Copy)
         }
         Err(e) => Err(Error::io("link blob to", dest, e)),
@@ -229,7 +264,9 @@ pub fn files_under(root: &Path) -> Result<Vec<PathBuf>> {
 pub fn relink(store: &Store, hash: &str, placed: &Path, backup_id: &str) -> Result<()> {
     let staging = store.own.staging(placed, backup_id);
     store.remove(&staging)?;
-    link_or_copy(&store.blob_path(hash), &staging, store.modes.file)?;
+    let mut unsynced = Deferred::open(placed.parent().unwrap_or(Path::new("/")))?;
+    link_or_copy(&store.blob_path(hash), &staging, store.modes.file, &mut unsynced)?;
+    unsynced.sync()?;
     durable::publish(&staging, placed, Existing::Replace, durable::Sync::Now).inspect_err(|_| {
         let _ = store.remove(&staging);
     })
