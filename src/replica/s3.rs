@@ -159,24 +159,13 @@ impl Client {
 
     /// The whole object, or `None` when there is none.
     pub fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let key = self.key(name);
-        let url = self.bucket.get_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
-        self.retry(&format!("reading {name}"), || {
-            let resp = self.agent.get(url.as_str()).call().map_err(transport)?;
-            let status = resp.status().as_u16();
-            if status == 404 {
-                return Ok(None);
-            }
-            let mut bytes = Vec::new();
-            resp.into_body()
-                .into_with_config()
-                .limit(u64::MAX)
-                .reader()
-                .read_to_end(&mut bytes)
-                .map_err(|e| Failure { transient: true, message: e.to_string() })?;
-            check(status, &String::from_utf8_lossy(&bytes))?;
-            Ok(Some(bytes))
-        })
+        let mut bytes = Vec::new();
+        let found = self.get_into(name, |body| {
+            // A retry reads from the start again.
+            bytes.clear();
+            body.read_to_end(&mut bytes).map(|_| ())
+        })?;
+        Ok(found.then_some(bytes))
     }
 
     /// Reads an object through `sink` (called with the body; a retry calls it again from the
