@@ -229,7 +229,7 @@ impl Service {
         }
         self.check_disk(&known, now, &mut writes, &mut events)?;
         for t in targets.iter() {
-            Self::check_quota_level(&c, t, &known, now, &mut writes, &mut events)?;
+            self.check_quota_level(t, &known, now, &mut writes, &mut events)?;
         }
         let gone: Vec<&String> = known
             .keys()
@@ -315,7 +315,7 @@ impl Service {
     /// A target's quota warning: raised once when its backups reach the warning level, and a
     /// `recovered` once they are under it again (subject `quota:<target id>`).
     fn check_quota_level(
-        c: &rusqlite::Connection,
+        &self,
         t: &Target,
         known: &std::collections::HashMap<String, Known>,
         now: DateTime<Utc>,
@@ -324,7 +324,7 @@ impl Service {
     ) -> Result<()> {
         let subject = quota_subject(&t.id);
         let old = known.get(&subject);
-        let Some(level) = quota_level(t) else {
+        let Some(q) = self.quota_use(t)?.filter(|_| quota_level(t).is_some()) else {
             if old.is_some() {
                 writes.push((
                     subject,
@@ -333,17 +333,16 @@ impl Service {
             }
             return Ok(());
         };
-        let (_, used) = db::backups::target_usage(c, &t.id)?;
-        let near = used >= level;
+        let near = q.warning;
         let state = if near { "quota_warning" } else { "ok" };
         if old.map(|k| k.state.as_str()) == Some(state) || (old.is_none() && !near) {
             return Ok(());
         }
         let reason = format!(
             "its backups use {} of its {} quota ({} %; warning at {} %)",
-            bytes(used.max(0) as u64),
-            bytes(t.quota_bytes as u64),
-            (used as i128 * 100 / t.quota_bytes.max(1) as i128),
+            bytes(q.used_bytes.max(0) as u64),
+            bytes(q.quota_bytes as u64),
+            q.percent,
             t.quota_warning_percent
         );
         if near {
