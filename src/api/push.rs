@@ -11,8 +11,9 @@ use super::{block, json_body, ok, resource};
 use crate::auth::grant::{Caller, Need, Role};
 use crate::error::{Code, Error, Result};
 use crate::model::audit::Action;
+use crate::model::backup::PushFile;
 use crate::model::fields::Fields;
-use crate::service::push::{Listed, MAX_PAGE, Reach};
+use crate::service::push::{MAX_PAGE, Reach};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -165,7 +166,7 @@ async fn files(
     let listed = page
         .files
         .into_iter()
-        .map(|e| Listed {
+        .map(|e| PushFile {
             path: e.path,
             blob: e.hash,
             size: i64::try_from(e.size).unwrap_or(i64::MAX),

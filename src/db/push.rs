@@ -3,17 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
+use crate::model::backup::PushFile;
 use crate::time;
-
-/// One file of a push's list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushFile {
-    pub path: String,
-    pub blob: String,
-    pub size: i64,
-    pub mode: u32,
-    pub mtime: i64,
-}
 
 /// An open push.
 #[derive(Debug, Clone)]

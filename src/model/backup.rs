@@ -54,6 +54,17 @@ pub struct BackupFile {
     pub mode: u32,
 }
 
+/// One file of a push's list (`bakch push`): a backup file and its modification time (seconds).
+/// As a client sends it until `Service::push_files` has checked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushFile {
+    pub path: String,
+    pub blob: String,
+    pub size: i64,
+    pub mode: u32,
+    pub mtime: i64,
+}
+
 /// `2025-07-11T12:57:17+00:00`, the form the official server sends.
 pub fn iso8601<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Secs, false))

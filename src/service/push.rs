@@ -13,8 +13,9 @@ use std::io::{self, BufRead, Read};
 use std::path::PathBuf;
 
 use super::{Service, is_single};
-use crate::db::{self, push::PushFile, push::PushSession};
+use crate::db::{self, push::PushSession};
 use crate::error::{Error, Result};
+use crate::model::backup::PushFile;
 use crate::model::backup::{BackupFile, file_folder_clash};
 use crate::model::job::{QueuedJob, Source, UploadJob};
 use crate::store::blob::Batch;
@@ -32,16 +33,6 @@ const RECEIVED_KEEP_SECS: i64 = 24 * 3600;
 
 /// Whose content a caller may learn about: `None` for everything (admin), else these targets.
 pub type Reach = Option<Vec<String>>;
-
-/// One entry of a page as the client sent it.
-#[derive(Debug, Clone)]
-pub struct Listed {
-    pub path: String,
-    pub blob: String,
-    pub size: i64,
-    pub mode: u32,
-    pub mtime: i64,
-}
 
 /// What a finish queued, and what the push cost on the wire.
 #[derive(Debug, Clone)]
@@ -82,7 +73,7 @@ impl Service {
         &self,
         target_id: &str,
         push_id: &str,
-        listed: Vec<Listed>,
+        listed: Vec<PushFile>,
         removed: Vec<String>,
         reach: &Reach,
     ) -> Result<Vec<String>> {
