@@ -55,7 +55,7 @@ pub(super) async fn search(
     let svc = state.service.clone();
     let query_text = q.clone();
     let (target, found) = block(move || {
-        let (t, _) = svc.target_with_backups(&id)?;
+        let t = svc.find_target(&id)?;
         let found =
             if query_text.is_empty() { None } else { Some(svc.search_files(&t.id, &query_text, page, PAGE_SIZE)) };
         Ok((t, found))

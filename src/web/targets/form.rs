@@ -301,7 +301,7 @@ fn preview_url(id: &str) -> String {
 
 pub(super) async fn edit_form(state: web::Data<AppState>, ctx: Ctx, id: web::Path<String>) -> PageResult {
     let svc = state.service.clone();
-    let (target, _) = block(move || svc.target_with_backups(&id)).await?;
+    let target = block(move || svc.find_target(&id)).await?;
     // The saved policy's preview, which the script (or the Preview button) replaces.
     let preview = super::preview::build(&state, &target.id, &[]).await?;
     html(&TargetFormPage {
@@ -332,7 +332,7 @@ pub(super) async fn edit(
     let id = id.into_inner();
     let svc = state.service.clone();
     let lookup = id.clone();
-    let (target, _) = block(move || svc.target_with_backups(&lookup)).await?;
+    let target = block(move || svc.find_target(&lookup)).await?;
     if form.get("preview").is_some() {
         crate::web::audit::note(&req, |n| n.unchanged = true);
         form.set("backup_type", target.target_type.as_str());

@@ -64,7 +64,7 @@ pub(super) async fn new_upload_key(
     let form = Form::parse(&body);
     ctx.check(&form)?;
     let svc = state.service.clone();
-    let (target, _) = block(move || svc.target_with_backups(&id)).await?;
+    let target = block(move || svc.find_target(&id)).await?;
     let name = match form.text("name").trim() {
         "" => format!(
             "upload-{}-{}",
