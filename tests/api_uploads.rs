@@ -159,18 +159,7 @@ fn download_streams_the_file_or_a_tar_of_the_tree() {
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers()["content-disposition"].to_str().unwrap().ends_with(&format!("filename=\"tree-{bid}.tar\"")));
     let bytes = resp.bytes().unwrap();
-    let mut archive = tar::Archive::new(bytes.as_ref());
-    let mut got: Vec<(String, Vec<u8>)> = archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut e, &mut buf).unwrap();
-            (e.path().unwrap().to_string_lossy().into_owned(), buf)
-        })
-        .collect();
-    got.sort();
+    let got = common::tar_entries(&bytes);
     assert_eq!(got, vec![("d/sub/y".to_string(), b"yyy".to_vec()), ("d/x".to_string(), b"xx".to_vec())]);
 }
 

@@ -90,18 +90,7 @@ fn search_history_compare_and_selection_on_a_generated_series() {
     let res = s.get_raw(&sel);
     assert_eq!(res.status(), 200);
     let tar_bytes = res.bytes().unwrap();
-    let mut tar = tar::Archive::new(tar_bytes.as_ref());
-    let mut entries: Vec<(String, Vec<u8>)> = tar
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            (e.path().unwrap().to_string_lossy().into_owned(), data)
-        })
-        .collect();
-    entries.sort();
+    let entries = common::tar_entries(&tar_bytes);
     assert_eq!(
         entries,
         [("notes/a.txt".to_string(), b"a2".to_vec()), ("notes/deep/New.TXT".to_string(), b"new".to_vec())]

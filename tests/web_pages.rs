@@ -1209,16 +1209,7 @@ fn archive_entries(bytes: &[u8], zip: bool) -> Vec<(String, Vec<u8>)> {
             })
             .collect()
     } else {
-        let mut t = tar::Archive::new(bytes);
-        t.entries()
-            .unwrap()
-            .map(|e| {
-                let mut e = e.unwrap();
-                let mut data = Vec::new();
-                e.read_to_end(&mut data).unwrap();
-                (e.path().unwrap().to_string_lossy().into_owned(), data)
-            })
-            .collect()
+        common::tar_entries(bytes)
     };
     out.sort();
     out

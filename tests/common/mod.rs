@@ -307,6 +307,22 @@ pub fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
     builder.into_inner().and_then(|e| e.finish()).expect("tar.gz")
 }
 
+/// The (path, content) pairs of a tar, sorted by path.
+pub fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = tar::Archive::new(bytes)
+        .entries()
+        .expect("tar entries")
+        .map(|e| {
+            let mut e = e.expect("tar entry");
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).expect("tar entry content");
+            (e.path().expect("tar path").to_string_lossy().into_owned(), data)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// A plain tar whose entry names are written as given (no checks), for hostile archives.
 /// Each entry: (name, bytes, type, link target).
 pub fn raw_tar(entries: &[(&str, &[u8], tar::EntryType, &str)]) -> Vec<u8> {
