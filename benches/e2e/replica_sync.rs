@@ -172,9 +172,14 @@ impl Garage {
             .map_err(|e| format!("start garage (cargo install --locked garage): {e}"))?;
         let mut g =
             Garage { child, config, s3_port, bucket: "bench".into(), key_id: String::new(), secret: String::new() };
+        // `node id` reads the key from disk and answers before the server listens: wait for both
+        // ports, then retry the assignment (CI once saw "connection refused" on the RPC port).
+        for p in [rpc, s3_port] {
+            g.retry_until(&format!("garage port {p}"), || std::net::TcpStream::connect(("127.0.0.1", p)).is_ok())?;
+        }
         let node = g.retry(&["node", "id", "-q"])?;
         let node = node.trim().split('@').next().unwrap_or_default().to_string();
-        g.cli(&["layout", "assign", "-z", "dc1", "-c", "10G", &node])?;
+        g.retry(&["layout", "assign", "-z", "dc1", "-c", "10G", &node])?;
         g.cli(&["layout", "apply", "--version", "1"])?;
         g.retry(&["bucket", "create", "bench"])?;
         let key = g.cli(&["key", "create", "bench-key"])?;
@@ -202,6 +207,17 @@ impl Garage {
             return Err(format!("garage {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn retry_until(&self, what: &str, ready: impl Fn() -> bool) -> Res<()> {
+        let started = Instant::now();
+        while !ready() {
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err(format!("{what}: not ready after 60 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     fn retry(&self, args: &[&str]) -> Res<String> {

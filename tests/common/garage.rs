@@ -90,7 +90,10 @@ impl Garage {
             out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
         });
         let node = status.split('@').next().unwrap_or_default().to_string();
-        g.ok(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        // The RPC port may open after the S3 one: retry until the assignment is accepted.
+        poll("garage to accept the layout", Duration::from_secs(60), || {
+            g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]).status.success().then_some(())
+        });
         g.ok(&["layout", "apply", "--version", "1"]);
         // The layout takes a moment to be in force: creating the bucket fails until it is.
         poll("garage to accept a bucket", Duration::from_secs(60), || {
