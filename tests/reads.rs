@@ -163,3 +163,64 @@ fn no_stale_reply_after_any_change() {
     let (_, body) = read(&s);
     assert!(backups(&body).len() == 2 && body["target"]["name"] == "renamed");
 }
+
+/// A change renews exactly the kept replies that show it (`db::changes`): a target's own reply,
+/// those of targets sharing its content (their exclusive bytes move), the list and the stats.
+/// Every `true` below would fail on a stale reply; every `false` is a reply that must not differ.
+#[test]
+fn a_change_renews_the_replies_that_show_it() {
+    let mut s = TestServer::start_with_config("gc_grace_secs = 0\n[protection]\nhold_days = 0\n");
+    s.new_api_key();
+    let a = s.create_target(json!({"name": "a", "name_template": "a-$I"}));
+    let b = s.create_target(json!({"name": "b", "name_template": "b-$I"}));
+    let shared: &[u8] = b"content both targets come to hold";
+    s.upload_ok(&a, &[("x.txt", shared)]);
+    s.upload_ok(&b, &[("y.txt", b"b only")]);
+    let paths = [format!("/api/target/{a}"), format!("/api/target/{b}"), "/api/target".into(), "/api/stats".into()];
+    let mut tags: Vec<String> = paths.iter().map(|p| get(&s, p, None, false).1).collect();
+    // `expect` per path (a, b, list, stats): Some(changed), or None where either is right.
+    let mut step = |s: &TestServer, what: &str, expect: [Option<bool>; 4]| {
+        for ((path, tag), expect) in paths.iter().zip(tags.iter_mut()).zip(expect) {
+            let (status, new_tag, _) = get(s, path, Some(tag), false);
+            if let Some(changed) = expect {
+                assert_eq!(status, if changed { 200 } else { 304 }, "{path} after {what}");
+            }
+            if status == 200 {
+                *tag = new_tag;
+            }
+        }
+    };
+    let exclusive = |s: &TestServer, t: &str| -> Vec<i64> {
+        s.target(t).1.iter().map(|b| b["exclusive_bytes"].as_i64().unwrap()).collect()
+    };
+    assert_eq!(exclusive(&s, &a), [shared.len() as i64]);
+
+    s.upload_ok(&b, &[("z.txt", b"new in b")]);
+    step(&s, "an upload to b", [Some(false), Some(true), Some(true), Some(true)]);
+    s.upload_ok(&b, &[("copy.txt", shared)]);
+    step(&s, "b taking a's content", [Some(true), Some(true), Some(true), Some(true)]);
+    assert_eq!(exclusive(&s, &a), [0], "a's content is no longer a's alone");
+    let copy = s.target(&b).1[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(s.delete(&format!("/api/backup/{copy}"), json!({"delete_files": true})).0, 200);
+    step(&s, "b dropping it", [Some(true), Some(true), Some(true), Some(true)]);
+    assert_eq!(exclusive(&s, &a), [shared.len() as i64]);
+
+    let first = s.target(&a).1[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(s.patch(&format!("/api/backup/{first}"), json!({"pinned": true})).0, 200);
+    step(&s, "a pin", [Some(true), Some(false), None, Some(false)]);
+    assert_eq!(s.target(&a).1[0]["pinned"], true);
+
+    // Damage found by the integrity check (a placed file overwritten behind bakch's back).
+    let (t, _) = s.target(&a);
+    let placed = std::path::PathBuf::from(t["location"].as_str().unwrap()).join(format!("a-{first}")).join("x.txt");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&placed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&placed, b"tampered").unwrap();
+    assert_eq!(s.get("/api/jobs/force_run/integrity_check_job").0, 200);
+    step(&s, "damage found", [Some(true), Some(false), None, None]);
+    assert_eq!(s.target(&a).1[0]["hash_mismatch"], true);
+
+    assert_eq!(s.patch(&format!("/api/target/{b}"), json!({"name": "b renamed"})).0, 200);
+    // a's health may be moving meanwhile (the monitor records the damage as it finds it).
+    step(&s, "an edit of b", [None, Some(true), Some(true), Some(false)]);
+}

@@ -3,11 +3,12 @@
 //! on the async thread, with an `ETag` (a client that sends it back gets a 304) and a gzip or
 //! zstd copy made once for clients that accept it (`Accept-Encoding`, q-values honoured).
 //!
-//! A reply is tagged with the database's commit count read *before* it was built and served
-//! only while the count is unchanged, so it is never older than the newest commit a reader could
-//! see (every change goes through the database; see `service::read_cache` for the same rule).
-//! After a commit, one request per key builds the new reply while the others asking for it wait
-//! for that one instead of each building its own, and are woken together when it is done.
+//! A reply is tagged with the database's commit count read *before* it was built and with what
+//! it shows (the targets it describes, or anything), and served only while no commit since has
+//! changed that (`db::changes`), so it is never older than the newest commit a reader could see;
+//! an upload to one target leaves the others' replies kept. After a change, one request per key
+//! builds the new reply while the others asking for it wait for that one instead of each
+//! building its own, and are woken together when it is done.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,14 +22,14 @@ use bytes::Bytes;
 
 use super::block;
 use crate::error::{Error, Result};
-use crate::service::Service;
+use crate::service::{Depends, Service};
 
 /// How long a reply is kept even when nothing commits: what changes with time alone (a health
 /// reason's "for 3 days") is at most this old.
 const MAX_AGE: Duration = Duration::from_secs(30);
 
-/// At most this many keys are kept per database state; past it, replies are built and sent
-/// without being kept.
+/// At most this many keys are kept; past it (and once the stale ones are dropped), replies are
+/// built and sent without being kept.
 const MAX_KEYS: usize = 4096;
 
 /// Replies built at once, at most. A build takes pooled database connections; 64 builds of
@@ -45,6 +46,8 @@ const ZSTD_LEVEL: i32 = 3;
 
 /// One kept reply.
 struct Reply {
+    /// What it shows, to tell whether a commit since its mark changed it.
+    depends: Depends,
     body: Bytes,
     etag: HeaderValue,
     gzip: OnceLock<Option<Bytes>>,
@@ -71,38 +74,44 @@ impl Encoding {
 /// is woken together when it is set (one by one, a burst of 64 formed a queue of wake-ups).
 type Slot = Arc<tokio::sync::OnceCell<Arc<Reply>>>;
 
-/// The replies of one database state (one commit count).
-#[derive(Default)]
-struct Entries {
-    commits: u64,
-    born: Option<Instant>,
-    replies: HashMap<String, Slot>,
+/// A reply being built or kept, with the commit count read before its build began.
+struct Kept {
+    mark: u64,
+    born: Instant,
+    slot: Slot,
+}
+
+impl Kept {
+    /// Whether it may still be served: young enough, and nothing it shows changed since its
+    /// mark (while it is built, what it shows is not known yet: any change counts).
+    fn fresh(&self, svc: &Service) -> bool {
+        let depends = self.slot.get().map_or(&Depends::Anything, |r| &r.depends);
+        self.born.elapsed() <= MAX_AGE && !svc.changed_since(self.mark, depends)
+    }
 }
 
 #[derive(Default)]
 pub struct Replies {
-    entries: Mutex<Entries>,
+    kept: Mutex<HashMap<String, Kept>>,
 }
 
 impl Replies {
-    /// The slot of `key` for the newest state: `commits` (the count read before asking) or a
-    /// newer one, never an older one. `None` when so many keys are kept that this one is built
-    /// without keeping it (page numbers and ids are the client's to choose).
-    fn slot(&self, key: &str, commits: u64) -> Option<Slot> {
-        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        // Only forward: a request that read the count just before a commit must not drop what
-        // is kept for the newer state (a newer reply is never stale to it).
-        if commits > e.commits || e.born.is_none_or(|b| b.elapsed() > MAX_AGE) {
-            *e = Entries { commits: commits.max(e.commits), born: Some(Instant::now()), replies: HashMap::new() };
+    /// The slot of `key`: the kept one while fresh, else a new one marked now (before its build
+    /// reads anything). `None` when so many keys are kept that this one is built without keeping
+    /// it (page numbers and ids are the client's to choose).
+    fn slot(&self, svc: &Service, key: &str) -> Option<Slot> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = kept.get(key).filter(|k| k.fresh(svc)) {
+            return Some(k.slot.clone());
         }
-        if let Some(slot) = e.replies.get(key) {
-            return Some(slot.clone());
-        }
-        if e.replies.len() >= MAX_KEYS {
-            return None;
+        if !kept.contains_key(key) && kept.len() >= MAX_KEYS {
+            kept.retain(|_, k| k.fresh(svc));
+            if kept.len() >= MAX_KEYS {
+                return None;
+            }
         }
         let slot = Slot::default();
-        e.replies.insert(key.to_string(), slot.clone());
+        kept.insert(key.to_string(), Kept { mark: svc.commits(), born: Instant::now(), slot: slot.clone() });
         Some(slot)
     }
 }
@@ -113,27 +122,32 @@ fn replies() -> &'static Replies {
     REPLIES.get_or_init(Replies::default)
 }
 
-/// Answers `key` from a kept reply, or builds it with `build` (JSON bytes of a 200) on a
-/// blocking thread and keeps it. While one request builds, the others asking wait for its
-/// reply; a failed build (a 404, say) is not kept, and the next waiter tries its own.
+/// Answers `key` from a kept reply, or builds it with `build` (JSON bytes of a 200, and what
+/// they show) on a blocking thread and keeps it. While one request builds, the others asking
+/// wait for its reply; a failed build (a 404, say) is not kept, and the next waiter tries its own.
 pub(crate) async fn reply(
     svc: &Arc<Service>,
     req: &HttpRequest,
     key: String,
-    build: impl FnOnce(&Service) -> Result<Vec<u8>> + Send + 'static,
+    build: impl FnOnce(&Service) -> Result<(Vec<u8>, Depends)> + Send + 'static,
 ) -> Result<HttpResponse> {
-    let commits = svc.commits();
     let make = || async move {
         static BUILDING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BUILDERS);
         let _turn = BUILDING.acquire().await.map_err(|e| Error::internal(format!("builders: {e}")))?;
         let s = svc.clone();
-        let body = block(move || build(&s)).await?;
+        let (body, depends) = block(move || build(&s)).await?;
         let tag = blake3::hash(&body).to_hex();
         let etag =
             HeaderValue::from_str(&format!("\"{}\"", &tag[..32])).map_err(|e| Error::internal(format!("etag: {e}")))?;
-        Ok::<_, Error>(Arc::new(Reply { body: Bytes::from(body), etag, gzip: OnceLock::new(), zstd: OnceLock::new() }))
+        Ok::<_, Error>(Arc::new(Reply {
+            depends,
+            body: Bytes::from(body),
+            etag,
+            gzip: OnceLock::new(),
+            zstd: OnceLock::new(),
+        }))
     };
-    let reply = match replies().slot(&key, commits) {
+    let reply = match replies().slot(svc, &key) {
         Some(slot) => match slot.get() {
             Some(r) => r.clone(),
             None => slot.get_or_try_init(make).await?.clone(),

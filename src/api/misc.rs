@@ -8,6 +8,7 @@ use super::schema::{ErrorBody, HealthReply, LogReply, StatsReply};
 use super::{block, ok, query_count, reply, resource};
 use crate::auth::grant::Need;
 use crate::error::Result;
+use crate::service::Depends;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -23,8 +24,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         (status = 304, description = "Not modified: the `ETag` sent in `If-None-Match` still holds"),
     ))]
 async fn stats(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
-    super::cached::reply(&state.service, &req, "stats".into(), |svc| super::json_bytes(&StatsReply::new(svc.stats()?)))
-        .await
+    super::cached::reply(&state.service, &req, "stats".into(), |svc| {
+        Ok((super::json_bytes(&StatsReply::new(svc.stats()?))?, Depends::Anything))
+    })
+    .await
 }
 
 /// Whether every backup is healthy: 200 when every monitored target is `ok` and the data disk

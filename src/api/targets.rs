@@ -12,8 +12,8 @@ use crate::auth::grant::{Caller, Need, Role};
 use crate::error::{Code, Error};
 use crate::model::audit::{Action, Who};
 use crate::model::target::{Search, Target, TargetInput};
-use crate::service::Service;
 use crate::service::targets::Which;
+use crate::service::{Depends, Service};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -79,7 +79,9 @@ async fn list(state: web::Data<AppState>, req: HttpRequest, caller: Caller) -> R
     }
     super::cached::reply(&state.service, &req, format!("list:{page}"), move |svc| {
         let list = svc.list_targets(page as usize)?;
-        super::json_bytes(&TargetList::new(target_views(svc, &list)?, page))
+        // A page shows its targets; which targets are on it changes with a target's row (`*`).
+        let depends = Depends::Targets(list.iter().map(|t| t.id.clone()).collect());
+        Ok((super::json_bytes(&TargetList::new(target_views(svc, &list)?, page))?, depends))
     })
     .await
 }
@@ -113,7 +115,8 @@ async fn view(state: web::Data<AppState>, id: web::Path<String>, req: HttpReques
     super::cached::reply(&state.service, &req, format!("target:{id}"), move |svc| {
         let (t, b) = svc.target_with_backups(&id)?;
         let view = target_views(svc, std::slice::from_ref(&t))?.pop().ok_or_else(|| Error::internal("no view"))?;
-        super::json_bytes(&TargetDetail::new(view, b))
+        let depends = Depends::Targets(vec![t.id.clone()]);
+        Ok((super::json_bytes(&TargetDetail::new(view, b))?, depends))
     })
     .await
 }

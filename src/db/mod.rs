@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod backups;
+pub mod changes;
 pub mod health;
 pub mod held;
 pub mod jobs;
@@ -17,7 +18,6 @@ pub mod seq;
 pub mod targets;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -53,39 +53,63 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
     Ok(Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?)
 }
 
-/// Opens (creating if needed) the database at `path` and applies pending migrations.
+/// Opens (creating if needed) the database at `path` and applies pending migrations. The
+/// server's connections report what each commit changes (`changes`), for its kept answers.
 pub fn open(path: &Path, max_size: u32) -> Result<Pool> {
+    open_pool(path, max_size, true)
+}
+
+/// As [`open`], for a program that keeps no answers (`rebuild-db` writes millions of rows, and
+/// would pay a trigger per row for nothing).
+pub fn open_unwatched(path: &Path, max_size: u32) -> Result<Pool> {
+    open_pool(path, max_size, false)
+}
+
+fn open_pool(path: &Path, max_size: u32, watched: bool) -> Result<Pool> {
     make_private(path)?;
     check_readable(path)?;
-    let manager = SqliteConnectionManager::file(path).with_init(|c: &mut Connection| {
-        c.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 10000;",
-        )?;
-        // Room for every statement the hot paths prepare, so none is parsed again per request.
-        c.set_prepared_statement_cache_capacity(64);
-        c.wal_hook(Some(after_commit));
+    // Migrated first on a connection of its own: each pooled connection's watch triggers are
+    // made from the tables as the migrations leave them.
+    {
+        let mut conn = Connection::open(path)?;
+        prepare(&conn)?;
+        // Durability and the read caches (the WAL hook) both rest on WAL mode, which some
+        // filesystems (network shares) cannot give.
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::internal(format!(
+                "the database {} cannot use write-ahead logging (journal mode is '{mode}'); put the data folder on a local filesystem",
+                path.display()
+            )));
+        }
+        migrate::run(&mut conn)?;
+    }
+    let manager = SqliteConnectionManager::file(path).with_init(move |c: &mut Connection| {
+        prepare(c)?;
+        if watched {
+            changes::watch(c)?;
+        }
         Ok(())
     });
-    let pool = r2d2::Pool::builder()
+    r2d2::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(30))
         .build(manager)
-        .map_err(|e| Error::internal(format!("cannot open database {}: {e}", path.display())))?;
-    let mut conn = pool.get()?;
-    // Durability and the read cache's commit count (the WAL hook) both rest on WAL mode, which
-    // some filesystems (network shares) cannot give.
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::internal(format!(
-            "the database {} cannot use write-ahead logging (journal mode is '{mode}'); put the data folder on a local filesystem",
-            path.display()
-        )));
-    }
-    migrate::run(&mut conn)?;
-    Ok(pool)
+        .map_err(|e| Error::internal(format!("cannot open database {}: {e}", path.display())))
+}
+
+/// The settings every connection needs.
+fn prepare(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 10000;",
+    )?;
+    // Room for every statement the hot paths prepare, so none is parsed again per request.
+    c.set_prepared_statement_cache_capacity(64);
+    c.wal_hook(Some(after_commit));
+    Ok(())
 }
 
 /// Creates the database file owner-only, or narrows it and its WAL files: SQLite gives the
@@ -133,13 +157,10 @@ fn check_readable(path: &Path) -> Result<()> {
 }
 
 /// Commits to the database so far, in this process. Read caches tag what they computed with the
-/// count read before computing, and trust it only while the count is unchanged.
+/// count read before computing (see [`changes`] for which commits change what).
 pub fn commits() -> u64 {
-    COMMITS.load(Ordering::Acquire)
+    changes::mark()
 }
-
-// A process-wide count: SQLite's WAL hook takes a plain function, and a process has one database.
-static COMMITS: AtomicU64 = AtomicU64::new(0);
 
 /// Wakes one waiter (the health monitor) after a commit; a commit while nobody waits leaves a
 /// permit, so none is missed.
@@ -152,7 +173,7 @@ static COMMITTED: std::sync::LazyLock<tokio::sync::Notify> = std::sync::LazyLock
 /// SQLite calls this after each commit, once the write lock is released and the new data is
 /// visible to every connection (so a reader that sees the new count also sees the new data).
 fn after_commit(wal: &rusqlite::hooks::Wal, pages: std::os::raw::c_int) -> rusqlite::Result<()> {
-    COMMITS.fetch_add(1, Ordering::AcqRel);
+    changes::publish();
     COMMITTED.notify_one();
     // Installing a WAL hook replaces SQLite's own auto-checkpoint, so do what it did: a passive
     // checkpoint once the log passes 1,000 pages. A busy checkpoint is retried at the next commit.

@@ -38,7 +38,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
     }
     let mut report = Report::default();
     {
-        let pool = db::open(&new_path, 1).map_err(|e| e.to_string())?;
+        let pool = db::open_unwatched(&new_path, 1).map_err(|e| e.to_string())?;
         let mut c = pool.get().map_err(|e| e.to_string())?;
         // One long transaction of millions of rows into indexes in random order: a page cache
         // of 256 MiB (SQLite's default is 2 MiB) keeps them from being read back from disk.

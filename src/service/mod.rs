@@ -25,6 +25,8 @@ pub mod stats;
 pub mod targets;
 pub mod uploads;
 
+pub use crate::db::changes::Depends;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -107,9 +109,14 @@ impl Service {
     }
 
     /// How many times the database has committed (see `db::commits`): what a kept answer is
-    /// tagged with.
+    /// tagged with, read before it is computed.
     pub fn commits(&self) -> u64 {
         db::commits()
+    }
+
+    /// Whether a commit after `mark` may have changed what an answer that `depends` so shows.
+    pub fn changed_since(&self, mark: u64, depends: &Depends) -> bool {
+        db::changes::changed_since(mark, depends)
     }
 
     pub fn conn(&self) -> Result<Conn> {

@@ -31,13 +31,13 @@ impl Service {
         db::targets::search(&*self.conn()?, search)
     }
 
-    /// A target and its listed backups (active and recycled), newest first.
     /// A target by id or alias, without its backups (which [`Self::target_with_backups`] builds
     /// with each one's exclusive bytes).
     pub fn find_target(&self, id_or_alias: &str) -> Result<Target> {
         self.target(&*self.conn()?, id_or_alias)
     }
 
+    /// A target and its listed backups (active and recycled), newest first.
     pub fn target_with_backups(&self, id: &str) -> Result<(Target, Vec<Backup>)> {
         self.read_cache.target(id, || {
             let c = self.conn()?;
