@@ -169,6 +169,13 @@ pub fn run(o: &Opts) -> Res<Report> {
             "GET /api/target/<hot id>",
             format!("request = function() return wrk.format(\"GET\", \"/api/target/{hot}\") end\n"),
         ),
+        // What the official Python client (requests) asks for: the kept gzip copy.
+        (
+            "GET /api/target/<hot id>, Accept-Encoding: gzip, deflate",
+            format!(
+                "request = function() return wrk.format(\"GET\", \"/api/target/{hot}\", {{[\"Accept-Encoding\"] = \"gzip, deflate\"}}) end\n"
+            ),
+        ),
     ];
     let hot_reply = reqwest::blocking::get(format!("{}/api/target/{hot}", server.url))
         .and_then(|r| r.bytes())
