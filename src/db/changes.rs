@@ -16,6 +16,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
+use rusqlite::types::ValueRef;
 
 /// What a kept answer was read from, to tell whether a commit since has changed it.
 #[derive(Clone, Debug)]
@@ -126,11 +127,11 @@ fn names(table: &str, op: &str, row: &str) -> Option<String> {
         // The list's order and membership, and every target's fields: rare, so all at once.
         "targets" => "'*'".to_string(),
         // A target gaining or losing a content changes the exclusive bytes of every target
-        // holding it (no other holds it, or now one does).
+        // holding it (no other holds it, or now one does); empty content weighs nothing.
         "target_blobs" if op != "UPDATE" => {
             return Some(format!(
                 "SELECT bakch_changed({row}.target_id); \
-                 SELECT bakch_changed(target_id) FROM main.target_blobs WHERE blob = {row}.blob;"
+                 SELECT bakch_changed(target_id) FROM main.target_blobs WHERE blob = {row}.blob AND {row}.size > 0;"
             ));
         }
         "backups" | "file_paths" | "jobs" | "target_blobs" => format!("{row}.target_id"),
@@ -148,12 +149,19 @@ pub(super) fn watch(c: &Connection) -> rusqlite::Result<()> {
     let seen = pending.clone();
     c.create_scalar_function("bakch_changed", 1, FunctionFlags::SQLITE_UTF8, move |ctx| {
         let mut t = seen.lock().unwrap_or_else(|e| e.into_inner());
-        match ctx.get_raw(0).as_str_or_null()? {
-            Some("*") => t.everything = true,
-            Some(id) if !t.targets.contains(id) => {
-                t.targets.insert(id.to_string());
-            }
-            _ => {}
+        // Never an error: that would fail the write it watches. A value that is not a target
+        // id (none today) is taken as "anything".
+        match ctx.get_raw(0) {
+            ValueRef::Null => {}
+            ValueRef::Text(b"*") => t.everything = true,
+            ValueRef::Text(id) => match std::str::from_utf8(id) {
+                Ok(id) if !t.targets.contains(id) => {
+                    t.targets.insert(id.to_string());
+                }
+                Ok(_) => {}
+                Err(_) => t.everything = true,
+            },
+            _ => t.everything = true,
         }
         Ok(rusqlite::types::Null)
     })?;
