@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::TestServer;
 use reqwest::blocking::multipart;
-use serde_json::json;
+use serde_json::{Value, json};
 use web::{Web, csrf_in, set_password};
 
 const PASSWORD: &str = "correct horse battery";
@@ -867,6 +867,49 @@ fn upload_jobs_say_what_they_are_and_a_failed_one_retries_from_the_page() {
     assert_eq!(w.post(&format!("/jobs/{failed}/retry"), &[("csrf", &w.csrf())]).status, 409, "only a failed job");
     let audit = w.get("/audit?action=job_retried");
     assert!(audit.body.contains("job_retried"), "{}", audit.body);
+}
+
+/// A finished upload's job keeps its first three files and the list's totals, not the whole
+/// list (the backup holds it): the jobs page still says how many files and bytes. Migration
+/// 0018 shortens the jobs an older bakch left whole.
+#[test]
+fn a_finished_upload_job_keeps_three_names_and_its_totals() {
+    let (mut s, target, _, _) = server_with_data();
+    let files: Vec<(String, Vec<u8>)> = (0..5).map(|i| (format!("f{i}.txt"), vec![b'x'; 100 + i])).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let job = s.upload_ok(&target, &refs)["id"].as_i64().unwrap();
+    let db_path = s.data_path().join("bakch.sqlite3");
+    let payload = |id: i64| -> Value {
+        let db = rusqlite::Connection::open(&db_path).unwrap();
+        let text: String = db.query_row("SELECT payload FROM jobs WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let kept = payload(job);
+    assert_eq!(kept["source"]["files"].as_array().unwrap().len(), 3, "{kept}");
+    assert_eq!(kept["source"]["totals"], json!({"count": 5, "bytes": 510}), "{kept}");
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let jobs = w.get("/jobs");
+    let row_at = jobs.body.find(&format!("id=\"upload-job-{job}\"")).expect("the job's row");
+    let row = &jobs.body[row_at..row_at + jobs.body[row_at..].find("</tr>").unwrap()];
+    assert!(row.contains("f0.txt, f1.txt, f2.txt and 2 more") && row.contains("510 B"), "{row}");
+    // The backup itself has all five.
+    assert_eq!(s.target(&target).1[0]["filesize"], 510);
+
+    // As an older bakch left it: the whole list, no totals, schema 14 (0018 is the 15th
+    // migration). Restarted, it is shortened.
+    s.kill();
+    let whole = json!({"target_id": target, "backup_id": kept["backup_id"], "created_at": kept["created_at"],
+        "manual": true, "source": {"kind": "files", "files": (0..5).map(|i| json!({"path": format!("f{i}.txt"),
+        "blob": "00".repeat(32), "size": 100 + i, "mode": 420})).collect::<Vec<_>>()}});
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    db.execute("UPDATE jobs SET payload = ?2 WHERE id = ?1", rusqlite::params![job, whole.to_string()]).unwrap();
+    db.pragma_update(None, "user_version", 14).unwrap();
+    drop(db);
+    s.restart();
+    let migrated = payload(job);
+    assert_eq!(migrated["source"]["files"], json!(whole["source"]["files"].as_array().unwrap()[..3]), "{migrated}");
+    assert_eq!(migrated["source"]["totals"], json!({"count": 5, "bytes": 510}), "{migrated}");
 }
 
 /// The integrity check's finding names the backup and the damaged file, in red, on the jobs

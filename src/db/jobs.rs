@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
-use crate::model::job::{JobKind, JobStatus, QueuedJob};
+use crate::model::job::{JobKind, JobStatus, KEPT_FILES, QueuedJob};
 use crate::time;
 
 /// A job as stored.
@@ -77,15 +77,35 @@ pub fn claim(c: &Connection) -> Result<Option<JobRow>> {
     Ok(c.query_row(&sql, [time::iso(time::now())], from_row).optional()?)
 }
 
-/// Ends a job: FINISHED, or ERROR with the reason.
+/// Ends a job: FINISHED, or ERROR with the reason. A finished upload keeps only the first
+/// [`KEPT_FILES`] of its files and the list's totals (`Source::Files`): the backup holds the
+/// list, and a failed one keeps its whole list for a retry.
 pub fn finish(c: &Connection, id: i64, error: Option<&str>) -> Result<()> {
     let status = if error.is_some() { JobStatus::Error } else { JobStatus::Finished };
     c.execute(
-        "UPDATE jobs SET status = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
-        params![id, status.as_str(), error, time::iso(time::now())],
+        &format!(
+            "UPDATE jobs SET status = ?2, error = ?3, finished_at = ?4,
+                payload = CASE WHEN ?2 = 'FINISHED' AND {SHORTENS} THEN {SHORTENED} ELSE payload END
+             WHERE id = ?1"
+        ),
+        params![id, status.as_str(), error, time::iso(time::now()), KEPT_FILES as i64],
     )?;
     Ok(())
 }
+
+/// Whether a job's payload is an upload's full file list (migration 0018 says the same).
+const SHORTENS: &str =
+    "kind = 'upload_job' AND json_valid(payload) AND json_extract(payload, '$.source.kind') = 'files'
+    AND json_extract(payload, '$.source.totals') IS NULL";
+
+/// The payload with the first ?5 files and the list's totals, computed by SQLite's JSON
+/// functions where the list already is.
+const SHORTENED: &str = "json_set(payload,
+    '$.source.files', (SELECT json_group_array(json(value))
+                         FROM (SELECT value FROM json_each(payload, '$.source.files') ORDER BY key LIMIT ?5)),
+    '$.source.totals', json_object(
+        'count', json_array_length(payload, '$.source.files'),
+        'bytes', (SELECT COALESCE(SUM(json_extract(value, '$.size')), 0) FROM json_each(payload, '$.source.files'))))";
 
 /// Puts a job that failed back in the queue, to run no sooner than `after` (ISO 8601).
 pub fn retry_later(c: &Connection, id: i64, error: &str, after: &str) -> Result<()> {

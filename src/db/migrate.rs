@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_push.sql"),
     include_str!("migrations/0014_replica.sql"),
     include_str!("migrations/0017_target_blobs.sql"),
+    include_str!("migrations/0018_finished_jobs.sql"),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

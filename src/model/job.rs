@@ -206,9 +206,26 @@ pub struct UploadJob {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
     /// Files already stored as blobs (for a single-file target, one file named as uploaded).
-    Files { files: Vec<BackupFile> },
+    Files {
+        files: Vec<BackupFile>,
+        /// Set when the job finished: `files` then keeps only the first [`KEPT_FILES`] (the
+        /// backup holds the list; a nightly push of a million files would otherwise leave
+        /// ~150 MB in the queue's table every night), and these are the whole list's totals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        totals: Option<FileTotals>,
+    },
     /// An archive kept in the uploads folder, unpacked by the job.
     Archive { file: String, name: String },
+}
+
+/// How many of a finished upload's files its job keeps (the jobs page names that many).
+pub const KEPT_FILES: usize = 3;
+
+/// How many files a finished upload had, and their bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileTotals {
+    pub count: usize,
+    pub bytes: i64,
 }
 
 /// The scheduled jobs (Backup-chan's names, plus bakch's own `gc_job`).

@@ -104,7 +104,7 @@ impl Service {
                 backup_id: backup.backup_id.clone(),
                 created_at: backup.created_at.clone(),
                 manual: backup.manual,
-                source: Source::Files { files: backup.files.clone() },
+                source: Source::Files { files: backup.files.clone(), totals: None },
             };
             (job, recreated)
         };
@@ -206,7 +206,7 @@ impl Service {
         marked.extend(db::held::blobs(&c)?);
         drop(c);
         for job in self.live_uploads()? {
-            if let Source::Files { files } = job.source {
+            if let Source::Files { files, .. } = job.source {
                 marked.extend(files.into_iter().map(|f| f.blob));
             }
         }

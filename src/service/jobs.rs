@@ -127,7 +127,7 @@ pub struct JobAbout {
 
 impl JobAbout {
     /// How many file names are kept for a page.
-    pub const NAMES: usize = 3;
+    pub const NAMES: usize = crate::model::job::KEPT_FILES;
 }
 
 impl Service {
@@ -153,10 +153,10 @@ impl Service {
             // Whether the uploaded bytes are still kept (garbage collection takes them some
             // time after a failure; see `failed_upload_keep_secs`).
             let data_kept = match &job.source {
-                Source::Files { files } => {
+                Source::Files { files, totals } => {
                     about.files = files.iter().take(JobAbout::NAMES).map(|f| f.path.clone()).collect();
-                    about.file_count = files.len();
-                    about.bytes = Some(files.iter().map(|f| f.size).sum());
+                    about.file_count = totals.map_or(files.len(), |t| t.count);
+                    about.bytes = Some(totals.map_or_else(|| files.iter().map(|f| f.size).sum(), |t| t.bytes));
                     row.status == JobStatus::Error && files.iter().all(|f| self.store.blob_path(&f.blob).exists())
                 }
                 Source::Archive { file, name } => {

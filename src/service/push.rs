@@ -250,7 +250,7 @@ impl Service {
                 backup_id: uuid::Uuid::new_v4().to_string(),
                 created_at: time::iso(time::now()),
                 manual: session.manual,
-                source: Source::Files { files: backup_files },
+                source: Source::Files { files: backup_files, totals: None },
             };
             db::jobs::enqueue(tx, &QueuedJob::Upload(job))
         })?;

@@ -137,7 +137,7 @@ impl Service {
                 backup_id: uuid::Uuid::new_v4().to_string(),
                 created_at: time::iso(time::now()),
                 manual: open.manual,
-                source: Source::Files { files },
+                source: Source::Files { files, totals: None },
             };
             db::seq::delete(tx, &target.id)?;
             db::jobs::enqueue(tx, &QueuedJob::Upload(job))

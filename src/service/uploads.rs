@@ -63,7 +63,7 @@ impl Service {
                 let blob = part.spooled.into_blob(&self.store)?;
                 files.push(BackupFile { path, blob, size, mode: 0o644 });
             }
-            Source::Files { files }
+            Source::Files { files, totals: None }
         };
         let job =
             UploadJob { target_id: target.id.clone(), backup_id, created_at: time::iso(time::now()), manual, source };
@@ -122,7 +122,11 @@ impl Service {
             target
         };
         let (files, ext) = match &job.source {
-            Source::Files { files } => {
+            // A finished job keeps a few of its files only; it is never run again.
+            Source::Files { totals: Some(_), .. } => {
+                return Err(Error::internal("this upload finished: its job no longer holds the file list"));
+            }
+            Source::Files { files, totals: None } => {
                 for f in files {
                     if !self.store.blob_path(&f.blob).exists() {
                         return Err(Error::internal(format!(
