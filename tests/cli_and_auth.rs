@@ -463,7 +463,8 @@ fn read_key_reads_everything_and_changes_nothing() {
             let (status, body) = with_key(&w.s, &key, &method, &route, &harmful_body(&method));
             if method == "GET" && need != "Admin" {
                 assert_ne!(status, 403, "GET {route} with the read key: {body}");
-                assert!(matches!(status, 200 | 404), "GET {route}: {body}");
+                // /api/health answers 503 on a machine whose disk is nearly full: still a read.
+                assert!(matches!(status, 200 | 404) || (path == "/api/health" && status == 503), "GET {route}: {body}");
                 // A real object answers (a target has no sequential upload open, so that 404s).
                 if !id.is_empty() && id != "nope" && id != "gc_job" && !path.starts_with("/api/seq/") {
                     assert_eq!(status, 200, "GET {route}: {body}");

@@ -6,12 +6,12 @@
 //! a million files through the API would measure uploads, not the rebuild.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::json;
 
-use crate::harness::{BIN, Server, interleaved, q, timed_sh};
+use crate::harness::{BIN, RssSampler, Server, interleaved, q, timed_sh};
 use crate::{Opts, Report, Res, median};
 
 pub fn run(o: &Opts) -> Res<Report> {
@@ -28,9 +28,13 @@ pub fn run(o: &Opts) -> Res<Report> {
     write_backups(&data, &location, &target, backups, files, false)?;
     println!("state: {backups} backups of {files} files written in {:.1} s", t.elapsed().as_secs_f64());
     let manifests = data.join("manifests");
-    let (mut bakch, mut cat, mut ratio) = (vec![], vec![], vec![]);
+    let (mut bakch, mut cat, mut ratio, mut peaks) = (vec![], vec![], vec![], vec![]);
     for rep in 0..o.reps {
-        let run_bakch = || rebuild(&data, backups);
+        let run_bakch = || {
+            let (took, peak) = rebuild_measured(&data, backups)?;
+            peaks.push(peak);
+            Ok(took)
+        };
         let reference =
             || timed_sh(&format!("find {} -name '*.json' -print0 | xargs -0 cat > /dev/null", q(&manifests)));
         let (tb, tc) = interleaved(rep, run_bakch, reference)?;
@@ -50,6 +54,7 @@ pub fn run(o: &Opts) -> Res<Report> {
     r.row("bakch rebuild-db", "s", bakch);
     r.row("cat of every manifest", "s", cat);
     r.row("ratio rebuild / cat", "x", ratio);
+    r.row("bakch rebuild-db peak RSS", "MiB", peaks);
     r.goal("10,000 backups of 100 files in minutes (<= 300 s at full size)", took <= 300.0, format!("{took:.1} s"));
     r.json = json!({"backups": backups, "files_per_backup": files});
     Ok(r)
@@ -57,19 +62,29 @@ pub fn run(o: &Opts) -> Res<Report> {
 
 /// Runs `bakch rebuild-db` on `data`; its seconds, once it says it rebuilt `backups` backups.
 pub(crate) fn rebuild(data: &Path, backups: usize) -> Res<f64> {
+    rebuild_measured(data, backups).map(|(took, _)| took)
+}
+
+/// [`rebuild`], with the command's peak resident memory in MiB.
+pub(crate) fn rebuild_measured(data: &Path, backups: usize) -> Res<(f64, f64)> {
     let t = Instant::now();
-    let out = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["rebuild-db", "--data-dir"])
         .arg(data)
         .env("BAKCH_LOG", "warn")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("rebuild-db: {e}"))?;
+    let rss = RssSampler::start(child.id());
+    let out = child.wait_with_output().map_err(|e| format!("rebuild-db: {e}"))?;
     let took = t.elapsed().as_secs_f64();
+    let peak = rss.peak_mib();
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || !text.contains(&format!("{backups} backup(s)")) {
         return Err(format!("rebuild-db: {}{}", text, String::from_utf8_lossy(&out.stderr)));
     }
-    Ok(took)
+    Ok((took, peak))
 }
 
 /// Writes `backups` finished backups of `files` files each, as bakch would: one blob per distinct

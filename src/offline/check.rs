@@ -44,10 +44,10 @@ pub fn run(config: &Config, deep: bool) -> Result<Report, String> {
                 String::new()
             }
         };
-        for (path, m) in &t.backups {
-            match m {
+        for path in &t.backups {
+            match store.read_found_manifest(path) {
                 Ok(m) => {
-                    manifests.insert(m.backup_id.clone(), (m.clone(), location.clone()));
+                    manifests.insert(m.backup_id.clone(), (m, location.clone()));
                 }
                 Err(e) => report.problems.push(format!("unreadable manifest {}: {e}", path.display())),
             }

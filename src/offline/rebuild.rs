@@ -73,11 +73,11 @@ pub fn run(config: &Config) -> Result<Report, String> {
                 };
                 db::targets::insert(tx, &target.target, &target.created_at)?;
                 report.targets += 1;
-                for (path, manifest) in &target_dir.backups {
+                for path in &target_dir.backups {
                     bar.inc(1);
-                    match manifest {
+                    match store.read_found_manifest(path) {
                         Ok(m) if m.target_id == target.target.id => {
-                            if let Err(why) = add_backup(tx, &store, &target.target.location, m, &mut report) {
+                            if let Err(why) = add_backup(tx, &store, &target.target.location, &m, &mut report) {
                                 report.problems.push(format!("{}: {why}; left out", path.display()));
                             }
                         }

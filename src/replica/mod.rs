@@ -77,8 +77,8 @@ pub fn wanted(store: &Store, keys: &Keys) -> Result<Vec<Wanted>> {
         if found.target.is_some() {
             files.push(dir.join("target.json"));
         }
-        for (path, manifest) in found.backups {
-            if let Ok(m) = manifest {
+        for path in found.backups {
+            if let Ok(m) = store.read_found_manifest(&path) {
                 for f in &m.files {
                     blobs.insert(f.blob.clone(), f.size.max(0) as u64);
                 }

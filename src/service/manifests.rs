@@ -74,8 +74,8 @@ impl Service {
                 report.orphans += 1 + found.backups.len();
                 continue;
             };
-            for (_, m) in &found.backups {
-                let Ok(m) = m else {
+            for path in &found.backups {
+                let Ok(m) = self.store.read_found_manifest(path) else {
                     report.orphans += 1;
                     continue;
                 };

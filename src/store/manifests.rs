@@ -15,11 +15,13 @@ use crate::model::manifest::{BackupManifest, TargetManifest};
 const TARGET_FILE: &str = "target.json";
 const SUFFIX: &str = ".json";
 
-/// A target's manifests as found on disk, read or with the reason they could not be.
+/// A target's manifests as found on disk: its definition read (or the reason it could not
+/// be), its backups' manifest files to read one at a time with [`Store::read_found_manifest`]
+/// (ten million files' rows in memory at once would need gigabytes).
 pub struct Found {
     pub target_id: String,
     pub target: Option<Result<TargetManifest>>,
-    pub backups: Vec<(PathBuf, Result<BackupManifest>)>,
+    pub backups: Vec<PathBuf>,
 }
 
 impl Store {
@@ -141,6 +143,12 @@ impl Store {
         Ok(out)
     }
 
+    /// One backup manifest found by [`Store::all_manifests`].
+    pub fn read_found_manifest(&self, path: &Path) -> Result<BackupManifest> {
+        read(path, BackupManifest::parse)?
+            .ok_or_else(|| Error::internal(format!("{} vanished while being read", path.display())))
+    }
+
     /// Every target folder of manifests, sorted, with what each holds.
     pub fn all_manifests(&self) -> Result<Vec<Found>> {
         let mut out = Vec::new();
@@ -165,12 +173,9 @@ impl Store {
                 if name == TARGET_FILE || uuid::Uuid::parse_str(id).is_err() {
                     continue;
                 }
-                let read = read(&path, BackupManifest::parse).and_then(|m| {
-                    m.ok_or_else(|| Error::internal(format!("{} vanished while being read", path.display())))
-                });
-                backups.push((path, read));
+                backups.push(path);
             }
-            backups.sort_by(|a, b| a.0.cmp(&b.0));
+            backups.sort();
             out.push(Found { target_id, target, backups });
         }
         out.sort_by(|a, b| a.target_id.cmp(&b.target_id));
