@@ -10,6 +10,7 @@ use super::progress;
 use crate::config::Config;
 use crate::db;
 use crate::model::manifest::BackupManifest;
+use crate::model::target::Target;
 use crate::store::{Store, place};
 
 /// What a check found: problems (the exit status says whether there were any) and notes.
@@ -25,16 +26,27 @@ pub fn run(config: &Config, deep: bool) -> Result<Report, String> {
     let store = Store::open(&config.data_dir, config.modes).map_err(|e| e.to_string())?;
     let mut report = Report::default();
     let found = store.all_manifests().map_err(|e| e.to_string())?;
+    let database = Database::open(config, &mut report);
+    let target_ids: HashSet<&str> = found
+        .iter()
+        .filter_map(|t| match &t.target {
+            Some(Ok(m)) => Some(m.target.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    if let Some(d) = &database {
+        d.compare_targets(&target_ids, &mut report);
+    }
 
-    // Every manifest that reads, by backup id, with the location its target names.
-    let mut manifests: HashMap<String, (BackupManifest, String)> = HashMap::new();
-    let mut target_ids: HashSet<String> = HashSet::new();
+    // One manifest at a time (ten million file rows would not fit in memory at once): its row,
+    // its content in the store, and its files in place.
+    let mut referenced: HashSet<String> = HashSet::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let total: usize = found.iter().map(|t| t.backups.len()).sum();
+    let bar = progress(total as u64, if deep { "checking (deep)" } else { "checking" });
     for t in &found {
         let location = match &t.target {
-            Some(Ok(m)) => {
-                target_ids.insert(m.target.id.clone());
-                m.target.location.clone()
-            }
+            Some(Ok(m)) => m.target.location.clone(),
             Some(Err(e)) => {
                 report.problems.push(format!("unreadable target definition: {e}"));
                 String::new()
@@ -45,35 +57,41 @@ pub fn run(config: &Config, deep: bool) -> Result<Report, String> {
             }
         };
         for path in &t.backups {
-            match store.read_found_manifest(path) {
-                Ok(m) => {
-                    manifests.insert(m.backup_id.clone(), (m, location.clone()));
+            bar.inc(1);
+            let m = match store.read_found_manifest(path) {
+                Ok(m) => m,
+                Err(e) => {
+                    report.problems.push(format!("unreadable manifest {}: {e}", path.display()));
+                    continue;
                 }
-                Err(e) => report.problems.push(format!("unreadable manifest {}: {e}", path.display())),
+            };
+            if !seen.insert(m.backup_id.clone()) {
+                report.problems.push(format!("backup {}: a second manifest at {}", m.backup_id, path.display()));
+                continue;
             }
-        }
-    }
-
-    compare_with_database(config, &manifests, &target_ids, &mut report);
-
-    let mut referenced: HashSet<&str> = HashSet::new();
-    let bar = progress(manifests.len() as u64, if deep { "checking (deep)" } else { "checking" });
-    let mut ids: Vec<&String> = manifests.keys().collect();
-    ids.sort();
-    for id in ids {
-        let (m, location) = &manifests[id];
-        bar.inc(1);
-        report.backups += 1;
-        for f in &m.files {
-            referenced.insert(&f.blob);
-            if f.size > 0 && !store.blob_path(&f.blob).exists() {
-                report.problems.push(format!("backup {id}: the content of '{}' is missing from the store", f.path));
+            if let Some(d) = &database {
+                d.compare_backup(&m, &mut report);
             }
+            let id = &m.backup_id;
+            report.backups += 1;
+            for f in &m.files {
+                if f.size > 0 && !store.blob_path(&f.blob).exists() {
+                    report.problems.push(format!("backup {id}: the content of '{}' is missing from the store", f.path));
+                }
+                if !referenced.contains(&f.blob) {
+                    referenced.insert(f.blob.clone());
+                }
+            }
+            let placed = store.place_of(&location, m.recycled, &m.name);
+            check_placed(&m, &placed, deep, &mut report);
         }
-        let placed = store.place_of(location, m.recycled, &m.name);
-        check_placed(m, &placed, deep, &mut report);
     }
     bar.finish_and_clear();
+    if let Some(d) = &database {
+        for id in d.listed.iter().filter(|id| !seen.contains(*id)) {
+            report.problems.push(format!("backup {id} is in the database but has no manifest"));
+        }
+    }
 
     // Held (deleted) backups: their content must still be there to be restorable.
     let held = store.all_held().map_err(|e| e.to_string())?;
@@ -90,19 +108,14 @@ pub fn run(config: &Config, deep: bool) -> Result<Report, String> {
                         m.id()
                     ));
                 }
+                referenced.extend(m.backup.files.iter().map(|f| f.blob.clone()));
             }
             Err(e) => report.problems.push(format!("{}: {e}", path.display())),
         }
     }
-    let held_blobs: HashSet<&str> = held
-        .iter()
-        .filter_map(|(_, e)| e.as_ref().ok())
-        .flat_map(|m| m.backup.files.iter().map(|f| f.blob.as_str()))
-        .collect();
     if held_count > 0 {
         report.notes.push(format!("{held_count} deleted backup(s) are held (see `bakch held list`)"));
     }
-    referenced.extend(held_blobs);
 
     let blobs = store.blobs_on_disk().map_err(|e| e.to_string())?;
     let extra: Vec<u64> =
@@ -117,53 +130,71 @@ pub fn run(config: &Config, deep: bool) -> Result<Report, String> {
     Ok(report)
 }
 
-/// Rows without manifests, manifests without rows, and the two disagreeing.
-fn compare_with_database(
-    config: &Config,
-    manifests: &HashMap<String, (BackupManifest, String)>,
-    target_ids: &HashSet<String>,
-    report: &mut Report,
-) {
-    let rows = (|| {
-        let c = db::open_read_only(&config.db_path())?;
-        let targets = db::targets::all(&c)?;
-        let mut backups = Vec::new();
-        for t in &targets {
-            for b in db::backups::for_target(&c, &t.id)? {
-                let files = db::backups::files(&c, &b.id)?;
-                backups.push(BackupManifest::of(&b, t.target_type, &files));
+/// The database, read only, to compare each manifest with its row.
+struct Database {
+    conn: rusqlite::Connection,
+    targets: HashMap<String, Target>,
+    /// Every listed backup's id (rows without manifests are those no manifest names).
+    listed: Vec<String>,
+}
+
+impl Database {
+    /// `None`, with the problem reported, when the database cannot be read.
+    fn open(config: &Config, report: &mut Report) -> Option<Database> {
+        let read = (|| {
+            let conn = db::open_read_only(&config.db_path())?;
+            let targets: HashMap<String, Target> =
+                db::targets::all(&conn)?.into_iter().map(|t| (t.id.clone(), t)).collect();
+            let mut listed = Vec::new();
+            for t in targets.keys() {
+                listed.extend(db::backups::for_target(&conn, t)?.into_iter().map(|b| b.id));
+            }
+            listed.sort();
+            Ok::<_, crate::error::Error>(Database { conn, targets, listed })
+        })();
+        match read {
+            Ok(d) => Some(d),
+            Err(e) => {
+                report.problems.push(format!("the database cannot be read ({e}); `bakch rebuild-db` makes a new one"));
+                None
             }
         }
-        Ok::<_, crate::error::Error>((targets, backups))
-    })();
-    let (targets, rows) = match rows {
-        Ok(r) => r,
-        Err(e) => {
-            report.problems.push(format!("the database cannot be read ({e}); `bakch rebuild-db` makes a new one"));
-            return;
-        }
-    };
-    for t in &targets {
-        if !target_ids.contains(&t.id) {
-            report.problems.push(format!("target {} ('{}') has no target.json", t.id, t.name));
-        }
     }
-    for id in target_ids.iter().filter(|id| !targets.iter().any(|t| &t.id == *id)) {
-        report.problems.push(format!("target {id} has a target.json but is not in the database"));
-    }
-    let mut in_db = HashSet::new();
-    for row in &rows {
-        in_db.insert(row.backup_id.as_str());
-        match manifests.get(&row.backup_id) {
-            None => report.problems.push(format!("backup {} is in the database but has no manifest", row.backup_id)),
-            Some((m, _)) if m != row => {
-                report.problems.push(format!("backup {}: its manifest and its database row disagree", row.backup_id))
+
+    /// Targets without a definition file, and definitions without a row.
+    fn compare_targets(&self, defined: &HashSet<&str>, report: &mut Report) {
+        let mut targets: Vec<&Target> = self.targets.values().collect();
+        targets.sort_by(|a, b| a.id.cmp(&b.id));
+        for t in targets {
+            if !defined.contains(t.id.as_str()) {
+                report.problems.push(format!("target {} ('{}') has no target.json", t.id, t.name));
             }
-            Some(_) => {}
+        }
+        let mut defined: Vec<&&str> = defined.iter().collect();
+        defined.sort();
+        for id in defined.into_iter().filter(|id| !self.targets.contains_key(**id)) {
+            report.problems.push(format!("target {id} has a target.json but is not in the database"));
         }
     }
-    for id in manifests.keys().filter(|id| !in_db.contains(id.as_str())) {
-        report.problems.push(format!("backup {id} has a manifest but is not in the database"));
+
+    /// A manifest without a row, or disagreeing with it.
+    fn compare_backup(&self, m: &BackupManifest, report: &mut Report) {
+        let row = (|| {
+            let Some(b) = db::backups::find(&self.conn, &m.backup_id)? else { return Ok(None) };
+            let Some(t) = self.targets.get(&b.target_id) else { return Ok(None) };
+            let files = db::backups::files(&self.conn, &b.id)?;
+            Ok::<_, crate::error::Error>(Some(BackupManifest::of(&b, t.target_type, &files)))
+        })();
+        match row {
+            Ok(Some(row)) if &row != m => {
+                report.problems.push(format!("backup {}: its manifest and its database row disagree", m.backup_id))
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                report.problems.push(format!("backup {} has a manifest but is not in the database", m.backup_id))
+            }
+            Err(e) => report.problems.push(format!("backup {}: its row cannot be read ({e})", m.backup_id)),
+        }
     }
 }
 
