@@ -37,9 +37,10 @@ const PACKS_IN_FLIGHT: usize = 2;
 /// A page of the list is sent once this many bytes of its files were read to hash, so that the
 /// first of a full push's content is on its way while the rest is still being hashed.
 const PAGE_READ_BYTES: u64 = 16 << 20;
-/// A sending thread waits for this much missing content (or the end of the walk) before it
-/// sends a pack: packs of a few blobs each would cost the server a sync each.
-const PACK_START_BYTES: u64 = PACK_BYTES;
+/// A sending thread waits for a full pack of missing content (or the end of the walk) before
+/// it sends one, as packs of a few blobs each would cost the server a sync each; but the run's
+/// first pack goes with this much, so the server starts storing early.
+const PACK_START_BYTES: u64 = 16 << 20;
 /// Most entries waiting to be sent; the walk waits beyond (the client's memory stays flat).
 const QUEUED_MAX: usize = 2 * PACK_BLOBS;
 /// Tries to read a file that changes while read, or to send one that changed since hashed.
@@ -652,6 +653,8 @@ struct OutboxState {
     bytes: u64,
     /// No more will be added: what is queued goes, then the threads stop.
     closed: bool,
+    /// Whether a pack was sent.
+    started: bool,
     /// Entries of packs whose content the server refused (changed since hashed).
     refused: Vec<Entry>,
     /// The first failure that ends the run; the threads stop at once.
@@ -696,15 +699,17 @@ impl Outbox {
         self.changed.notify_all();
     }
 
-    /// The next pack: up to [`PACK_BYTES`] and [`PACK_BLOBS`] (a larger file alone), once
-    /// [`PACK_START_BYTES`] or a full pack's count wait, or the queue is closed. `None`: stop.
+    /// The next pack: up to [`PACK_BYTES`] and [`PACK_BLOBS`] (a larger file alone), once a
+    /// full pack waits ([`PACK_START_BYTES`] for the first), or the queue is closed.
+    /// `None`: stop.
     fn next_pack(&self) -> Option<Vec<Entry>> {
         let mut state = self.lock();
         loop {
             if state.error.is_some() || (state.closed && state.queue.is_empty()) {
                 return None;
             }
-            if state.closed || state.bytes >= PACK_START_BYTES || state.queue.len() >= PACK_BLOBS {
+            let enough = if state.started { PACK_BYTES } else { PACK_START_BYTES };
+            if state.closed || state.bytes >= enough || state.queue.len() >= PACK_BLOBS {
                 break;
             }
             state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -718,6 +723,7 @@ impl Outbox {
             pack.extend(state.queue.pop_front());
         }
         state.bytes -= bytes;
+        state.started = true;
         // Room for the walk.
         self.changed.notify_all();
         Some(pack)
