@@ -12,13 +12,13 @@
 mod cache;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -34,6 +34,15 @@ const PACK_BYTES: u64 = 64 << 20;
 const PACK_BLOBS: usize = 5000;
 /// Packs sent at once: the server reads one (its CPU) while it makes the other durable (its disk).
 const PACKS_IN_FLIGHT: usize = 2;
+/// A page of the list is sent once this many bytes of its files were read to hash, so that the
+/// first of a full push's content is on its way while the rest is still being hashed.
+const PAGE_READ_BYTES: u64 = 16 << 20;
+/// A sending thread waits for a full pack of missing content (or the end of the walk) before
+/// it sends one, as packs of a few blobs each would cost the server a sync each; but the run's
+/// first pack goes with this much, so the server starts storing early.
+const PACK_START_BYTES: u64 = 16 << 20;
+/// Most entries waiting to be sent; the walk waits beyond (the client's memory stays flat).
+const QUEUED_MAX: usize = 2 * PACK_BLOBS;
 /// Tries to read a file that changes while read, or to send one that changed since hashed.
 const TRIES: usize = 3;
 
@@ -94,6 +103,8 @@ pub fn run(args: &PushArgs) -> Result<(), String> {
     cache.set_meta("open_push", Some(&push_id));
     let base = format!("/api/push/{}/{}", enc(&args.target), enc(&push_id));
     let progress = Progress::new(args.quiet);
+    let sent = Arc::new(AtomicU64::new(0));
+    let outbox = Outbox::default();
     let mut run = Run {
         args,
         server: &server,
@@ -102,18 +113,37 @@ pub fn run(args: &PushArgs) -> Result<(), String> {
         tally: Tally::default(),
         page: Vec::new(),
         page_bytes: 0,
+        page_read: 0,
         max_json: max_json.saturating_sub(4096).max(4096) * 3 / 4,
         max_entries: max_entries.min(5000),
-        sent: Arc::new(AtomicU64::new(0)),
+        sent: sent.clone(),
+        outbox: &outbox,
+        queued: HashSet::new(),
         progress,
         rng: 0x9e37_79b9_7f4a_7c15 ^ started.elapsed().as_nanos() as u64 ^ std::process::id() as u64,
     };
-    let walked = (|| {
-        for (root, prefix) in &roots {
-            walk(root, prefix, args.one_file_system, &excludes[..], &mut |item| run.visit(item))?;
+    // The walk hashes and lists while other threads send what the replies call missing.
+    let url = format!("{base}/blobs");
+    let walked = std::thread::scope(|s| {
+        for _ in 0..PACKS_IN_FLIGHT {
+            s.spawn(|| outbox.send_packs(&server, &url, &sent));
         }
-        run.flush()
-    })();
+        let walked = (|| {
+            for (root, prefix) in &roots {
+                walk(root, prefix, args.one_file_system, &excludes[..], &mut |item| run.visit(item))?;
+            }
+            run.flush()
+        })();
+        outbox.close(walked.is_err());
+        walked
+    });
+    let walked = walked.and_then(|()| {
+        let (refused, error) = outbox.outcome();
+        if let Some(e) = error {
+            return Err(e);
+        }
+        run.retry(refused)
+    });
     if let Err(e) = walked {
         run.progress.done();
         if args.dry_run {
@@ -374,9 +404,15 @@ struct Run<'a> {
     tally: Tally,
     page: Vec<Entry>,
     page_bytes: usize,
+    /// Bytes read to hash the page's files.
+    page_read: u64,
     max_json: usize,
     max_entries: usize,
     sent: Arc<AtomicU64>,
+    outbox: &'a Outbox,
+    /// The first 64 bits of each hash handed to the outbox: content listed again in a later
+    /// page (a copy) is sent once. A false match costs a 409 at the finish, never a wrong backup.
+    queued: HashSet<u64>,
     progress: Progress,
     rng: u64,
 }
@@ -409,6 +445,7 @@ impl Run<'_> {
             known => {
                 let (hashed, read) = hash_stable(abs);
                 self.tally.read += read;
+                self.page_read += read;
                 let Some((hash, meta)) = hashed else {
                     self.tally.skipped += 1;
                     self.progress.note(&format!("skipped {rel}: it vanished or kept changing while read"));
@@ -444,7 +481,8 @@ impl Run<'_> {
         };
         self.page_bytes += entry.rel.len() + 160;
         self.page.push(entry);
-        if self.page.len() >= self.max_entries || self.page_bytes >= self.max_json {
+        if self.page.len() >= self.max_entries || self.page_bytes >= self.max_json || self.page_read >= PAGE_READ_BYTES
+        {
             self.flush()?;
         }
         Ok(())
@@ -458,37 +496,42 @@ impl Run<'_> {
         (self.rng >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Sends the page, then the blobs its reply calls missing.
+    /// Lists the page, and hands the outbox the content its reply calls missing.
     fn flush(&mut self) -> Result<(), String> {
         if self.page.is_empty() {
             return Ok(());
         }
         let page = std::mem::take(&mut self.page);
         self.page_bytes = 0;
+        self.page_read = 0;
         let missing = self.list(&page, &[])?;
         let by_hash: HashMap<&str, &Entry> = page.iter().map(|e| (e.hash.as_str(), e)).collect();
-        let mut pending: Vec<Entry> =
-            missing.iter().filter_map(|h| by_hash.get(h.as_str()).map(|e| clone_entry(e))).collect();
-        for e in &pending {
+        let mut pending = Vec::new();
+        for e in missing.iter().filter_map(|h| by_hash.get(h.as_str())) {
+            if !self.queued.insert(hash_key(&e.hash)) {
+                continue;
+            }
             self.tally.blobs_missing += 1;
             self.tally.bytes_missing += e.size;
-        }
-        if self.args.dry_run {
-            pending.clear();
-        }
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            attempt += 1;
-            let failed = self.send(&pending)?;
-            if failed.is_empty() {
-                break;
+            if !self.args.dry_run {
+                pending.push(clone_entry(e));
             }
-            // The content of a file changed since it was hashed: hash it again, list it again,
-            // and send what the server still lacks; one that keeps changing is left out.
+        }
+        self.outbox.add(pending)?;
+        self.cache.checkpoint();
+        Ok(())
+    }
+
+    /// Sends again what the server refused because its content changed since it was hashed:
+    /// each such file is hashed again, listed again, and its new content sent; one that keeps
+    /// changing is left out.
+    fn retry(&mut self, refused: Vec<Entry>) -> Result<(), String> {
+        let mut failed = refused;
+        let mut attempt = 1;
+        while !failed.is_empty() {
             let mut fresh = Vec::new();
             let mut gone = Vec::new();
-            for i in failed {
-                let e = &pending[i];
+            for e in &failed {
                 let (hashed, read) = if attempt < TRIES { hash_stable(&e.abs) } else { (None, 0) };
                 self.tally.read += read;
                 match hashed {
@@ -504,7 +547,9 @@ impl Run<'_> {
                 }
             }
             let again = self.list(&fresh, &gone)?;
-            pending = fresh.into_iter().filter(|e| again.contains(&e.hash)).collect();
+            let pending: Vec<Entry> = fresh.into_iter().filter(|e| again.contains(&e.hash)).collect();
+            attempt += 1;
+            failed = self.send(&pending)?.into_iter().map(|i| clone_entry(&pending[i])).collect();
         }
         self.cache.checkpoint();
         Ok(())
@@ -526,7 +571,8 @@ impl Run<'_> {
         Ok(reply["missing"].as_array().into_iter().flatten().filter_map(|h| h.as_str().map(str::to_string)).collect())
     }
 
-    /// Sends blobs in packs, [`PACKS_IN_FLIGHT`] at a time; returns the indices of entries in
+    /// Sends blobs in packs, [`PACKS_IN_FLIGHT`] at a time, and waits for them (the retries of
+    /// content refused); returns the indices of entries in
     /// packs whose content the server refused (a file that changed since it was hashed), for
     /// another try. Other failures end the run (a rerun resumes: what arrived stays on the server).
     fn send(&mut self, entries: &[Entry]) -> Result<Vec<usize>, String> {
@@ -591,6 +637,126 @@ fn packs(entries: &[Entry]) -> Vec<std::ops::Range<usize>> {
         start = end;
     }
     out
+}
+
+/// What the walk found missing, waiting for the sending threads, and what came of it.
+#[derive(Default)]
+struct Outbox {
+    state: Mutex<OutboxState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    queue: VecDeque<Entry>,
+    /// Bytes of content in `queue`.
+    bytes: u64,
+    /// No more will be added: what is queued goes, then the threads stop.
+    closed: bool,
+    /// Whether a pack was sent.
+    started: bool,
+    /// Entries of packs whose content the server refused (changed since hashed).
+    refused: Vec<Entry>,
+    /// The first failure that ends the run; the threads stop at once.
+    error: Option<String>,
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, OutboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues content to send; waits while [`QUEUED_MAX`] entries wait already. Fails once a
+    /// sending thread failed.
+    fn add(&self, entries: Vec<Entry>) -> Result<(), String> {
+        let mut state = self.lock();
+        for e in entries {
+            while state.queue.len() >= QUEUED_MAX && state.error.is_none() {
+                self.changed.notify_all();
+                state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            if let Some(err) = &state.error {
+                return Err(err.clone());
+            }
+            state.bytes += e.size;
+            state.queue.push_back(e);
+        }
+        self.changed.notify_all();
+        match &state.error {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the queue: what waits is still sent, unless `abandon`.
+    fn close(&self, abandon: bool) {
+        let mut state = self.lock();
+        state.closed = true;
+        if abandon {
+            state.queue.clear();
+            state.bytes = 0;
+        }
+        self.changed.notify_all();
+    }
+
+    /// The next pack: up to [`PACK_BYTES`] and [`PACK_BLOBS`] (a larger file alone), once a
+    /// full pack waits ([`PACK_START_BYTES`] for the first), or the queue is closed.
+    /// `None`: stop.
+    fn next_pack(&self) -> Option<Vec<Entry>> {
+        let mut state = self.lock();
+        loop {
+            if state.error.is_some() || (state.closed && state.queue.is_empty()) {
+                return None;
+            }
+            let enough = if state.started { PACK_BYTES } else { PACK_START_BYTES };
+            if state.closed || state.bytes >= enough || state.queue.len() >= PACK_BLOBS {
+                break;
+            }
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        let (mut pack, mut bytes) = (Vec::new(), 0u64);
+        while let Some(next) = state.queue.front() {
+            if !pack.is_empty() && (bytes + next.size > PACK_BYTES || pack.len() >= PACK_BLOBS) {
+                break;
+            }
+            bytes += next.size;
+            pack.extend(state.queue.pop_front());
+        }
+        state.bytes -= bytes;
+        state.started = true;
+        // Room for the walk.
+        self.changed.notify_all();
+        Some(pack)
+    }
+
+    /// A sending thread: packs until the queue is closed and empty, or a failure.
+    fn send_packs(&self, server: &Server, url: &str, sent: &Arc<AtomicU64>) {
+        while let Some(pack) = self.next_pack() {
+            let items =
+                pack.iter().map(|e| PackItem { hash: e.hash.clone(), size: e.size, file: e.abs.clone() }).collect();
+            match server.post_pack(url, items, sent.clone()) {
+                Ok(_) => {}
+                Err(Failure { status: 400, .. }) => self.lock().refused.extend(pack),
+                Err(e) => {
+                    let mut state = self.lock();
+                    state.error.get_or_insert(format!("sending content failed: {e}"));
+                    self.changed.notify_all();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// What the sending threads left: content refused, and the failure that stopped them.
+    fn outcome(&self) -> (Vec<Entry>, Option<String>) {
+        let mut state = self.lock();
+        (std::mem::take(&mut state.refused), state.error.take())
+    }
+}
+
+/// The first 64 bits of a blake3 hex hash (this client's own, so always 64 hex digits).
+fn hash_key(hash: &str) -> u64 {
+    hash.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or(0)
 }
 
 fn clone_entry(e: &Entry) -> Entry {

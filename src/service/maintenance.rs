@@ -203,7 +203,10 @@ impl Service {
             for entry in std::fs::read_dir(dir).ctx("read folder", dir)? {
                 let entry = entry.ctx("read folder", dir)?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let old = entry.metadata().map(|m| older_than(&m, max_age)).unwrap_or(false);
+                let old = entry
+                    .metadata()
+                    .map(|m| older_than(&m, max_age) && (!m.is_dir() || all_older(&entry.path(), max_age)))
+                    .unwrap_or(false);
                 if old && !owned.contains(&name) {
                     self.store.remove(&entry.path())?;
                     removed += 1;
@@ -219,6 +222,15 @@ impl Service {
 struct BlobVerdict {
     ok: bool,
     healed: Option<(String, Option<(u64, u64)>)>,
+}
+
+/// Whether every entry of `dir` (a store batch's folder) is older than `age`: a file still
+/// being written keeps its time fresh, while the folder's own time moved only when it was made.
+fn all_older(dir: &std::path::Path, age: Duration) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.flatten().all(|e| e.metadata().map(|m| older_than(&m, age)).unwrap_or(false)),
+        Err(_) => false,
+    }
 }
 
 fn older_than(meta: &std::fs::Metadata, age: Duration) -> bool {
