@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -123,27 +123,14 @@ pub fn run(args: &PushArgs) -> Result<(), String> {
         rng: 0x9e37_79b9_7f4a_7c15 ^ started.elapsed().as_nanos() as u64 ^ std::process::id() as u64,
     };
     // The walk hashes and lists while other threads send what the replies call missing.
-    let url = format!("{base}/blobs");
-    let walked = std::thread::scope(|s| {
-        for _ in 0..PACKS_IN_FLIGHT {
-            s.spawn(|| outbox.send_packs(&server, &url, &sent));
-        }
-        let walked = (|| {
+    let walked = outbox
+        .sending(&server, &format!("{base}/blobs"), &sent, || {
             for (root, prefix) in &roots {
                 walk(root, prefix, args.one_file_system, &excludes[..], &mut |item| run.visit(item))?;
             }
             run.flush()
-        })();
-        outbox.close(walked.is_err());
-        walked
-    });
-    let walked = walked.and_then(|()| {
-        let (refused, error) = outbox.outcome();
-        if let Some(e) = error {
-            return Err(e);
-        }
-        run.retry(refused)
-    });
+        })
+        .and_then(|refused| run.retry(refused));
     if let Err(e) = walked {
         run.progress.done();
         if args.dry_run {
@@ -549,7 +536,10 @@ impl Run<'_> {
             let again = self.list(&fresh, &gone)?;
             let pending: Vec<Entry> = fresh.into_iter().filter(|e| again.contains(&e.hash)).collect();
             attempt += 1;
-            failed = self.send(&pending)?.into_iter().map(|i| clone_entry(&pending[i])).collect();
+            let outbox = Outbox::default();
+            failed =
+                outbox.sending(self.server, &format!("{}/blobs", self.base), &self.sent, || outbox.add(pending))?;
+            self.progress.file(0, self.sent.load(Ordering::Relaxed));
         }
         self.cache.checkpoint();
         Ok(())
@@ -570,73 +560,6 @@ impl Run<'_> {
             .map_err(|e| format!("listing files failed: {e}"))?;
         Ok(reply["missing"].as_array().into_iter().flatten().filter_map(|h| h.as_str().map(str::to_string)).collect())
     }
-
-    /// Sends blobs in packs, [`PACKS_IN_FLIGHT`] at a time, and waits for them (the retries of
-    /// content refused); returns the indices of entries in
-    /// packs whose content the server refused (a file that changed since it was hashed), for
-    /// another try. Other failures end the run (a rerun resumes: what arrived stays on the server).
-    fn send(&mut self, entries: &[Entry]) -> Result<Vec<usize>, String> {
-        let packs = packs(entries);
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        let url = format!("{}/blobs", self.base);
-        let (server, sent) = (self.server, &self.sent);
-        // Sends packs until none is left; `after_each` runs after each.
-        let work = |after_each: &mut dyn FnMut()| -> Result<Vec<usize>, String> {
-            let mut failed = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let Some(range) = packs.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                let items = entries[range.clone()]
-                    .iter()
-                    .map(|e| PackItem { hash: e.hash.clone(), size: e.size, file: e.abs.clone() })
-                    .collect();
-                match server.post_pack(&url, items, sent.clone()) {
-                    Ok(_) => {}
-                    Err(Failure { status: 400, .. }) => failed.extend(range.clone()),
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        return Err(format!("sending content failed: {e}"));
-                    }
-                }
-                after_each();
-            }
-            Ok(failed)
-        };
-        let progress = &mut self.progress;
-        let (here, aside) = std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..PACKS_IN_FLIGHT.min(packs.len())).map(|_| s.spawn(|| work(&mut || {}))).collect();
-            let here = work(&mut || progress.file(0, sent.load(Ordering::Relaxed)));
-            let aside: Vec<_> = helpers
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("a sending thread failed".to_string())))
-                .collect();
-            (here, aside)
-        });
-        let mut failed = here?;
-        for more in aside {
-            failed.extend(more?);
-        }
-        Ok(failed)
-    }
-}
-
-/// The entries of each pack: up to [`PACK_BYTES`] and [`PACK_BLOBS`], a larger file alone.
-fn packs(entries: &[Entry]) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < entries.len() {
-        let mut end = start;
-        let mut bytes = 0u64;
-        while end < entries.len()
-            && (end == start || (bytes + entries[end].size <= PACK_BYTES && end - start < PACK_BLOBS))
-        {
-            bytes += entries[end].size;
-            end += 1;
-        }
-        out.push(start..end);
-        start = end;
-    }
-    out
 }
 
 /// What the walk found missing, waiting for the sending threads, and what came of it.
@@ -727,6 +650,28 @@ impl Outbox {
         // Room for the walk.
         self.changed.notify_all();
         Some(pack)
+    }
+
+    /// Runs `fill` (which adds to this outbox) while [`PACKS_IN_FLIGHT`] threads send what it
+    /// adds, then sends what is left; returns the content the server refused (changed since
+    /// hashed). `fill`'s failure comes first, then a sending thread's.
+    fn sending(
+        &self,
+        server: &Server,
+        url: &str,
+        sent: &Arc<AtomicU64>,
+        fill: impl FnOnce() -> Result<(), String>,
+    ) -> Result<Vec<Entry>, String> {
+        std::thread::scope(|s| {
+            for _ in 0..PACKS_IN_FLIGHT {
+                s.spawn(|| self.send_packs(server, url, sent));
+            }
+            let filled = fill();
+            self.close(filled.is_err());
+            filled
+        })?;
+        let (refused, error) = self.outcome();
+        error.map_or(Ok(refused), Err)
     }
 
     /// A sending thread: packs until the queue is closed and empty, or a failure.
