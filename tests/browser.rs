@@ -612,13 +612,21 @@ fn retention_preview_pinning_file_history_and_selection_in_chromium() {
     b.click("input[form=select-form][value='docs/img']");
     b.click("input[form=select-form][value='top.txt']");
     b.select("#select-format", "zip");
-    let query = b.script(
-        "const f = document.getElementById('select-form'); \
-         return f.getAttribute('action') + '?' + new URLSearchParams(new FormData(f)).toString();",
+    let (method, action, fields) = (
+        b.script("return document.getElementById('select-form').method;"),
+        b.script("return document.getElementById('select-form').getAttribute('action');"),
+        b.script("return new URLSearchParams(new FormData(document.getElementById('select-form'))).toString();"),
     );
-    let query = query.as_str().unwrap().to_string();
-    assert!(query.contains("format=zip"), "{query}");
-    let sel = http.get(format!("{}{query}", s.url)).header("cookie", b.cookie_header()).send().unwrap();
+    assert_eq!(method, "post", "the ticked paths go in the body, not the URL");
+    let fields = fields.as_str().unwrap().to_string();
+    assert!(fields.contains("format=zip") && fields.contains("csrf="), "{fields}");
+    let sel = http
+        .post(format!("{}{}", s.url, action.as_str().unwrap()))
+        .header("cookie", b.cookie_header())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(fields)
+        .send()
+        .unwrap();
     assert_eq!(sel.status().as_u16(), 200);
     assert_eq!(sel.headers()["content-type"], "application/zip");
     assert_eq!(

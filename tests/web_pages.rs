@@ -91,6 +91,7 @@ fn every_page_redirects_to_login_without_a_session() {
         format!("/backups/{backup}/delete"),
         format!("/backups/{backup}/pin"),
         format!("/backups/{backup}/unpin"),
+        format!("/backups/{backup}/select"),
         "/recycle-bin/empty".into(),
         format!("/held/{backup}/restore"),
         "/notify/test".into(),
@@ -132,6 +133,7 @@ fn every_form_rejects_a_missing_or_wrong_csrf_token() {
         (format!("/backups/{backup}/delete"), vec![("confirm", "1")]),
         (format!("/backups/{backup}/pin"), vec![]),
         (format!("/backups/{backup}/unpin"), vec![]),
+        (format!("/backups/{backup}/select"), vec![("path", "a.txt")]),
         ("/recycle-bin/empty".into(), vec![("confirm", "1")]),
         (format!("/held/{backup}/restore"), vec![]),
         ("/notify/test".into(), vec![]),
@@ -1364,4 +1366,34 @@ fn the_edit_form_previews_retention_before_saving() {
     assert_eq!(refused.status, 400);
     assert!(refused.body.contains("id=\"preview-error\""), "{}", refused.body);
     assert_eq!(s.target(&target).0["name"], "Photos");
+}
+
+/// "Download selected" posts the ticked paths, so a selection of thousands (past any URL limit)
+/// comes back as one archive of exactly the chosen files; a folder brings everything under it.
+#[test]
+fn download_selected_takes_thousands_of_ticked_paths() {
+    let (s, _, _, _) = server_with_data();
+    let target = s.create_target(json!({"name": "Tree"}));
+    let archive =
+        common::tar_gz(&[("docs/a.txt", b"a"), ("docs/deep/b.txt", b"b"), ("top.txt", b"top"), ("x.txt", b"x")]);
+    s.upload_ok(&target, &[("t.tar.gz", &archive)]);
+    let backup = s.target(&target).1[0]["id"].as_str().unwrap().to_string();
+    let w = Web::new(&s);
+    w.login(PASSWORD);
+    let csrf = w.csrf();
+    let page = w.get(&format!("/backups/{backup}"));
+    assert!(page.body.contains("<form method=\"post\" action=\"/backups/"), "the tree's form posts");
+    // 5,000 ticked paths that are not in the backup, one folder and one file that are.
+    let mut fields: Vec<(String, String)> =
+        (0..5000).map(|i| ("path".into(), format!("gone/file-{i:05}.txt"))).collect();
+    fields.extend([("path".into(), "docs".into()), ("path".into(), "top.txt".into())]);
+    fields.extend([("format".into(), "tar".into()), ("csrf".into(), csrf)]);
+    let reply = w.client.post(format!("{}/backups/{backup}/select", s.url)).form(&fields).send().unwrap();
+    assert_eq!(reply.status().as_u16(), 200);
+    let entries = common::tar_entries(&reply.bytes().unwrap());
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["docs/a.txt", "docs/deep/b.txt", "top.txt"]);
+    // None ticked: back to the page with a note, no archive.
+    let none = w.post(&format!("/backups/{backup}/select"), &[("csrf", &w.csrf()), ("format", "zip")]);
+    assert_eq!((none.status, none.location.contains("done=none-ticked")), (303, true));
 }

@@ -1,6 +1,7 @@
 //! The web UI's audit trail: [`recorded`] wraps every page request in `guard`; a POST is
 //! recorded with the action its route pattern maps to in [`action_of`], and a POST whose route
-//! has none is refused (500) before its handler runs, so a new form cannot skip the trail.
+//! has none (and is not one of the few [`READS_BY_POST`]) is refused (500) before its handler
+//! runs, so a new form cannot skip the trail.
 //! The `/audit` page lists the trail.
 
 use actix_web::body::BoxBody;
@@ -47,6 +48,10 @@ pub fn action_of(pattern: &str) -> Option<(Action, Option<Scope>)> {
     })
 }
 
+/// Page routes that only read but take POST, because what they are sent outgrows a URL (the
+/// ticked paths of "Download selected"). Like every GET, they are not recorded.
+const READS_BY_POST: &[&str] = &["/backups/{id}/select"];
+
 /// Adds to the audit entry of this request.
 pub fn note(req: &HttpRequest, f: impl FnOnce(&mut Note)) {
     let mut ext = req.extensions_mut();
@@ -75,6 +80,9 @@ pub async fn recorded(
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let pattern = req.match_pattern().unwrap_or_default();
+    if READS_BY_POST.contains(&pattern.as_str()) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
     let Some((action, scope)) = action_of(&pattern) else {
         if req.match_pattern().is_none() {
             return Ok(next.call(req).await?.map_into_boxed_body());

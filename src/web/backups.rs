@@ -26,7 +26,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/backups/{id}/download").route(web::get().to(download)))
         .service(web::resource("/backups/{id}/file").route(web::get().to(download_file)))
-        .service(web::resource("/backups/{id}/select").route(web::get().to(download_selected)))
+        .service(
+            web::resource("/backups/{id}/select")
+                .route(web::get().to(download_selected_link))
+                .route(web::post().to(download_selected)),
+        )
         .service(web::resource("/recycle-bin").route(web::get().to(recycle_bin)))
         .service(web::resource("/recycle-bin/empty").route(web::get().to(empty_confirm)).route(web::post().to(empty)));
 }
@@ -215,16 +219,31 @@ async fn download_file(state: web::Data<AppState>, id: web::Path<String>, req: H
     stream_file(blob, size, &name).await
 }
 
-/// The ticked files and folders of a multi-file backup as one archive (`?path=…` repeated,
-/// `format=tar|zip`), streamed as the API's `GET /api/backup/{id}/select` streams it.
-async fn download_selected(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> PageResult {
-    let q = Form::from_query(&req);
-    let paths = q.all("path");
-    let id = id.into_inner();
+/// The ticked files and folders of a multi-file backup as one archive (`path` repeated,
+/// `format=tar|zip`), streamed as the API's selection is. The page's form posts them, so thousands
+/// of ticked paths never meet a URL length limit.
+async fn download_selected(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> PageResult {
+    let form = Form::parse(&body);
+    ctx.check(&form)?;
+    selection(state, id.into_inner(), &form).await
+}
+
+/// The same as a link (`?path=…&format=…`), for a selection short enough to bookmark.
+async fn download_selected_link(state: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> PageResult {
+    selection(state, id.into_inner(), &Form::from_query(&req)).await
+}
+
+async fn selection(state: web::Data<AppState>, id: String, form: &Form) -> PageResult {
+    let paths = form.all("path");
     if paths.is_empty() {
         return Ok(see_other(&format!("/backups/{}?done=none-ticked", enc(&id))));
     }
-    let format = match q.text("format").as_str() {
+    let format = match form.text("format").as_str() {
         "" | "tar" => Format::Tar,
         "zip" => Format::Zip,
         _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Choose .tar or .zip as the archive format.")),
