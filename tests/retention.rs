@@ -226,3 +226,49 @@ fn a_quota_refuses_the_upload_that_would_cross_it_and_leaves_nothing_behind() {
     assert_eq!(names(&location).len(), 2, "nothing placed in the target folder");
     assert_eq!(store_bytes(&s), 4000, "the refused content was collected");
 }
+
+/// What a preview says the run frees counts content only the taken backups hold: not content a
+/// kept backup, another target or a recycled backup still holds, and a content held twice by one
+/// taken backup once. Whether the preview counts from the taken side (few taken) or from the
+/// kept side (few kept), the figure is the same, and deleting frees it on disk.
+#[test]
+fn the_preview_frees_only_what_the_taken_backups_alone_hold() {
+    let s = TestServer::start_with_config(NO_HOLD);
+    let t = s.create_target(json!({"name": "T", "min_backups": 0}));
+    let u = s.create_target(json!({"name": "U"}));
+    let bytes = |c: u8, n: usize| vec![c; n];
+    let (shared, other) = (bytes(b's', 10), bytes(b'o', 1000));
+    let own: Vec<Vec<u8>> =
+        [(b'1', 100), (b'2', 200), (b'3', 400), (b'4', 800)].iter().map(|(c, n)| bytes(*c, *n)).collect();
+    s.upload_ok(&u, &[("other.txt", &other)]);
+    s.upload_ok(&t, &[("shared.txt", &shared), ("own.txt", &own[0]), ("other.txt", &other)]);
+    s.upload_ok(&t, &[("shared.txt", &shared), ("own.txt", &own[1]), ("again.txt", &own[1])]);
+    s.upload_ok(&t, &[("shared.txt", &shared), ("own.txt", &own[2])]);
+    s.upload_ok(&t, &[("shared.txt", &shared), ("own.txt", &own[3])]);
+    // Keep the k newest: the rest's own content is freed, nothing else.
+    for (keep, frees) in [(4, 0), (3, 100), (2, 300), (1, 700)] {
+        let p = preview(&s, &t, &format!("?recycle_criteria=count&recycle_value={keep}&min_backups=0"));
+        assert_eq!(p["taken"], 4 - keep, "{p}");
+        assert_eq!(p["frees_bytes"], frees, "keeping the {keep} newest");
+    }
+    // A recycled backup still holds its content: a preview taking the others does not count it.
+    let (_, backups) = s.target(&t);
+    let oldest = backups.last().unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(s.patch(&format!("/api/backup/{oldest}"), json!({"is_recycled": true})).0, 200);
+    let (_, backups) = s.target(&t);
+    let newest = backups[0]["id"].as_str().unwrap().to_string();
+    let p = preview(&s, &t, "?recycle_criteria=count&recycle_value=1&min_backups=0");
+    assert_eq!((p["taken"].clone(), p["frees_bytes"].clone()), (json!(2), json!(600)), "{p}");
+    // Deleting what the preview takes frees what it said.
+    let store_before = store_bytes(&s);
+    let (status, reply) = s.patch(
+        &format!("/api/target/{t}"),
+        json!({"recycle_criteria": "count", "recycle_value": 1, "recycle_action": "delete"}),
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert!(force(&s, "recycle_job").contains("deleted 2"));
+    force(&s, "gc_job");
+    assert_eq!(store_before - store_bytes(&s), 600);
+    assert_eq!(s.target(&t).1.iter().filter(|b| b["is_recycled"] == false).count(), 1);
+    assert_eq!(s.target(&t).1[0]["id"], newest);
+}

@@ -258,9 +258,11 @@ pub fn exclusive_bytes(c: &Connection, target_id: &str) -> Result<std::collectio
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The bytes of content only the backups in `ids` refer to (no other backup, no held entry):
-/// what removing all of them would free once collected.
-pub fn bytes_only_in(c: &Connection, ids: &[&str]) -> Result<i64> {
+/// The bytes of content only the backups `ids` of `target_id` refer to (no other backup, no
+/// other target, no held entry): what removing all of them would free once collected.
+/// It reads the file rows of whichever side is smaller, the taken backups or the rest: a GFS
+/// policy over 10,000 backups takes nearly all of them (ten million rows) and keeps a few dozen.
+pub fn bytes_only_in(c: &Connection, target_id: &str, ids: &[&str]) -> Result<i64> {
     if ids.is_empty() {
         return Ok(0);
     }
@@ -273,16 +275,32 @@ pub fn bytes_only_in(c: &Connection, ids: &[&str]) -> Result<i64> {
             ins.execute([id])?;
         }
     }
-    let bytes: i64 = tx.query_row(
-        "SELECT COALESCE(SUM(size), 0) FROM
-           (SELECT f.blob, MAX(f.size) AS size FROM backup_files f WHERE f.backup_id IN (SELECT id FROM temp.taken_ids)
-             GROUP BY f.blob) AS mine
-         WHERE NOT EXISTS (SELECT 1 FROM backup_files o WHERE o.blob = mine.blob
-                             AND o.backup_id NOT IN (SELECT id FROM temp.taken_ids))
-           AND NOT EXISTS (SELECT 1 FROM held_blobs h WHERE h.blob = mine.blob)",
-        [],
+    let rest: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM backups WHERE target_id = ?1 AND id NOT IN (SELECT id FROM temp.taken_ids)",
+        [target_id],
         |r| r.get(0),
     )?;
+    let only_here = "NOT EXISTS (SELECT 1 FROM target_blobs o WHERE o.blob = t.blob AND o.target_id <> ?1)
+           AND NOT EXISTS (SELECT 1 FROM held_blobs h WHERE h.blob = t.blob)";
+    let sql = if rest as usize >= ids.len() {
+        // Content whose every row in this target is one of the taken backups'.
+        format!(
+            "SELECT COALESCE(SUM(t.size), 0) FROM
+               (SELECT f.blob, COUNT(*) AS n FROM backup_files f
+                 WHERE f.backup_id IN (SELECT id FROM temp.taken_ids) GROUP BY f.blob) AS mine
+               JOIN target_blobs t ON t.target_id = ?1 AND t.blob = mine.blob
+             WHERE mine.n = t.rows AND {only_here}"
+        )
+    } else {
+        // The target's content that none of its other backups (any state) holds.
+        format!(
+            "SELECT COALESCE(SUM(t.size), 0) FROM target_blobs t
+             WHERE t.target_id = ?1 AND {only_here}
+               AND t.blob NOT IN (SELECT f.blob FROM backup_files f WHERE f.backup_id IN
+                     (SELECT id FROM backups WHERE target_id = ?1 AND id NOT IN (SELECT id FROM temp.taken_ids)))"
+        )
+    };
+    let bytes: i64 = tx.query_row(&sql, [target_id], |r| r.get(0))?;
     tx.execute("DELETE FROM temp.taken_ids", [])?;
     tx.commit()?;
     Ok(bytes)

@@ -84,9 +84,10 @@ impl Service {
             .filter(|b| !b.is_recycled)
             .map(|b| Candidate { id: &b.id, created_at: b.created_at, pinned: b.pinned })
             .collect();
+        let by_id: std::collections::HashMap<&str, &Backup> = backups.iter().map(|b| (b.id.as_str(), b)).collect();
         retention::plan(target.policy(), &active, time::now(), &zone())
             .into_iter()
-            .filter_map(|v| backups.iter().find(|b| b.id == v.id).map(|b| (b, v.reasons)))
+            .filter_map(|v| by_id.get(v.id).map(|b| (*b, v.reasons)))
             .collect()
     }
 
@@ -136,7 +137,7 @@ impl Service {
             })
             .collect();
         let taken: Vec<&str> = items.iter().filter(|i| i.decision != Decision::Keep).map(|i| i.id.as_str()).collect();
-        let frees_bytes = db::backups::bytes_only_in(&c, &taken)?;
+        let frees_bytes = db::backups::bytes_only_in(&c, &target.id, &taken)?;
         Ok(Preview {
             target_id: target.id.clone(),
             current: !given,
