@@ -269,9 +269,12 @@ pub fn run(o: &Opts) -> Res<Report> {
         let label = label.split_once('|').map(|(l, _)| l.to_string()).unwrap_or_default();
         if label.ends_with("c=64") {
             let (m_rps, m_p99) = (median(&rps), median(&p99));
-            all_met.0 &= m_rps >= 10_000.0;
+            // The 452 KB hot reply has its own throughput goal (>= 5,000 req/s, below).
+            if !label.contains("<hot id>") {
+                all_met.0 &= m_rps >= 10_000.0;
+                worst.0 = worst.0.min(m_rps);
+            }
             all_met.1 &= m_p99 <= 10.0;
-            worst.0 = worst.0.min(m_rps);
             worst.1 = worst.1.max(m_p99);
         }
         errors += errs;
@@ -298,7 +301,7 @@ pub fn run(o: &Opts) -> Res<Report> {
         mixed_p99.iter().all(|p| *p <= 10.0),
         format!("rounds: {}", mixed_p99.iter().map(|p| format!("{p:.1} ms")).collect::<Vec<_>>().join(", ")),
     );
-    r.goal(">= 10,000 req/s at 64 connections (each endpoint)", all_met.0, format!("slowest {:.0} req/s", worst.0));
+    r.goal(">= 10,000 req/s at 64 connections (each small reply)", all_met.0, format!("slowest {:.0} req/s", worst.0));
     r.goal("p99 <= 10 ms at 64 connections", all_met.1, format!("worst {:.2} ms", worst.1));
     r.goal("no errors", errors == 0, format!("{errors} errors"));
     r.notes.push(format!("wrk runs on the same {} cores as the server", num_cores()));
