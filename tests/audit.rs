@@ -209,6 +209,13 @@ fn every_web_form_route_is_audited() {
             .replace("{name}", "tmp_purge_job");
         let page = w.post(&path, &[("nothing", "1")]);
         assert_ne!(page.status, 500, "POST {route}: {}", page.body);
+        if route == "/backups/{id}/select" {
+            // A read sent by POST (the ticked paths outgrow a URL): refused without the token,
+            // and not recorded, like every read.
+            assert_eq!(page.status, 403, "POST {route}: {}", page.body);
+            assert_eq!(entries(&s, "").len(), before, "POST {route} was recorded");
+            continue;
+        }
         let after = entries(&s, "");
         assert_eq!(after.len(), before + 1, "POST {route} left no entry");
         let last = after.last().unwrap();

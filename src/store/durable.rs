@@ -6,7 +6,7 @@
 //! copies, folders) is synced by its builder before it is published, through [`Deferred`] when
 //! there is much of it.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -126,14 +126,16 @@ const FEW_FSYNCS: usize = 4;
 /// be on the filesystem of the folder it was opened on, and be written after it was opened.
 pub struct Deferred {
     fs: FilesystemSync,
-    files: BTreeSet<PathBuf>,
-    folders: BTreeSet<PathBuf>,
+    // Hashed, not ordered: a tree of ten thousand folders compared path by path cost more than
+    // making them; the few-fsyncs case sorts its handful.
+    files: HashSet<PathBuf>,
+    folders: HashSet<PathBuf>,
 }
 
 impl Deferred {
     /// Opened before anything it will cover is written (see [`FilesystemSync`]).
     pub fn open(dir: &Path) -> Result<Deferred> {
-        Ok(Deferred { fs: FilesystemSync::open(dir)?, files: BTreeSet::new(), folders: BTreeSet::new() })
+        Ok(Deferred { fs: FilesystemSync::open(dir)?, files: HashSet::new(), folders: HashSet::new() })
     }
 
     /// A file whose content must reach the disk.
@@ -158,6 +160,8 @@ impl Deferred {
             File::open(f).and_then(|f| f.sync_all()).ctx("sync", f)?;
         }
         // Deepest first: a folder's own name is synced after its contents.
+        let mut folders: Vec<PathBuf> = folders.into_iter().collect();
+        folders.sort();
         for d in folders.iter().rev() {
             fsync_dir(d)?;
         }

@@ -1,7 +1,7 @@
 //! Placing backups as plain files: hard links from blobs into a target folder or the recycle
 //! bin, built in a hidden staging name beside the destination and renamed in at once.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
@@ -138,7 +138,7 @@ pub fn identity(path: &Path) -> Option<String> {
 fn build_tree(store: &Store, files: &[BackupFile], root: &Path, mut unsynced: Deferred) -> Result<LinkMode> {
     let mut mode = LinkMode::HardLink;
     // Every folder of the tree: each holds new names that must reach the disk.
-    let mut dirs: BTreeSet<PathBuf> = BTreeSet::from([root.to_path_buf()]);
+    let mut dirs: HashSet<PathBuf> = HashSet::from([root.to_path_buf()]);
     for f in files {
         let dest = root.join(safe_relative(&f.path)?);
         let parent = dest.parent().unwrap_or(root);
