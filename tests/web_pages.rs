@@ -1393,6 +1393,16 @@ fn download_selected_takes_thousands_of_ticked_paths() {
     let entries = common::tar_entries(&reply.bytes().unwrap());
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["docs/a.txt", "docs/deep/b.txt", "top.txt"]);
+    // A form past the pages' 4 MiB limit is refused with a page that says so.
+    let huge = format!("csrf={}&path={}", w.csrf(), "a".repeat(5 << 20));
+    let reply = w
+        .client
+        .post(format!("{}/backups/{backup}/select", s.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(huge)
+        .send()
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 413);
     // None ticked: back to the page with a note, no archive.
     let none = w.post(&format!("/backups/{backup}/select"), &[("csrf", &w.csrf()), ("format", "zip")]);
     assert_eq!((none.status, none.location.contains("done=none-ticked")), (303, true));
