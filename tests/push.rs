@@ -126,6 +126,84 @@ fn a_second_push_sends_only_new_content_and_equals_the_tree() {
     assert_eq!(s.target(&target).1.len(), 3);
 }
 
+/// A wide tree (2,500 files in about 2,500 folders, three levels deep) is built by several
+/// threads and recorded in statements of many rows: every file lands, every folder gets the
+/// configured mode, and the rows, the path index and a comparison see every file.
+#[test]
+fn a_wide_tree_is_placed_and_recorded_whole() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = TestServer::start();
+    let key = s.new_api_key();
+    let target = s.create_target(json!({"alias": "wide"}));
+    let work = tempfile::tempdir().unwrap();
+    let (src, cache) = (work.path().join("src"), work.path().join("cache"));
+    let file = |i: usize| format!("a{}/b{}/c{}/f{i}", i % 7, i % 50, i % 300);
+    for i in 0..2_500 {
+        let content = match i {
+            _ if i % 100 == 0 => Vec::new(),
+            _ if i % 10 == 0 => b"shared".to_vec(),
+            _ => format!("file {i}").into_bytes(),
+        };
+        write(&src.join(file(i)), &content);
+    }
+    let kf = key_file(work.path(), &key);
+    let (ok, _, out) = push(&s, &kf, &cache, "wide", &[&src], &[]);
+    assert!(ok, "{out}");
+    let first = newest_backup(&s, &target);
+    assert_eq!(tree(&first), tree(&src));
+    // Every folder under `root` with its mode.
+    let folders = |root: &Path| -> Vec<(PathBuf, u32)> {
+        let (mut todo, mut found) = (vec![root.to_path_buf()], Vec::new());
+        while let Some(dir) = todo.pop() {
+            for e in std::fs::read_dir(&dir).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(e.path());
+                }
+            }
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            found.push((dir.strip_prefix(root).unwrap().to_path_buf(), mode));
+        }
+        found.sort();
+        found
+    };
+    let placed = folders(&first);
+    assert!(placed.len() > 2_000, "{} folders", placed.len());
+    let expected: Vec<(PathBuf, u32)> = folders(&src).into_iter().map(|(d, _)| (d, 0o700)).collect();
+    assert_eq!(placed, expected, "every folder of the tree, with the configured mode");
+
+    // Change, remove and add a few, push again: the recorded rows of both backups tell exactly that.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(&src.join(file(1)), b"changed");
+    std::fs::remove_file(src.join(file(2))).unwrap();
+    write(&src.join("a0/new"), b"new");
+    let (ok, _, out) = push(&s, &kf, &cache, "wide", &[&src], &[]);
+    assert!(ok, "{out}");
+    assert_eq!(tree(&newest_backup(&s, &target)), tree(&src));
+    let (_, backups) = s.target(&target);
+    let mut ids: Vec<(String, String)> = backups
+        .iter()
+        .map(|b| (b["created_at"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string()))
+        .collect();
+    ids.sort();
+    let (status, cmp) = s.get(&format!("/api/target/{target}/compare?from={}&to={}", ids[0].1, ids[1].1));
+    assert_eq!(status, 200, "{cmp}");
+    let paths = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(paths(&cmp["added"]), vec!["a0/new"]);
+    assert_eq!(paths(&cmp["removed"]), vec![file(2)]);
+    assert_eq!(paths(&cmp["changed"]), vec![file(1)]);
+    assert_eq!(cmp["unchanged"], 2_498);
+    // The path index (kept by the rows' triggers) counts both backups for a kept path, one for
+    // the removed and the added ones.
+    for (q, backups) in [(file(2499), 2), (file(2), 1), ("a0/new".to_string(), 1)] {
+        let (status, found) = s.get(&format!("/api/target/{target}/files?q={q}"));
+        assert_eq!(status, 200, "{found}");
+        let hit = found["paths"].as_array().unwrap().iter().find(|p| p["path"] == q.as_str()).cloned();
+        assert_eq!(hit.map(|p| p["backups"].clone()), Some(json!(backups)), "{q}: {found}");
+    }
+}
+
 #[test]
 fn excludes_and_dry_run() {
     let mut s = TestServer::start();

@@ -73,7 +73,9 @@ pub fn stage_with<R: Send>(
         files
             .first()
             .ok_or_else(|| Error::internal("a single-file backup has no file"))
-            .and_then(|file| link_or_copy(&store.blob_path(&file.blob), &staging, store.modes.file, &mut unsynced))
+            .and_then(|file| {
+                link_or_copy_noted(&store.blob_path(&file.blob), &staging, store.modes.file, &mut unsynced)
+            })
             // A copy's content must be durable before its name is published; a link's name is
             // synced by the publishing rename.
             .and_then(|mode| unsynced.sync().map(|()| mode))
@@ -134,42 +136,90 @@ pub fn identity(path: &Path) -> Option<String> {
     }
 }
 
-/// Fills the tree at `root` (an empty folder, created after `unsynced` was opened).
+/// Fills the tree at `root` (an empty folder, created after `unsynced` was opened): first its
+/// folders, a level at a time, then its files. Each step is shared among a few threads: making
+/// ten thousand folders and links is kernel work that runs side by side in separate folders.
 fn build_tree(store: &Store, files: &[BackupFile], root: &Path, mut unsynced: Deferred) -> Result<LinkMode> {
-    let mut mode = LinkMode::HardLink;
-    // Every folder of the tree: each holds new names that must reach the disk.
+    // Every folder of the tree, by depth (parents before children), and each file's place.
+    // Every folder of the staging tree is made here, so what is missing is known without
+    // looking at the disk.
     let mut dirs: HashSet<PathBuf> = HashSet::from([root.to_path_buf()]);
+    let mut levels: Vec<Vec<PathBuf>> = Vec::new();
+    let mut places: Vec<(PathBuf, &BackupFile)> = Vec::with_capacity(files.len());
     for f in files {
-        let dest = root.join(safe_relative(&f.path)?);
+        let rel = safe_relative(&f.path)?;
+        let dest = root.join(&rel);
         let parent = dest.parent().unwrap_or(root);
         if !dirs.contains(parent) {
-            // Every folder of the staging tree is made here, so what is missing is known
-            // without looking at the disk.
             let missing: Vec<&Path> = parent.ancestors().take_while(|a| !dirs.contains(*a)).collect();
             for dir in missing.into_iter().rev() {
-                perms::create_dir(dir, store.modes.dir)?;
+                let depth = dir.strip_prefix(root).map_or(1, |r| r.components().count()).max(1);
+                if levels.len() < depth {
+                    levels.resize_with(depth, Vec::new);
+                }
+                levels[depth - 1].push(dir.to_path_buf());
                 dirs.insert(dir.to_path_buf());
             }
         }
+        places.push((dest, f));
+    }
+    for level in &levels {
+        in_parallel(level, |dir| perms::create_dir(dir, store.modes.dir).map(|_| None))?;
+    }
+    let copies = in_parallel(&places, |(dest, f)| {
         if f.size == 0 {
             // An empty file needs no blob link: no link-count limit, nothing to sync but its folder.
-            perms::create_empty_file(&dest, store.modes.file)?;
-        } else if link_or_copy(&store.blob_path(&f.blob), &dest, store.modes.file, &mut unsynced)? == LinkMode::Copy {
-            mode = LinkMode::Copy;
+            perms::create_empty_file(dest, store.modes.file)?;
+            return Ok(None);
         }
+        let mode = link_or_copy(&store.blob_path(&f.blob), dest, store.modes.file)?;
+        Ok((mode == LinkMode::Copy).then(|| dest.clone()))
+    })?;
+    // Every created folder, new name and copy must reach the disk before the rename publishes
+    // them: one filesystem sync for a tree of many folders, not a journal commit per folder.
+    for copy in &copies {
+        unsynced.file(copy);
     }
-    // Every created folder and new name must reach the disk before the rename publishes them:
-    // one filesystem sync for a tree of many folders, not a journal commit per folder.
     for d in &dirs {
         unsynced.folder(d);
     }
     unsynced.sync()?;
-    Ok(mode)
+    Ok(if copies.is_empty() { LinkMode::HardLink } else { LinkMode::Copy })
+}
+
+/// Fewer items than this are done on the calling thread (a thread costs more than they do).
+const ITEMS_PER_THREAD: usize = 256;
+
+/// Runs `each` over `items` on up to four threads (as many as there are cores), in contiguous
+/// shares so that each thread mostly works in its own folders; returns the paths `each` named,
+/// or the first error.
+fn in_parallel<T: Sync>(items: &[T], each: impl Fn(&T) -> Result<Option<PathBuf>> + Sync) -> Result<Vec<PathBuf>> {
+    let run = |share: &[T]| -> Result<Vec<PathBuf>> {
+        let mut named = Vec::new();
+        for item in share {
+            named.extend(each(item)?);
+        }
+        Ok(named)
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let threads = cores.min(items.len() / ITEMS_PER_THREAD).max(1);
+    if threads == 1 {
+        return run(items);
+    }
+    let shares: Vec<&[T]> = items.chunks(items.len().div_ceil(threads)).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = shares.into_iter().map(|share| s.spawn(|| run(share))).collect();
+        let mut named = Vec::new();
+        for h in handles {
+            named.extend(h.join().unwrap_or_else(|_| Err(Error::internal("building a tree: a thread panicked")))?);
+        }
+        Ok(named)
+    })
 }
 
 /// Hard-links `blob` to `dest`; another filesystem or too many links falls back to a copy
-/// with mode `file_mode`, synced with what `unsynced` covers.
-fn link_or_copy(blob: &Path, dest: &Path, file_mode: u32, unsynced: &mut Deferred) -> Result<LinkMode> {
+/// with mode `file_mode` (which the caller must sync).
+fn link_or_copy(blob: &Path, dest: &Path, file_mode: u32) -> Result<LinkMode> {
     match std::fs::hard_link(blob, dest) {
         Ok(()) => Ok(LinkMode::HardLink),
         Err(e) if e.kind() == ErrorKind::NotFound && !blob.exists() => {
@@ -178,11 +228,19 @@ fn link_or_copy(blob: &Path, dest: &Path, file_mode: u32, unsynced: &mut Deferre
         Err(e) if matches!(e.raw_os_error(), Some(EXDEV | EMLINK | EPERM)) => {
             std::fs::copy(blob, dest).ctx("copy blob to", dest)?;
             perms::set_mode(dest, file_mode)?;
-            unsynced.file(dest);
             Ok(LinkMode::Copy)
         }
         Err(e) => Err(Error::io("link blob to", dest, e)),
     }
+}
+
+/// [`link_or_copy`], noting a copy in `unsynced` to be synced.
+fn link_or_copy_noted(blob: &Path, dest: &Path, file_mode: u32, unsynced: &mut Deferred) -> Result<LinkMode> {
+    let mode = link_or_copy(blob, dest, file_mode)?;
+    if mode == LinkMode::Copy {
+        unsynced.file(dest);
+    }
+    Ok(mode)
 }
 
 /// A backup-relative path that stays inside the backup: no root, no `..`, no empty parts.
@@ -265,7 +323,7 @@ pub fn relink(store: &Store, hash: &str, placed: &Path, backup_id: &str) -> Resu
     let staging = store.own.staging(placed, backup_id);
     store.remove(&staging)?;
     let mut unsynced = Deferred::open(placed.parent().unwrap_or(Path::new("/")))?;
-    link_or_copy(&store.blob_path(hash), &staging, store.modes.file, &mut unsynced)?;
+    link_or_copy_noted(&store.blob_path(hash), &staging, store.modes.file, &mut unsynced)?;
     unsynced.sync()?;
     durable::publish(&staging, placed, Existing::Replace, durable::Sync::Now).inspect_err(|_| {
         let _ = store.remove(&staging);
