@@ -74,12 +74,9 @@ pub fn files(c: &Connection, session: &str) -> Result<Vec<PushFile>> {
 
 /// The size the list gives `blob`, if it lists it.
 pub fn listed_size(c: &Connection, session: &str, blob: &str) -> Result<Option<i64>> {
-    Ok(c.query_row(
-        "SELECT size FROM push_files WHERE session_id = ?1 AND blob = ?2 LIMIT 1",
-        params![session, blob],
-        |r| r.get(0),
-    )
-    .optional()?)
+    // Asked once per blob of a pack: prepared once.
+    let mut stmt = c.prepare_cached("SELECT size FROM push_files WHERE session_id = ?1 AND blob = ?2 LIMIT 1")?;
+    Ok(stmt.query_row(params![session, blob], |r| r.get(0)).optional()?)
 }
 
 /// Whether the database ties `blob` to content the caller may know of: a backup (any state)
