@@ -40,25 +40,28 @@ pub fn run(o: &Opts) -> Res<Report> {
     let (mut pushed, mut push_ratio, mut sent_ratio, mut sent_mib) = (vec![], vec![], vec![], vec![]);
     let mut ideal_before = 0;
     // The first, full day against `cp -r` + sync of the same tree, in rounds: each a copy, a
-    // push into a server of its own, and the floor below, in an order that turns each round,
+    // push into a server of its own, and the floors below, in an order that turns each round,
     // each after a sync, so that the disk's state (writeback, other processes' dirty data)
     // weighs on all alike; their medians are compared. The floor is the least work a client that
     // names content by its hash can do with standard tools: hash every file (b3sum), then
-    // stream the tree through a pipe to a hasher and a writer (tar), and sync. Copies and servers
-    // are kept until the end: thousands of files deleted just before would slow the next file
-    // creations (ext4 skips inodes freed in the last minutes).
+    // stream the tree through a pipe to a hasher and a writer (tar), and sync; and, below any
+    // design that moves files between two processes, the tree through a pipe with no hash at
+    // all (tar | tar). Copies and servers are kept until the end: thousands of files deleted
+    // just before would slow the next file creations (ext4 skips inodes freed in the last minutes).
     let home_dir = s.path().join("home");
-    let (mut cps, mut firsts, mut floors, mut first_servers) = (vec![], vec![], vec![], vec![]);
+    let (mut cps, mut firsts, mut floors, mut pipes, mut first_servers) = (vec![], vec![], vec![], vec![], vec![]);
     for round in 0..o.reps.max(1) {
         let fresh = Server::start(&s.sub(&format!("first-{round}-data"))?)?;
         let fresh_target = fresh.create_target(1, "multi", &s.sub(&format!("first-{round}-targets"))?)?;
         let client_dir = s.sub(&format!("first-{round}-client"))?;
         let (copy, floor) = (s.path().join(format!("cp-copy-{round}")), s.sub(&format!("floor-{round}"))?);
-        for step in 0..3 {
+        let piped = s.sub(&format!("piped-{round}"))?;
+        for step in 0..4 {
             timed_sh("sync")?;
-            match (round + step) % 3 {
+            match (round + step) % 4 {
                 0 => cps.push(timed_sh(&format!("cp -r {} {} && sync", q(&home_dir), q(&copy)))?),
                 1 => firsts.push(crate::push::client(&fresh, &client_dir, &fresh_target, &home_dir)?.0),
+                2 => pipes.push(timed_sh(&format!("cd {} && tar -cf - . | tar -C {} -xf - && sync", q(&home_dir), q(&piped)))?),
                 _ => floors.push(timed_sh(&format!(
                     "cd {home} && find . -type f -exec b3sum {{}} + > /dev/null && mkfifo {fifo} && \
                      {{ b3sum < {fifo} > /dev/null & tar -cf - . | tee {fifo} | tar -C {floor} -xf - && wait $!; }} && sync",
@@ -107,6 +110,7 @@ pub fn run(o: &Opts) -> Res<Report> {
     for round in 0..cps.len() {
         crate::harness::remove(&s.path().join(format!("cp-copy-{round}")));
         crate::harness::remove(&s.path().join(format!("floor-{round}")));
+        crate::harness::remove(&s.path().join(format!("piped-{round}")));
     }
     let stats = server.get("/api/stats")?;
     let api_used = stats["disk_used"].as_u64().unwrap_or(0);
@@ -136,6 +140,7 @@ pub fn run(o: &Opts) -> Res<Report> {
     r.row("cp -r + sync of day 0's tree (rounds)", "s", cps.clone());
     r.row("push of day 0's tree into a fresh server (rounds, turns with the copy)", "s", firsts.clone());
     r.row("floor: b3sum the tree, then tar | tee to b3sum | tar x, and sync (rounds)", "s", floors.clone());
+    r.row("the tree through a pipe, no hash: tar | tar x, and sync (rounds)", "s", pipes.clone());
     r.row("bakch total time", "s", vec![sum_b]);
     r.row("restic total time", "s", vec![sum_r]);
     r.row("ideal whole-file dedup size", "MiB", vec![ideal as f64 / MIB]);
@@ -154,14 +159,16 @@ pub fn run(o: &Opts) -> Res<Report> {
     );
     let worst = sent_ratio.iter().cloned().fold(0.0, f64::max);
     r.goal("push: bytes sent <= 1.1x the new content, every day", worst <= 1.1, format!("{worst:.3}x"));
-    let (first, cp, floor) = (crate::median(&firsts), crate::median(&cps), crate::median(&floors));
+    let (first, cp, floor, pipe) =
+        (crate::median(&firsts), crate::median(&cps), crate::median(&floors), crate::median(&pipes));
     r.goal(
         "push: first day <= 1.2x cp -r + sync (medians)",
         first <= 1.2 * cp,
         format!(
-            "{:.2}x ({first:.3} s vs {cp:.3} s; the floor is {:.2}x the copy, the push {:.2}x the floor)",
+            "{:.2}x ({first:.3} s vs {cp:.3} s; the floor is {:.2}x the copy, tar | tar {:.2}x, the push {:.2}x the floor)",
             first / cp,
             floor / cp,
+            pipe / cp,
             first / floor
         ),
     );
