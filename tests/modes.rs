@@ -152,12 +152,18 @@ fn permissions_open_target_folders_to_a_group_on_purpose() {
     let elsewhere = tempfile::tempdir_in(shm).expect("temp folder in /dev/shm");
     let loc = elsewhere.path().join("copies");
     let id = s.create_target(json!({"name_template": "c-$I", "location": loc.to_string_lossy()}));
-    s.upload_ok(&id, &[("a.txt", b"copied a"), ("b.txt", b"copied b")]);
+    // Enough files that several threads place them (the copies each thread made are all synced).
+    let names: Vec<String> = (0..600).map(|i| format!("n{i}.txt")).collect();
+    let contents: Vec<Vec<u8>> = (0..600).map(|i| format!("copied {i}").into_bytes()).collect();
+    let mut files: Vec<(&str, &[u8])> = vec![("a.txt", b"copied a"), ("b.txt", b"copied b")];
+    files.extend(names.iter().map(String::as_str).zip(contents.iter().map(Vec::as_slice)));
+    s.upload_ok(&id, &files);
     let (_, path) = backup_paths(&s, &id, &loc, "c", "").remove(0);
     assert_mode(&loc, 0o750);
     assert_mode(&path, 0o750);
-    for f in ["a.txt", "b.txt"] {
+    for (f, content) in &files {
         assert_eq!(std::fs::metadata(path.join(f)).expect("copied file").nlink(), 1, "{f} should be a copy");
+        assert_eq!(std::fs::read(path.join(f)).expect("copied file"), *content, "{f}");
         assert_mode(&path.join(f), 0o440);
     }
 }
