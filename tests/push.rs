@@ -151,6 +151,7 @@ fn a_wide_tree_is_placed_and_recorded_whole() {
     assert!(ok, "{out}");
     let first = newest_backup(&s, &target);
     assert_eq!(tree(&first), tree(&src));
+    let first_id = s.target(&target).1[0]["id"].as_str().unwrap().to_string();
     // Every folder under `root` with its mode.
     let folders = |root: &Path| -> Vec<(PathBuf, u32)> {
         let (mut todo, mut found) = (vec![root.to_path_buf()], Vec::new());
@@ -180,12 +181,9 @@ fn a_wide_tree_is_placed_and_recorded_whole() {
     assert!(ok, "{out}");
     assert_eq!(tree(&newest_backup(&s, &target)), tree(&src));
     let (_, backups) = s.target(&target);
-    let mut ids: Vec<(String, String)> = backups
-        .iter()
-        .map(|b| (b["created_at"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string()))
-        .collect();
-    ids.sort();
-    let (status, cmp) = s.get(&format!("/api/target/{target}/compare?from={}&to={}", ids[0].1, ids[1].1));
+    assert_eq!(backups.len(), 2);
+    let second_id = backups.iter().map(|b| b["id"].as_str().unwrap()).find(|id| *id != first_id).unwrap();
+    let (status, cmp) = s.get(&format!("/api/target/{target}/compare?from={first_id}&to={second_id}"));
     assert_eq!(status, 200, "{cmp}");
     let paths = |v: &Value| -> Vec<String> {
         v.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect()

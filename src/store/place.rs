@@ -140,15 +140,12 @@ pub fn identity(path: &Path) -> Option<String> {
 /// folders, a level at a time, then its files. Each step is shared among a few threads: making
 /// ten thousand folders and links is kernel work that runs side by side in separate folders.
 fn build_tree(store: &Store, files: &[BackupFile], root: &Path, mut unsynced: Deferred) -> Result<LinkMode> {
-    // Every folder of the tree, by depth (parents before children), and each file's place.
-    // Every folder of the staging tree is made here, so what is missing is known without
-    // looking at the disk.
+    // Every folder of the tree, by depth (parents before children). Every folder of the staging
+    // tree is made here, so what is missing is known without looking at the disk.
     let mut dirs: HashSet<PathBuf> = HashSet::from([root.to_path_buf()]);
     let mut levels: Vec<Vec<PathBuf>> = Vec::new();
-    let mut places: Vec<(PathBuf, &BackupFile)> = Vec::with_capacity(files.len());
     for f in files {
-        let rel = safe_relative(&f.path)?;
-        let dest = root.join(&rel);
+        let dest = root.join(safe_relative(&f.path)?);
         let parent = dest.parent().unwrap_or(root);
         if !dirs.contains(parent) {
             let missing: Vec<&Path> = parent.ancestors().take_while(|a| !dirs.contains(*a)).collect();
@@ -161,19 +158,21 @@ fn build_tree(store: &Store, files: &[BackupFile], root: &Path, mut unsynced: De
                 dirs.insert(dir.to_path_buf());
             }
         }
-        places.push((dest, f));
     }
     for level in &levels {
         in_parallel(level, |dir| perms::create_dir(dir, store.modes.dir).map(|_| None))?;
     }
-    let copies = in_parallel(&places, |(dest, f)| {
+    // Each file's place is worked out again by its thread: kept for a million files, the
+    // places would cost as much memory as the list itself.
+    let copies = in_parallel(files, |f| {
+        let dest = root.join(safe_relative(&f.path)?);
         if f.size == 0 {
             // An empty file needs no blob link: no link-count limit, nothing to sync but its folder.
-            perms::create_empty_file(dest, store.modes.file)?;
+            perms::create_empty_file(&dest, store.modes.file)?;
             return Ok(None);
         }
-        let mode = link_or_copy(&store.blob_path(&f.blob), dest, store.modes.file)?;
-        Ok((mode == LinkMode::Copy).then(|| dest.clone()))
+        let mode = link_or_copy(&store.blob_path(&f.blob), &dest, store.modes.file)?;
+        Ok((mode == LinkMode::Copy).then_some(dest))
     })?;
     // Every created folder, new name and copy must reach the disk before the rename publishes
     // them: one filesystem sync for a tree of many folders, not a journal commit per folder.
