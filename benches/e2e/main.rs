@@ -41,14 +41,17 @@ use serde_json::{Value, json};
 use harness::{Scratch, num_cores};
 
 const MIB: f64 = 1024.0 * 1024.0;
+// push_many first: its re-push has an absolute goal, and on ext4 without a journal (this VM's
+// disk) creating files right after tens of thousands were deleted is slow for minutes (freed
+// inodes are skipped), which every scenario before it would leave behind.
 const SCENARIOS: [&str; 10] = [
+    "push_many",
     "upload_single",
     "upload_archive",
     "api_read",
     "dedup_series",
     "concurrent_uploads",
     "rebuild_db",
-    "push_many",
     "replica_sync",
     "file_history",
     "thread_tail",
