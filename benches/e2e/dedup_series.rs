@@ -1,5 +1,7 @@
 //! dedup_series: a home folder changing a little each day, uploaded as one tar a day, against
-//! restic backing up the same folder; time and disk used against the ideal whole-file size.
+//! restic backing up the same folder; time and disk used against the ideal whole-file size. The
+//! push variant (issue 18) pushes the same days with `bakch push`, and its first, full day is
+//! timed in rounds against `cp -r` + sync and two floors (BAKCH_BENCH_REPS rounds).
 
 use std::time::Instant;
 
