@@ -200,6 +200,11 @@ fn in_parallel<T: Sync>(items: &[T], each: impl Fn(&T) -> Result<Option<PathBuf>
         }
         Ok(named)
     };
+    // Most levels of a tree are small: they never ask how many cores there are (on Linux that
+    // reads the cgroup's files each time).
+    if items.len() < 2 * ITEMS_PER_THREAD {
+        return run(items);
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     let threads = cores.min(items.len() / ITEMS_PER_THREAD).max(1);
     if threads == 1 {
